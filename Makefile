@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine (see README):  make study   and   make test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# the verified offline copies next to this checkout, when present (CI and developer machines)
+SHARED_DATA := $(abspath ../shared/data)
+export HYPERNB_DATA ?= $(if $(wildcard $(SHARED_DATA)/MNIST),$(SHARED_DATA),$(abspath data))
+PROFILE ?= demo
+
+.PHONY: setup study test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+study: setup
+	$(PY) -m hypernb notebooks --profile $(PROFILE)
+
+test: setup
+	$(PY) -m pytest tests notebooks --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+bench: setup
+	$(PY) benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) outputs

@@ -1,0 +1,6 @@
+"""hypernb: reproduce, correct and extend *Gradient Descent: The Ultimate Optimizer*."""
+__version__ = "0.1.0"
+
+from . import optim  # noqa: E402
+
+__all__ = ["optim", "__version__"]

@@ -1,0 +1,329 @@
+"""The machinery behind every hyperoptimizer: flat buffers, the tower's levels, and one traced step.
+
+Why a flat buffer: the model's parameters become views into one contiguous vector, so each
+arithmetic op of an update rule is one kernel over all parameters instead of one per tensor, and a
+hypergradient is one matrix-vector product. The parameters stay ordinary leaf ``nn.Parameter``s.
+
+Why one traced step: the whole tower step (hypergradients bottom-up, updates top-down, the
+non-finite flags) is a pure function of tensors with no data-dependent control flow. It is traced
+once with ``make_fx`` into a straight-line graph of ATen ops, which removes the Python overhead of
+the :class:`~hypernb.optim.dual.Dual` arithmetic, never synchronises with the host, and can be
+captured in a CUDA graph or compiled by inductor (``mode="compiled"``).
+"""
+from __future__ import annotations
+
+import torch
+
+from .dual import Dual
+from .errors import NonFiniteError
+from .rules import Rule
+
+MODES = ("traced", "eager", "compiled")
+
+
+class Level:
+    """Runtime state of one level of a tower: stored hyperparameters, rule state, tangents.
+
+    The tangent of the vector below with respect to stored hyperparameter j is ``Jc[j] * J[j]``:
+    keeping the scalar factor apart saves a full-size multiply per row.
+    """
+
+    def __init__(self, opt, index: int, below: torch.Tensor, below_names: list[str], hdtype, segment_ids):
+        self.opt, self.index = opt, index
+        self.rule: Rule = opt._rule
+        values = opt._values
+        device = below.device
+        hypers = self.rule.hypers()
+        self.trainable = [h for h in hypers if h.trainable]
+        self.fixed = {h.name: float(values[h.name]) for h in hypers if not h.trainable}
+        if self.rule.per_segment:
+            alphas = _per_segment_values(values["alpha"], below_names)
+            (h,) = self.trainable
+            self.names = [f"alpha.{n}" for n in below_names]
+            raw = [h.param.to_raw(a) for a in alphas]
+            self.segment_ids = segment_ids
+        else:
+            self.names = [h.name for h in self.trainable]
+            raw = [h.param.to_raw(float(values[h.name])) for h in self.trainable]
+            self.segment_ids = None
+        self.raw = torch.tensor(raw, dtype=hdtype, device=device)
+        self.state = dict(sorted(self.rule.init_state(below, values).items()))
+        self.J: list[torch.Tensor] | None = None  # only when a level above learns this level
+        self.Jc: torch.Tensor | None = None
+        self.G = torch.zeros(len(raw), dtype=hdtype, device=device)  # last d loss / d raw
+        self._fixed_tensors = {k: torch.tensor(v, dtype=hdtype, device=device) for k, v in self.fixed.items()}
+
+    @property
+    def family(self) -> str:
+        return type(self.opt).__name__
+
+    def enable_tangents(self, below: torch.Tensor) -> None:
+        rows = 1 if self.rule.per_segment else len(self.raw)
+        self.J = [torch.zeros_like(below) for _ in range(rows)]
+        self.Jc = torch.zeros(rows, dtype=self.raw.dtype, device=below.device)
+
+    # -- pure pieces of the step (traced) -------------------------------------------------------
+    def hypergradient(self, J: list, Jc, g):
+        """d loss / d raw = Σ_i g_i ∂w_i/∂raw, with ∂w/∂raw the tangents of the previous update."""
+        if self.segment_ids is None:
+            dots = torch.stack([torch.dot(row, g) for row in J]) if len(J) > 1 else torch.dot(J[0], g).reshape(1)
+            return dots.to(self.raw.dtype) * Jc
+        contrib = (J[0] * g).to(self.raw.dtype)
+        return torch.zeros_like(self.raw).index_add(0, self.segment_ids, contrib) * Jc
+
+    def effective(self, raw, with_tangents: bool) -> dict:
+        """Hyperparameter values as the rule uses them; Duals when tangents are wanted."""
+        h = dict(self.fixed)
+        if self.segment_ids is not None:
+            (hyper,) = self.trainable
+            value = raw[self.segment_ids]
+            x = Dual.seed(value, 0) if with_tangents else value
+            h[hyper.name] = hyper.param.from_raw(x)
+            return h
+        for j, hyper in enumerate(self.trainable):
+            x = Dual.seed(raw[j], j) if with_tangents else raw[j]
+            h[hyper.name] = hyper.param.from_raw(x)
+        return h
+
+    def apply(self, g, state: dict, raw, t, with_tangents: bool):
+        """(Δ, new state, tangent rows, tangent scales) of this level's update of the vector below."""
+        h = self.effective(raw, with_tangents)
+        delta, new_state = self.rule.update(g, state, h, t)
+        new_state = {k: _value(v) for k, v in sorted(new_state.items())}
+        if not with_tangents:
+            return _value(delta), new_state, None, None
+        rows = 1 if self.segment_ids is not None else len(self.trainable)
+        J, coefs = [], []
+        for j in range(rows):
+            tangent = delta.tangent(j) if isinstance(delta, Dual) else None
+            coef, base = (0.0, None) if tangent is None else tangent
+            if base is None:  # a scalar tangent: coefficient times a row of ones
+                base = torch.ones_like(g)
+            J.append(base.to(g.dtype))
+            coefs.append(torch.as_tensor(coef, dtype=self.raw.dtype, device=g.device).reshape(1))
+        return _value(delta), new_state, J, torch.cat(coefs)
+
+    # -- reading values (outside the step) -----------------------------------------------------
+    def values(self) -> dict[str, torch.Tensor]:
+        """Effective values as 0-d tensors on the device (no host sync)."""
+        out = {}
+        if self.segment_ids is not None:
+            (hyper,) = self.trainable
+            eff = hyper.param.from_raw(self.raw)
+            out.update({name: eff[i] for i, name in enumerate(self.names)})
+        else:
+            for j, hyper in enumerate(self.trainable):
+                out[hyper.name] = hyper.param.from_raw(self.raw[j])
+        for h in self.rule.hypers():
+            if not h.trainable:
+                out[h.name] = self._fixed_tensors[h.name]
+        return out
+
+
+def _value(x):
+    return x.value if isinstance(x, Dual) else x
+
+
+def _per_segment_values(alpha, names: list[str]) -> list[float]:
+    if isinstance(alpha, (int, float)):
+        return [float(alpha)] * len(names)
+    if isinstance(alpha, dict):
+        unknown = sorted(set(alpha) - set(names))
+        if unknown:
+            raise ValueError(f"SGDPerParam: unknown names {unknown}; the level below has {names}")
+        missing = sorted(set(names) - set(alpha))
+        if missing:
+            raise ValueError(f"SGDPerParam: no step size given for {missing}")
+        return [float(alpha[n]) for n in names]
+    alpha = [float(a) for a in alpha]
+    if len(alpha) != len(names):
+        raise ValueError(f"SGDPerParam: got {len(alpha)} step sizes for {len(names)} entries {names}")
+    return alpha
+
+
+class Engine:
+    """Owns the flat buffers and runs the traced step for a whole tower (levels 0..n).
+
+    ``capturable``: write every result back into the same buffers (static addresses, as a CUDA
+    graph needs). Otherwise the full-size state and tangent buffers are swapped for the new ones,
+    which saves a copy per buffer; the parameters are always updated in place.
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter], names: list[str], chain: list, mode: str,
+                 capturable: bool | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.params = params
+        first = params[0]
+        for p in params:
+            if p.device != first.device or p.dtype != first.dtype:
+                raise ValueError(
+                    "all parameters of one hypernb optimizer must share device and dtype; got "
+                    f"{first.dtype} on {first.device} and {p.dtype} on {p.device}. "
+                    "Move the model first (model.to(...)), then build the optimizer."
+                )
+            if p.is_sparse or p.is_complex() or not p.is_floating_point():
+                raise ValueError(f"parameters must be dense real floating-point tensors, got {p.dtype}")
+        self.device, self.dtype = first.device, first.dtype
+        self.capturable = first.device.type == "cuda" if capturable is None else bool(capturable)
+        self.hdtype = torch.promote_types(first.dtype, torch.float32)
+        # one contiguous vector; the parameters become views into it (they stay leaf Parameters)
+        with torch.no_grad():
+            self.flat = torch.cat([p.detach().reshape(-1) for p in params])
+            offset, seg = 0, []
+            for i, p in enumerate(params):
+                n = p.numel()
+                p.data = self.flat[offset:offset + n].view_as(p)
+                seg.append(torch.full((n,), i, dtype=torch.long, device=self.device))
+                offset += n
+        self._ptrs = [p.data_ptr() for p in params]
+        self._zeros = [None] * len(params)
+        segment_ids = torch.cat(seg)
+        self.levels: list[Level] = []
+        below, below_names = self.flat, names
+        for k, opt in enumerate(chain):
+            seg_k = segment_ids if k == 0 else torch.arange(below.numel(), device=self.device)
+            level = Level(opt, k, below, below_names, self.hdtype, seg_k)
+            self.levels.append(level)
+            below, below_names = level.raw, level.names
+        for k in range(len(self.levels) - 1):  # a level needs tangents iff the level above learns it
+            self.levels[k].enable_tangents(self.flat if k == 0 else self.levels[k - 1].raw)
+        self.t = torch.zeros((), dtype=torch.long, device=self.device)
+        self.check_names = [(0, "gradient", "gradient")]
+        for lvl in self.levels[:-1]:
+            self.check_names += [(lvl.index, n, "hyperparameter") for n in lvl.names]
+        for lvl in self.levels[:-1]:
+            self.check_names += [(lvl.index, n, "hypergradient") for n in lvl.names]
+        self.first_bad = torch.full((len(self.check_names),), -1, dtype=torch.long, device=self.device)
+        self._fn = None
+
+    # -- buffers in a fixed order ---------------------------------------------------------------
+    def _inputs(self) -> list[torch.Tensor]:
+        bufs = [lvl.raw for lvl in self.levels]
+        for lvl in self.levels:
+            bufs += list(lvl.state.values())
+        for lvl in self.levels[:-1]:
+            bufs += [*lvl.J, lvl.Jc]
+        return bufs
+
+    def _step_fn(self, t, g, first_bad, *bufs):
+        """One step of the whole tower as a pure function (traced; see the module docstring).
+
+        Returns (t, first_bad, Δw, raw_0..raw_{n-1}, states…, tangent rows and scales…, G_0..G_{n-1}).
+        """
+        levels, n = self.levels, len(self.levels) - 1
+        raws = list(bufs[: n + 1])
+        pos, states = n + 1, []
+        for lvl in levels:
+            k = len(lvl.state)
+            states.append(dict(zip(lvl.state.keys(), bufs[pos:pos + k])))
+            pos += k
+        Js = []
+        for lvl in levels[:n]:
+            r = len(lvl.J)
+            Js.append((list(bufs[pos:pos + r]), bufs[pos + r]))
+            pos += r + 1
+        t1 = t + 1
+        tf = t1.to(self.hdtype)
+        # 1. hypergradients, bottom-up, from the tangents of the previous step's updates
+        grads = [g]
+        for k in range(n):
+            grads.append(levels[k].hypergradient(*Js[k], grads[k]))
+        # 2. updates, top-down: level k learns raw_{k-1} (level 0 learns w) with the new raw_k
+        new_states, new_Js, delta_w = [None] * (n + 1), [None] * n, None
+        for k in range(n, -1, -1):
+            delta, new_states[k], J, Jc = levels[k].apply(grads[k], states[k], raws[k], tf, k < n)
+            if k < n:
+                new_Js[k] = (J, Jc)
+            if k == 0:
+                delta_w = delta
+            else:
+                raws[k - 1] = raws[k - 1] + delta
+        # 3. device-side record of the first step at which anything stopped being finite
+        checks = torch.cat([g.sum().reshape(1).to(self.hdtype), *raws[:n], *grads[1:]])
+        bad = torch.isnan(checks * 0.0)  # inf·0 and nan·0 are NaN
+        first_bad = torch.where((first_bad < 0) & bad, t1, first_bad)
+        flat_states = [v for s in new_states for v in s.values()]
+        rows = [x for J, Jc in new_Js for x in (*J, Jc)]
+        outs = (t1, first_bad, delta_w, *raws[:n], *flat_states, *rows, *grads[1:])
+        if not self.capturable:
+            return outs
+        # an output may *be* an input buffer (e.g. the momentum tangent is the previous buffer);
+        # the in-place write-back would overwrite it before it is copied, so copy it first
+        overwritten = {id(x) for x in (t, first_bad, *bufs)}
+        return tuple(o.clone() if id(o) in overwritten or id(getattr(o, "_base", None)) in overwritten else o
+                     for o in outs)
+
+    def _build(self, args) -> None:
+        if self.mode == "eager":
+            self._fn = self._step_fn
+            return
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        from .codegen import fast_callable
+
+        gm = make_fx(self._step_fn)(*args)
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+        self.graph_module = gm
+        if self.mode == "compiled":
+            self._fn = torch.compile(gm, dynamic=False)
+        else:
+            self._fn = fast_callable(gm, args)
+
+    # -- the step --------------------------------------------------------------------------------
+    def gather_grad(self) -> torch.Tensor:
+        params = self.params
+        if any(p.data_ptr() != ptr for p, ptr in zip(params, self._ptrs)):
+            raise RuntimeError(
+                "a parameter was moved or replaced after the optimizer was built (e.g. model.to(...) "
+                "or model.half()); build the optimizer after moving the model"
+            )
+        grads = []
+        for i, p in enumerate(params):
+            if p.grad is None:  # not used by this loss: treated as a zero gradient
+                if self._zeros[i] is None:
+                    self._zeros[i] = torch.zeros(p.numel(), dtype=self.dtype, device=self.device)
+                grads.append(self._zeros[i])
+            else:
+                grads.append(p.grad.reshape(-1))
+        g = grads[0] if len(grads) == 1 else torch.cat(grads)
+        return g if g.dtype == self.dtype else g.to(self.dtype)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        g = self.gather_grad()
+        args = [self.t, g, self.first_bad, *self._inputs()]
+        if self._fn is None:
+            self._build(args)
+        outs = self._fn(*args)
+        self.flat.add_(outs[2])  # the parameters are views of flat: updated in place
+        n = len(self.levels) - 1
+        small = [self.t, self.first_bad] + [lvl.raw for lvl in self.levels[:n]]
+        torch._foreach_copy_(small, [outs[0], outs[1], *outs[3:3 + n]])
+        rest = iter(outs[3 + n:])
+        if self.capturable:
+            dst = [v for lvl in self.levels for v in lvl.state.values()]
+            for lvl in self.levels[:n]:
+                dst += [*lvl.J, lvl.Jc]
+            dst += [lvl.G for lvl in self.levels[:n]]
+            torch._foreach_copy_(dst, list(rest))
+            return
+        for lvl in self.levels:
+            for key in lvl.state:
+                lvl.state[key] = next(rest)
+        for lvl in self.levels[:n]:
+            lvl.J = [next(rest) for _ in lvl.J]
+            lvl.Jc = next(rest)
+        for lvl in self.levels[:n]:
+            lvl.G = next(rest)
+
+    # -- reading -------------------------------------------------------------------------------
+    def check_finite(self) -> None:
+        bad = self.first_bad.tolist()  # the one host sync, done only when asked
+        hits = [(s, i) for i, s in enumerate(bad) if s >= 0]
+        if hits:
+            step, i = min(hits)
+            level, name, what = self.check_names[i]
+            raise NonFiniteError(level, self.levels[level].family, name, step, what)

@@ -1,0 +1,215 @@
+r"""The update rules, written once as plain arithmetic on one flat vector.
+
+Each rule maps (gradient ``g``, state, hyperparameters ``h``, step ``t``) to the step Δ and the new
+state; the new weights are w + Δ (applied in place to the model's parameters). The same rule serves every level of a tower: level 0 updates the model's
+flattened parameters; level k updates the stored hyperparameters of level k-1. Running a rule on
+:class:`~hypernb.optim.dual.Dual` hyperparameters yields the tangents the hypergradient needs.
+
+Everything that is not a hyperparameter (old weights, gradient, old state) enters as a constant,
+which is exactly where the paper detaches: ``g = p.grad.detach(); p = p.detach()``. Update rules,
+state initialisation and parametrisations follow the paper's package (gdtuo) so that trajectories
+match it; see ``shared/research/paper.md`` §1.3.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .dual import ema
+
+
+# -- parametrisations: how a hyperparameter is stored (raw) vs used (effective) -------------------
+@dataclass(frozen=True)
+class Param:
+    """How a hyperparameter is stored. ``to_raw`` runs once on a float; ``from_raw`` runs every
+    step on a tensor or Dual, so it is what the hypergradient flows through."""
+
+    kind: str
+    to_raw: Callable[[float], float]
+    from_raw: Callable
+
+
+def _squash(x):  # (tanh x + 1) / 2 = sigmoid(2x): keeps β, γ inside (0, 1) (paper §1.5)
+    return (x.tanh() + 1.0) / 2.0
+
+
+IDENTITY = Param("identity", lambda v: v, lambda r: r)
+SQRT = Param("sqrt", math.sqrt, lambda r: r * r)  # RMSProp's α is stored as √α
+SQUASH = Param("squash", lambda v: math.atanh(2.0 * v - 1.0), _squash)
+LOG = Param("log", math.log, lambda r: r.exp())  # the opt-in sign-safe α: α = exp(raw) > 0
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One hyperparameter of a rule: its name, its Greek symbol, its domain and its storage."""
+
+    name: str
+    symbol: str
+    param: Param
+    trainable: bool = True
+
+    def check(self, value, family: str, level_name: str) -> None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{family}: {self.name} must be a finite number, got {value!r}")
+        if self.name in ("beta1", "beta2", "gamma") and not 0.0 < value < 1.0:
+            raise ValueError(
+                f"{family}: {self.name} ({self.symbol}) must lie in the open interval (0, 1), got {value!r}"
+            )
+        if self.name == "mu" and not 0.0 <= value < 1.0:
+            raise ValueError(f"{family}: mu (μ) must lie in [0, 1), got {value!r}")
+        if self.name == "alpha" and value < 0.0:
+            raise ValueError(
+                f"{family}: alpha ({level_name}) must be >= 0, got {value!r}; "
+                "a step size cannot be negative"
+            )
+        if self.name == "alpha" and self.param is LOG and value <= 0.0:
+            raise ValueError(f"{family}: sign_safe=True stores log α, so alpha must be > 0, got {value!r}")
+
+
+class Rule:
+    """Base class of update rules. Subclasses list their hyperparameters and implement ``update``."""
+
+    family = "Rule"
+    per_segment = False  # True: one hyperparameter value per segment (SGDPerParam)
+
+    def hypers(self) -> list[Hyper]:
+        raise NotImplementedError
+
+    def init_state(self, w: torch.Tensor, values: dict) -> dict[str, torch.Tensor]:
+        return {}
+
+    def update(self, g, state: dict, h: dict, t):
+        """Return (Δ, new_state) with w_{t+1} = w_t + Δ."""
+        raise NotImplementedError
+
+
+def _alpha(sign_safe: bool, param: Param = IDENTITY) -> Hyper:
+    return Hyper("alpha", "α", LOG if sign_safe else param)
+
+
+class SGDRule(Rule):
+    r"""SGD, with PyTorch-style momentum (no dampening) when μ₀ ≠ 0.
+
+    .. math:: b_t = μ b_{t-1} + g_t \quad (b_0 = 0), \qquad w_{t+1} = w_t - α b_t
+
+    As in gdtuo, momentum is switched on by the *initial* μ: with μ₀ = 0 the buffer does not exist
+    and μ stays 0 (its hypergradient is identically zero).
+    """
+
+    family = "SGD"
+
+    def __init__(self, momentum: bool, sign_safe: bool = False):
+        self.momentum, self.sign_safe = momentum, sign_safe
+
+    def hypers(self):
+        return [_alpha(self.sign_safe), Hyper("mu", "μ", IDENTITY, trainable=self.momentum)]
+
+    def init_state(self, w, values):
+        return {"buf": torch.zeros_like(w)} if self.momentum else {}
+
+    def update(self, g, state, h, t):
+        if not self.momentum:
+            return g * -h["alpha"], {}
+        buf = state["buf"] * h["mu"] + g  # b_1 = g because b_0 = 0, as gdtuo's first step
+        return buf * -h["alpha"], {"buf": buf}
+
+
+class SGDPerParamRule(Rule):
+    r"""SGD with one step size per segment (a parameter tensor, or one hyperparameter below).
+
+    .. math:: w^{(s)}_{t+1} = w^{(s)}_t - α_s g^{(s)}_t
+    """
+
+    family = "SGDPerParam"
+    per_segment = True
+
+    def __init__(self, sign_safe: bool = False):
+        self.sign_safe = sign_safe
+
+    def hypers(self):
+        return [_alpha(self.sign_safe)]
+
+    def update(self, g, state, h, t):
+        return g * -h["alpha"], {}
+
+
+class AdaGradRule(Rule):
+    r"""AdaGrad with gdtuo's initial accumulator G₀ = 0.1 and ε inside the square root.
+
+    .. math:: G_t = G_{t-1} + g_t^2, \qquad w_{t+1} = w_t - α\, g_t / \sqrt{G_t + ε}
+    """
+
+    family = "AdaGrad"
+
+    def __init__(self, eps: float = 1e-10, initial_accumulator: float = 0.1, sign_safe: bool = False):
+        self.eps, self.initial_accumulator, self.sign_safe = eps, initial_accumulator, sign_safe
+
+    def hypers(self):
+        return [_alpha(self.sign_safe)]
+
+    def init_state(self, w, values):
+        return {"G": torch.full_like(w, self.initial_accumulator)}
+
+    def update(self, g, state, h, t):
+        G = state["G"] + g * g
+        return -h["alpha"] * g / (G + self.eps).sqrt(), {"G": G}
+
+
+class RMSPropRule(Rule):
+    r"""RMSProp as in gdtuo: α stored as √α, γ squashed into (0, 1), ε inside the square root.
+
+    .. math:: s_t = γ s_{t-1} + (1-γ) g_t^2 \quad (s_0 = 0), \qquad w_{t+1} = w_t - α\, g_t / \sqrt{s_t + ε}
+    """
+
+    family = "RMSProp"
+
+    def __init__(self, learn_gamma: bool = True, eps: float = 1e-8, sign_safe: bool = False):
+        self.learn_gamma, self.eps, self.sign_safe = learn_gamma, eps, sign_safe
+
+    def hypers(self):
+        return [_alpha(self.sign_safe, SQRT), Hyper("gamma", "γ", SQUASH, trainable=self.learn_gamma)]
+
+    def init_state(self, w, values):
+        return {"s": torch.zeros_like(w)}
+
+    def update(self, g, state, h, t):
+        s = ema(state["s"], g * g, h["gamma"])
+        return -h["alpha"] * g / (s + self.eps).sqrt(), {"s": s}
+
+
+class AdamRule(Rule):
+    r"""Adam as in gdtuo: β₁, β₂ squashed into (0, 1), v₀ = ε, bias correction with the step t.
+
+    .. math::
+        m_t = β_1 m_{t-1} + (1-β_1) g_t, \quad v_t = β_2 v_{t-1} + (1-β_2) g_t^2, \\
+        w_{t+1} = w_t - α\, \frac{m_t / (1-β_1^t)}{\sqrt{v_t / (1-β_2^t)} + ε}
+
+    v₀ = ε (not 0) because the square root has no derivative at 0; the betas receive
+    hypergradients through √v̂ (paper §1.5).
+    """
+
+    family = "Adam"
+
+    def __init__(self, learn_betas: bool = True, log_eps: float = -8.0, sign_safe: bool = False):
+        self.learn_betas, self.eps, self.sign_safe = learn_betas, 10.0 ** log_eps, sign_safe
+
+    def hypers(self):
+        return [
+            _alpha(self.sign_safe),
+            Hyper("beta1", "β1", SQUASH if self.learn_betas else IDENTITY, trainable=self.learn_betas),
+            Hyper("beta2", "β2", SQUASH if self.learn_betas else IDENTITY, trainable=self.learn_betas),
+        ]
+
+    def init_state(self, w, values):
+        return {"m": torch.zeros_like(w), "v": torch.full_like(w, self.eps)}
+
+    def update(self, g, state, h, t):
+        b1, b2 = h["beta1"], h["beta2"]
+        m = ema(state["m"], g, b1)
+        v = ema(state["v"], g * g, b2)
+        m_hat = m / (1.0 - b1 ** t)
+        v_hat = v / (1.0 - b2 ** t)
+        return -h["alpha"] * (m_hat / (v_hat.sqrt() + self.eps)), {"m": m, "v": v}

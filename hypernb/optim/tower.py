@@ -1,0 +1,103 @@
+"""Build towers from a string: ``tower("adam/sgd/sgd", model.parameters(), alpha=1e-3, kappa=1e-5)``.
+
+The string lists the levels left to right as the paper writes them: the leftmost optimizer trains
+the model, each one to its right learns the hyperparameters of its left neighbour, and the
+rightmost one's hyperparameters are fixed. ``name*N`` repeats a level (``"sgd/sgd*20"``).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, RMSProp, RMSPropAlpha, SGDPerParam
+
+FAMILIES = {
+    "sgd": SGD,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "rmspropalpha": RMSPropAlpha,
+    "adam": Adam,
+    "adambaydin": AdamBaydin,
+    "sgdperparam": SGDPerParam,
+}
+ALIASES = {"rmsprop_alpha": "rmspropalpha", "adam_alpha": "adambaydin", "sgd_per_param": "sgdperparam"}
+
+
+def _paper(alpha0: float, height: int) -> list[float]:
+    """V1 §4.3 (the paper's tower protocol): every level starts from the same α0."""
+    return [alpha0] * height
+
+
+def _report(alpha0: float, height: int) -> list[float]:
+    """COMP6258 report §3.4: the level-ℓ step size is α0 / (100·(1 + ℓ)), ℓ = 1…height."""
+    return [alpha0 / (100.0 * (1 + level)) for level in range(1, height + 1)]
+
+
+KAPPA_RULES = {"paper": _paper, "report": _report}
+
+
+def parse_tower(spec: str) -> list[str]:
+    """``"Adam / SGD*2"`` → ``["adam", "sgd", "sgd"]``, with a clear error for unknown names."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"a tower is a string such as 'adam/sgd', got {spec!r}")
+    names = []
+    for part in spec.split("/"):
+        name, _, count = part.strip().lower().partition("*")
+        name = ALIASES.get(name.strip(), name.strip())
+        if name not in FAMILIES:
+            raise ValueError(
+                f"unknown optimizer {part.strip()!r} in tower {spec!r}; choose from "
+                f"{sorted(FAMILIES)} (aliases: {sorted(ALIASES)})"
+            )
+        n = 1
+        if count:
+            if not count.strip().isdigit() or int(count) < 1:
+                raise ValueError(f"repeat count in {part.strip()!r} must be a positive integer")
+            n = int(count)
+        names += [name] * n
+    return names
+
+
+def kappa_schedule(kappa, alpha0: float, height: int) -> list[float]:
+    """Hyper-step sizes κ_1…κ_height from a number, a list, or a named rule (see KAPPA_RULES)."""
+    if isinstance(kappa, str):
+        if kappa not in KAPPA_RULES:
+            raise ValueError(f"unknown κ rule {kappa!r}; choose from {sorted(KAPPA_RULES)} or give numbers")
+        values = KAPPA_RULES[kappa](alpha0, height)
+    elif isinstance(kappa, numbers.Real) and not isinstance(kappa, bool):
+        values = [float(kappa)] * height
+    else:
+        values = [float(k) for k in kappa]
+        if len(values) != height:
+            raise ValueError(f"kappa lists one value per hyper level: got {len(values)} for a tower of height {height}")
+    for k in values:
+        if not math.isfinite(k) or k < 0:
+            raise ValueError(f"κ must be a finite number >= 0, got {k!r}")
+    return values
+
+
+def tower(spec: str, params, alpha: float | None = None, kappa=1e-5, *, hyper_options: list[dict] | None = None,
+          sign_safe: bool = False, mode: str = "traced", check_every: int | None = None,
+          capturable: bool | None = None, **level0):
+    """Build a tower: level 0 gets ``params``, ``alpha`` and ``level0`` keyword arguments (``mu``,
+    ``beta1``…); level ℓ ≥ 1 gets α = κ_ℓ from ``kappa`` and ``hyper_options[ℓ-1]``.
+
+    >>> import torch
+    >>> tower("sgd/sgd*2", [torch.nn.Parameter(torch.ones(2))], alpha=0.1, kappa="report")
+    SGD(α=0.1) / SGD(α=0.0005) / SGD(α=0.000333333)
+    """
+    names = parse_tower(spec)
+    height = len(names) - 1
+    base_cls = FAMILIES[names[0]]
+    if alpha is None:
+        alpha = 0.001 if base_cls in (Adam, AdamBaydin) else 0.01
+    kappas = kappa_schedule(kappa, float(alpha) if not isinstance(alpha, (list, dict)) else 1.0, height)
+    hyper_options = hyper_options or [{}] * height
+    if len(hyper_options) != height:
+        raise ValueError(f"hyper_options needs one dict per hyper level ({height}), got {len(hyper_options)}")
+    hyper = None
+    for level in range(height, 0, -1):
+        cls = FAMILIES[names[level]]
+        hyper = cls(alpha=kappas[level - 1], hyper=hyper, sign_safe=sign_safe, **hyper_options[level - 1])
+    return base_cls(params, alpha=alpha, hyper=hyper, sign_safe=sign_safe, mode=mode,
+                    check_every=check_every, capturable=capturable, **level0)

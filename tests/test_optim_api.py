@@ -1,0 +1,240 @@
+"""The optimizer API: towers, repr, bad input, checkpoints, recorder, non-finite detection."""
+import io
+import math
+
+import pytest
+import torch
+
+from hypernb import optim
+from oracles import batches, mlp, train_hypernb
+
+
+def step_n(model, opt, data):
+    losses = []
+    for x, y in data:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+# -- construction and display ---------------------------------------------------------------------
+def test_repr_reads_like_the_paper():
+    p = [torch.nn.Parameter(torch.ones(3))]
+    assert repr(optim.Adam(p, hyper=optim.SGD(alpha=1e-5))) == "Adam(α=0.001, β1=0.9, β2=0.999) / SGD(α=1e-05)"
+    assert repr(optim.SGD(alpha=0.1, mu=0.9)) == "SGD(α=0.1, μ=0.9)"
+    assert repr(optim.RMSProp(alpha=0.01, sign_safe=True)) == "RMSProp(α=0.01, γ=0.99, sign_safe)"
+    assert repr(optim.tower("sgd/sgd*2", p, alpha=1.0, kappa="report")) == \
+        "SGD(α=1) / SGD(α=0.005) / SGD(α=0.00333333)"
+
+
+def test_hyperparameters_are_flat_device_tensors_of_every_level():
+    model = mlp(dtype=torch.float32)
+    opt = optim.tower("adam/sgd/rmsprop", model.parameters(), alpha=1e-3, kappa=[1e-5, 1e-6])
+    hp = opt.hyperparameters()
+    assert list(hp) == ["alpha", "beta1", "beta2", "hyper.alpha", "hyper.mu", "hyper.hyper.alpha",
+                        "hyper.hyper.gamma"]
+    assert all(v.dim() == 0 and v.device == next(model.parameters()).device for v in hp.values())
+    assert hp["beta2"].item() == pytest.approx(0.999, rel=1e-6)  # effective (squashed) value
+    assert hp["hyper.hyper.alpha"].item() == pytest.approx(1e-6, rel=1e-6)  # effective (squared) value
+
+
+def test_parameters_stay_leaf_parameters_and_state_dict_of_model_works():
+    model = mlp(dtype=torch.float32)
+    opt = optim.Adam(model.parameters(), hyper=optim.SGD(alpha=1e-5))
+    step_n(model, opt, batches(2, dtype=torch.float32))
+    for p in model.parameters():
+        assert isinstance(p, torch.nn.Parameter) and p.is_leaf and p.grad is not None
+    clone = mlp(dtype=torch.float32, seed=5)
+    clone.load_state_dict(model.state_dict())
+    x = torch.rand(4, 784)
+    assert torch.equal(clone(x), model(x))
+
+
+def test_named_parameters_name_the_per_parameter_step_sizes():
+    model = mlp()
+    opt = optim.SGDPerParam(model.named_parameters(), alpha={"1.weight": 0.1, "1.bias": 0.2, "3.weight": 0.3,
+                                                            "3.bias": 0.4})
+    hp = opt.hyperparameters()
+    assert [k for k in hp] == ["alpha.1.weight", "alpha.1.bias", "alpha.3.weight", "alpha.3.bias"]
+    assert hp["alpha.3.bias"].item() == pytest.approx(0.4)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+P = [torch.nn.Parameter(torch.ones(2))]
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: optim.Adam(P, beta1=1.0), r"beta1 .* \(0, 1\)"),
+    (lambda: optim.Adam(P, beta2=0.0), r"beta2 .* \(0, 1\)"),
+    (lambda: optim.RMSProp(P, gamma=1.5), r"gamma .* \(0, 1\)"),
+    (lambda: optim.SGD(P, mu=1.0), r"mu .* \[0, 1\)"),
+    (lambda: optim.SGD(P, hyper=optim.SGD(alpha=-1e-5)), r"alpha .* >= 0"),
+    (lambda: optim.tower("adam/sgd", P, kappa=-1e-5), r"κ must be a finite number >= 0"),
+    (lambda: optim.tower("adam/sdg", P), r"unknown optimizer 'sdg'.*choose from"),
+    (lambda: optim.tower("adam/sgd", P, kappa="papr"), r"unknown κ rule 'papr'"),
+    (lambda: optim.tower("adam/sgd*2", P, kappa=[1e-5]), r"one value per hyper level"),
+    (lambda: optim.SGD(P, hyper=optim.SGD(P)), r"unbound optimizer"),
+    (lambda: optim.SGD([]), r"empty parameter list"),
+    (lambda: optim.SGD(0.01), r"unbound hyperoptimizer write SGD\(alpha=0.01\)"),
+    (lambda: optim.SGD(P, alpha=float("nan")), r"finite number"),
+    (lambda: optim.SGD(P, alpha=0.0, sign_safe=True), r"sign_safe=True stores log α"),
+    (lambda: optim.Adam(P, log_eps=3), r"log_eps"),
+    (lambda: optim.SGD(P, mode="fast"), r"mode must be one of"),
+    (lambda: optim.SGD([{"params": P}, {"params": [torch.nn.Parameter(torch.ones(1))]}]), r"one parameter group"),
+    (lambda: optim.SGD(P, hyper="sgd"), r"hyper= must be a hypernb optimizer"),
+    (lambda: optim.SGDPerParam(P, alpha=[0.1, 0.2]), r"2 step sizes for 1 entries"),
+])
+def test_bad_input_raises_clear_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_hyperoptimizer_cannot_join_two_towers():
+    h = optim.SGD(alpha=1e-5)
+    optim.SGD([torch.nn.Parameter(torch.ones(2))], hyper=h)
+    with pytest.raises(ValueError, match="already part of another tower"):
+        optim.SGD([torch.nn.Parameter(torch.ones(2))], hyper=h)
+    with pytest.raises(RuntimeError, match="step that one"):
+        h.step()
+
+
+def test_moving_the_model_after_building_the_optimizer_is_caught():
+    model = mlp(dtype=torch.float32)
+    opt = optim.SGD(model.parameters())
+    model.double()
+    torch.nn.functional.cross_entropy(model(torch.rand(2, 784, dtype=torch.float64)), torch.tensor([0, 1])).backward()
+    with pytest.raises(RuntimeError, match="build the optimizer after moving the model"):
+        opt.step()
+
+
+# -- behaviour --------------------------------------------------------------------------------------
+def test_adam_adam_trains_without_nan():
+    """The report's Adam/Adam went NaN because it removed the β squashing; ours keeps β in (0, 1)."""
+    model = mlp(dtype=torch.float32)
+    opt = optim.Adam(model.parameters(), alpha=1e-3, hyper=optim.Adam(alpha=1e-3))
+    losses = step_n(model, opt, batches(120, batch=64, dtype=torch.float32))
+    opt.check_finite()
+    hp = opt.hyperparameters()
+    assert all(math.isfinite(v.item()) for v in hp.values())
+    assert 0 < hp["beta1"].item() < 1 and 0 < hp["beta2"].item() < 1
+    assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
+
+
+def test_tower_of_height_50_runs_and_upper_levels_matter_little():
+    model = mlp(dtype=torch.float32)
+    opt = optim.tower("sgd/sgd*50", model.parameters(), alpha=0.05, kappa="paper")
+    assert opt.height == 50 and len(opt.hyperparameters()) == 51 * 2
+    step_n(model, opt, batches(5, dtype=torch.float32))
+    opt.check_finite()
+
+
+def test_eager_traced_and_hypergradient_modes_agree_exactly():
+    results = []
+    for mode in ("eager", "traced"):
+        model = mlp()
+        opt = optim.tower("adam/adam/sgd", model.parameters(), alpha=2e-3, kappa=[1e-3, 1e-4], mode=mode)
+        step_n(model, opt, batches(8))
+        results.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
+                        torch.stack(list(opt.hyperparameters().values()))))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_unused_parameter_is_treated_as_zero_gradient():
+    used, unused = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    opt = optim.SGD([used, unused], alpha=0.1, hyper=optim.SGD(alpha=1e-3))
+    (used ** 2).sum().backward()
+    opt.step()
+    assert torch.equal(unused.detach(), torch.ones(2)) and torch.allclose(used.detach(), torch.full((3,), 0.8))
+
+
+def test_sign_safe_alpha_stays_positive_where_plain_alpha_goes_negative():
+    """A large κ on a noisy problem drives the plain α through zero; log α cannot cross it."""
+    def run(sign_safe):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.zeros(20))
+        opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=0.5), sign_safe=sign_safe)
+        lowest = 1.0
+        for _ in range(200):
+            opt.zero_grad()
+            x = torch.randn(20)
+            ((w - x) ** 2).sum().backward()
+            opt.step()
+            lowest = min(lowest, opt.hyperparameters()["alpha"].item())
+        return lowest
+    assert run(False) < 0 < run(True)
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["adam/sgd", "sgd/adam/rmsprop", "rmsprop/adagrad", "sgdperparam/sgd"])
+def test_state_dict_round_trip_resumes_exactly(spec):
+    data = batches(12)
+    model_a = mlp()
+    opt_a = optim.tower(spec, model_a.parameters(), alpha=0.01 if spec[:3] != "ada" else 1e-3, kappa=1e-4, mu=0.5) \
+        if spec.startswith("sgd/") else optim.tower(spec, model_a.parameters(), kappa=1e-4)
+    step_n(model_a, opt_a, data)
+    model_b = mlp()
+    opt_b = optim.tower(spec, model_b.parameters(), alpha=0.01 if spec[:3] != "ada" else 1e-3, kappa=1e-4, mu=0.5) \
+        if spec.startswith("sgd/") else optim.tower(spec, model_b.parameters(), kappa=1e-4)
+    step_n(model_b, opt_b, data[:5])
+    buf = io.BytesIO()
+    torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf)
+    model_c = mlp(seed=9)
+    opt_c = optim.tower(spec, model_c.parameters(), alpha=0.01 if spec[:3] != "ada" else 1e-3, kappa=1e-4, mu=0.5) \
+        if spec.startswith("sgd/") else optim.tower(spec, model_c.parameters(), kappa=1e-4)
+    model_c.load_state_dict(saved["model"])
+    opt_c.load_state_dict(saved["opt"])
+    step_n(model_c, opt_c, data[5:])
+    for a, c in zip(model_a.parameters(), model_c.parameters()):
+        assert torch.equal(a, c)
+    for (k, a), c in zip(opt_a.hyperparameters().items(), opt_c.hyperparameters().values()):
+        assert torch.equal(a, c), k
+
+
+def test_load_state_dict_rejects_another_tower():
+    a = optim.Adam([torch.nn.Parameter(torch.ones(2))], hyper=optim.SGD(alpha=1e-5))
+    b = optim.Adam([torch.nn.Parameter(torch.ones(2))], hyper=optim.Adam(alpha=1e-5))
+    with pytest.raises(ValueError, match="state dict is for the tower"):
+        b.load_state_dict(a.state_dict())
+
+
+# -- trajectories and non-finite values ---------------------------------------------------------------
+def test_recorder_keeps_every_kth_step():
+    model = mlp(dtype=torch.float32)
+    opt = optim.SGD(model.parameters(), alpha=0.05, hyper=optim.SGD(alpha=1e-3))
+    rec = optim.Recorder(opt, every=3, capacity=2)  # grows past its initial capacity
+    step_n(model, opt, batches(9, dtype=torch.float32))
+    traj = rec.read()
+    assert traj["step"] == [0, 3, 6, 9]
+    assert traj["alpha"][0] == pytest.approx(0.05) and traj["alpha"][-1] == pytest.approx(opt.hyperparameters()["alpha"].item())
+    assert set(traj) == {"step", "alpha", "mu", "hyper.alpha", "hyper.mu"}
+
+
+def test_non_finite_hyperparameter_is_flagged_with_level_name_and_step():
+    w = torch.nn.Parameter(torch.ones(4))
+    opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=1e38), check_every=None)  # α overflows float32
+    for _ in range(6):  # no host sync and no exception inside step()
+        opt.zero_grad()
+        (w ** 4).sum().backward()
+        opt.step()
+    with pytest.raises(optim.NonFiniteError) as err:
+        opt.check_finite()
+    e = err.value
+    assert e.level == 0 and e.name == "alpha" and e.what == "hyperparameter" and e.step == 2
+    assert "level 0 (SGD)" in str(e) and f"step {e.step}" in str(e)
+
+
+def test_non_finite_gradient_is_flagged_and_check_every_raises():
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = optim.Adam([w], hyper=optim.SGD(alpha=1e-5), check_every=2)
+    opt.zero_grad()
+    (w.sum() * 2).backward()
+    opt.step()
+    opt.zero_grad()
+    (w.sum() * float("inf")).backward()
+    with pytest.raises(optim.NonFiniteError, match="gradient 'gradient' at level 0 .* step 2"):
+        opt.step()

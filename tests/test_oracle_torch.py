@@ -1,0 +1,70 @@
+"""Oracle 2: with no hyperoptimizer, or with κ = 0, the rules are torch.optim's, step for step
+(float64), wherever the two definitions agree. Where they differ, the test says how:
+
+* AdaGrad: gdtuo starts the accumulator at 0.1 (torch: ``initial_accumulator_value=0``) and puts
+  ε inside the square root (torch: outside); we pass torch the same start and compare with ε = 0.
+* RMSProp: ε inside the square root (torch: outside); compared with ε = 0 on both sides.
+* Adam: v₀ = ε (torch: 0); compared with ε = 1e-300 so that v₀ and ε vanish on both sides.
+"""
+import pytest
+import torch
+
+from hypernb import optim
+from oracles import batches, mlp, train_hypernb
+
+CASES = {
+    "sgd": (lambda p, h: optim.SGD(p, alpha=0.05, hyper=h), lambda p: torch.optim.SGD(p, lr=0.05)),
+    "sgd-momentum": (lambda p, h: optim.SGD(p, alpha=0.02, mu=0.9, hyper=h),
+                     lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9)),
+    "adagrad": (lambda p, h: optim.AdaGrad(p, alpha=0.02, eps=0.0, hyper=h),
+                lambda p: torch.optim.Adagrad(p, lr=0.02, initial_accumulator_value=0.1, eps=0.0)),
+    "rmsprop": (lambda p, h: optim.RMSProp(p, alpha=0.003, gamma=0.9, eps=0.0, hyper=h),
+                lambda p: torch.optim.RMSprop(p, lr=0.003, alpha=0.9, eps=0.0)),
+    "adam": (lambda p, h: optim.Adam(p, alpha=0.002, beta1=0.8, beta2=0.99, log_eps=-300, hyper=h),
+             lambda p: torch.optim.Adam(p, lr=0.002, betas=(0.8, 0.99), eps=1e-300)),
+}
+
+
+def run_torch(opt_fn, data):
+    model = mlp()
+    opt = opt_fn(model.parameters())
+    for x, y in data:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model
+
+
+@pytest.mark.parametrize("hyper", ["none", "kappa0"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_reduces_to_torch_optim(name, hyper):
+    ours_fn, torch_fn = CASES[name]
+    data = batches(30)
+    reference = run_torch(torch_fn, data)
+    model = mlp()
+    h = None if hyper == "none" else optim.Adam(alpha=0.0, hyper=optim.SGD(alpha=0.0))
+    if name in ("sgd", "sgd-momentum", "adagrad"):
+        h = None if hyper == "none" else optim.SGD(alpha=0.0)
+    train_hypernb(model, ours_fn(model.parameters(), h), data)
+    for (n, ours), ref in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14, msg=f"{name}: parameter {n}")
+
+
+def test_adam_default_v0_is_a_large_early_epsilon():
+    """Documented difference: gdtuo's v₀ = ε is divided by the bias correction 1 − β2ᵗ, so at step 1
+    the denominator is √(g² + ε·β2/(1−β2)) + ε ≈ √(g² + 1e-5): coordinates with |g| ≪ 3e-3 move far
+    less than under torch's Adam (which moves every coordinate by ≈ α at step 1)."""
+    (x, y), = batches(1)
+    ref = run_torch(lambda p: torch.optim.Adam(p, lr=1e-3), [(x, y)])
+    model, start = mlp(), mlp()
+    train_hypernb(model, optim.Adam(model.parameters(), alpha=1e-3), [(x, y)])
+    torch.nn.functional.cross_entropy(start(x), y).backward()
+    g = torch.cat([p.grad.reshape(-1) for p in start.parameters()])
+    w0 = torch.cat([p.detach().reshape(-1) for p in start.parameters()])
+    ours = torch.cat([p.detach().reshape(-1) for p in model.parameters()]) - w0
+    theirs = torch.cat([p.detach().reshape(-1) for p in ref.parameters()]) - w0
+    eps, beta2 = 1e-8, 0.999
+    predicted = -1e-3 * g / ((g * g + eps * beta2 / (1 - beta2)).sqrt() + eps)
+    torch.testing.assert_close(ours, predicted, rtol=1e-9, atol=1e-15)
+    small = (g.abs() < 1e-4) & (g != 0)
+    assert small.any() and (ours[small].abs() < 0.05 * theirs[small].abs()).all()
