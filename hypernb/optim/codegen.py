@@ -19,6 +19,30 @@ _SAFE = {
 }
 
 
+# elementwise ops with an in-place twin: when the first operand is a temporary that dies here and
+# has the result's shape and dtype, ``a = torch.mul(a, b)`` becomes ``a.mul_(b)`` (no allocation)
+_INPLACE = {"add", "sub", "mul", "div", "lerp", "addcmul", "addcdiv", "sqrt", "neg", "reciprocal",
+            "tanh", "exp", "abs", "pow"}
+_COMMUTATIVE = {"add", "mul"}
+
+
+def _name(target) -> str | None:
+    if isinstance(target, torch._ops.OpOverload) and target.namespace == "aten":
+        return target.overloadpacket.__name__
+    return None
+
+
+def _fresh(node) -> bool:
+    """True when the node's value is a newly allocated tensor that no view can alias."""
+    return node.op == "call_function" and _name(node.target) in _INPLACE | {"clone"}
+
+
+def _same_meta(a, b) -> bool:
+    va, vb = a.meta.get("val"), b.meta.get("val")
+    return (isinstance(va, torch.Tensor) and isinstance(vb, torch.Tensor) and va.shape == vb.shape
+            and va.dtype == vb.dtype and va.device == vb.device and va.dim() > 0)
+
+
 def _fn_for(target):
     if isinstance(target, torch._ops.OpOverload) and target.namespace == "aten":
         name = target.overloadpacket.__name__
@@ -27,7 +51,7 @@ def _fn_for(target):
     return target
 
 
-def to_python(gm: torch.fx.GraphModule):
+def to_python(gm: torch.fx.GraphModule, inplace: bool = True):
     """Straight-line Python source for ``gm``'s graph, compiled into a function."""
     env = {"_attr": {}}
     names, lines, args = {}, [], []
@@ -56,10 +80,21 @@ def to_python(gm: torch.fx.GraphModule):
             env["_attr"][var] = getattr(gm, node.target)
             lines.append(f"{var} = _attr[{var!r}]")
         elif node.op == "call_function":
-            fkey = f"_f{i}"
-            env[fkey] = _fn_for(node.target)
-            a = ", ".join([ref(x) for x in node.args] + [f"{k}={ref(v)}" for k, v in node.kwargs.items()])
-            lines.append(f"{var} = {fkey}({a})")
+            name, node_args = _name(node.target), list(node.args)
+            dying = [isinstance(a, torch.fx.Node) and users_left[a] == 1 and _fresh(a) and _same_meta(a, node)
+                     for a in node_args]
+            if (name in _COMMUTATIVE and len(node_args) == 2 and not node.kwargs and not dying[0]
+                    and dying[1] and node_args[0] is not node_args[1]):
+                node_args.reverse()
+                dying.reverse()
+            if name in _INPLACE and inplace and dying and dying[0] and node_args.count(node_args[0]) == 1:
+                rest = [ref(x) for x in node_args[1:]] + [f"{k}={ref(v)}" for k, v in node.kwargs.items()]
+                lines.append(f"{var} = {ref(node_args[0])}.{name}_({', '.join(rest)})")
+            else:
+                fkey = f"_f{i}"
+                env[fkey] = _fn_for(node.target)
+                a = ", ".join([ref(x) for x in node.args] + [f"{k}={ref(v)}" for k, v in node.kwargs.items()])
+                lines.append(f"{var} = {fkey}({a})")
         elif node.op == "output":
             lines.append(f"return {ref(node.args[0])}")
             continue

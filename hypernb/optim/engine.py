@@ -50,6 +50,7 @@ class Level:
         self.state = dict(sorted(self.rule.init_state(below, values).items()))
         self.J: list[torch.Tensor] | None = None  # only when a level above learns this level
         self.Jc: torch.Tensor | None = None
+        self.const_scales: list[float] | None = None  # set while tracing if Jc never changes
         self.G = torch.zeros(len(raw), dtype=hdtype, device=device)  # last d loss / d raw
         self._fixed_tensors = {k: torch.tensor(v, dtype=hdtype, device=device) for k, v in self.fixed.items()}
 
@@ -100,7 +101,12 @@ class Level:
             if base is None:  # a scalar tangent: coefficient times a row of ones
                 base = torch.ones_like(g)
             J.append(base.to(g.dtype))
-            coefs.append(torch.as_tensor(coef, dtype=self.raw.dtype, device=g.device).reshape(1))
+            coefs.append(coef)
+        if all(isinstance(c, (int, float)) for c in coefs):
+            # constant scales (e.g. −1 for SGD's α) are stored once instead of rebuilt every step
+            self.const_scales = [float(c) for c in coefs]
+            return _value(delta), new_state, J, None
+        coefs = [torch.as_tensor(c, dtype=self.raw.dtype, device=g.device).reshape(1) for c in coefs]
         return _value(delta), new_state, J, torch.cat(coefs)
 
     # -- reading values (outside the step) -----------------------------------------------------
@@ -245,7 +251,7 @@ class Engine:
         bad = torch.isnan(checks * 0.0)  # inf·0 and nan·0 are NaN
         first_bad = torch.where((first_bad < 0) & bad, t1, first_bad)
         flat_states = [v for s in new_states for v in s.values()]
-        rows = [x for J, Jc in new_Js for x in (*J, Jc)]
+        rows = [x for J, Jc in new_Js for x in (*J, *([] if Jc is None else [Jc]))]
         outs = (t1, first_bad, delta_w, *raws[:n], *flat_states, *rows, *grads[1:])
         if not self.capturable:
             return outs
@@ -264,6 +270,12 @@ class Engine:
         from .codegen import fast_callable
 
         gm = make_fx(self._step_fn)(*args)
+        try:  # merge repeated subexpressions (e.g. the bias-correction pieces shared by β1 and β2)
+            from torch.fx.passes.dialect.common.cse_pass import CSEPass
+
+            gm = CSEPass()(gm).graph_module
+        except Exception:  # an optional optimisation
+            pass
         gm.graph.eliminate_dead_code()
         gm.recompile()
         self.graph_module = gm
@@ -297,6 +309,9 @@ class Engine:
         args = [self.t, g, self.first_bad, *self._inputs()]
         if self._fn is None:
             self._build(args)
+            for lvl in self.levels[:-1]:
+                if lvl.const_scales is not None:
+                    lvl.Jc.copy_(torch.tensor(lvl.const_scales, dtype=lvl.Jc.dtype))
         outs = self._fn(*args)
         self.flat.add_(outs[2])  # the parameters are views of flat: updated in place
         n = len(self.levels) - 1
@@ -306,7 +321,7 @@ class Engine:
         if self.capturable:
             dst = [v for lvl in self.levels for v in lvl.state.values()]
             for lvl in self.levels[:n]:
-                dst += [*lvl.J, lvl.Jc]
+                dst += [*lvl.J, *([] if lvl.const_scales is not None else [lvl.Jc])]
             dst += [lvl.G for lvl in self.levels[:n]]
             torch._foreach_copy_(dst, list(rest))
             return
@@ -315,7 +330,8 @@ class Engine:
                 lvl.state[key] = next(rest)
         for lvl in self.levels[:n]:
             lvl.J = [next(rest) for _ in lvl.J]
-            lvl.Jc = next(rest)
+            if lvl.const_scales is None:
+                lvl.Jc = next(rest)
         for lvl in self.levels[:n]:
             lvl.G = next(rest)
 

@@ -1,0 +1,375 @@
+"""Step overhead of hyperoptimizers: plain torch.optim vs hypernb vs the paper's package (gdtuo).
+
+    python benchmarks/step_overhead.py                      # CPU, 1 thread, MLP + small CNN
+    python benchmarks/step_overhead.py --device cuda        # adds CUDA-graph-captured rows
+    python benchmarks/step_overhead.py --quick              # a fast smoke run of every row
+
+Every number is the median time of one whole training step (zero_grad, forward, backward, step),
+and every ratio is taken against the plain torch.optim baseline timed right before it, in the same
+process and repetition (Adam-based rows against torch Adam, SGD-based rows against torch SGD); the
+table shows the median ratio over repetitions and its range. Memory is the peak of live tensor
+storage held between steps by the model, its gradients and the optimizer, counted exactly (including
+tensors saved in autograd graphs, where gdtuo keeps its state); on CUDA also the allocator's peak
+during one step. gdtuo is run exactly as its README says
+(begin, forward, zero_grad, backward(create_graph=True), step).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+
+import torch
+
+from hypernb import optim
+
+HEIGHTS = (1, 2, 5, 10, 20)
+
+
+# -- workloads -----------------------------------------------------------------------------------
+def make_mlp():
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10))
+
+
+def make_cnn():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(2048, 10))
+
+
+WORKLOADS = {"mlp": (make_mlp, (256, 1, 28, 28)), "cnn": (make_cnn, (128, 3, 32, 32))}
+
+
+def data(shape, device):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(shape, generator=gen).to(device)
+    y = torch.randint(0, 10, (shape[0],), generator=gen).to(device)
+    return x, y
+
+
+# -- configurations: name -> (baseline name, builder) --------------------------------------------
+def torch_opt(cls, **kw):
+    def build(model):
+        opt = cls(model.parameters(), **kw)
+
+        def step(x, y):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        return step, opt
+    return build
+
+
+def hypernb_opt(spec, **kw):
+    def build(model):
+        opt = optim.tower(spec, model.parameters(), **kw)
+
+        def step(x, y):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        return step, opt
+    return build
+
+
+def gdtuo_opt(make_opt):
+    def build(model):
+        from gradient_descent_the_ultimate_optimizer import gdtuo
+
+        mw = gdtuo.ModuleWrapper(model, optimizer=make_opt(gdtuo))
+        mw.initialize()
+
+        def step(x, y):
+            mw.begin()
+            loss = torch.nn.functional.cross_entropy(mw.forward(x), y)
+            mw.zero_grad()
+            loss.backward(create_graph=True)
+            mw.step()
+        return step, mw
+    return build
+
+
+def gdtuo_sgd_tower(height):
+    def make(g):
+        opt = g.NoOpOptimizer()
+        for _ in range(height):
+            opt = g.SGD(1e-5, optimizer=opt)
+        return g.SGD(0.01, optimizer=opt)
+    return make
+
+
+def configs(with_gdtuo: bool, cuda: bool):
+    c = {
+        "torch SGD": (None, torch_opt(torch.optim.SGD, lr=0.01)),
+        "torch Adam": (None, torch_opt(torch.optim.Adam, lr=1e-3)),
+        "hypernb Adam": ("torch Adam", hypernb_opt("adam")),
+        "hypernb Adam/SGD": ("torch Adam", hypernb_opt("adam/sgd", kappa=1e-5)),
+        "hypernb Adam/SGD compiled": ("torch Adam", hypernb_opt("adam/sgd", kappa=1e-5, mode="compiled")),
+    }
+    for h in HEIGHTS:
+        c[f"hypernb SGD tower h={h}"] = ("torch SGD", hypernb_opt("sgd/sgd*%d" % h, alpha=0.01, kappa=1e-5))
+    if with_gdtuo:
+        c["gdtuo Adam/SGD"] = ("torch Adam", gdtuo_opt(lambda g: g.Adam(optimizer=g.SGD(1e-5))))
+        for h in HEIGHTS:
+            c[f"gdtuo SGD tower h={h}"] = ("torch SGD", gdtuo_opt(gdtuo_sgd_tower(h)))
+    if cuda:
+        c["torch Adam capturable, CUDA graph"] = ("torch Adam", torch_opt(torch.optim.Adam, lr=1e-3, capturable=True))
+        c["hypernb Adam/SGD, CUDA graph"] = ("torch Adam", hypernb_opt("adam/sgd", kappa=1e-5))
+    return c
+
+
+# -- measurement ---------------------------------------------------------------------------------
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def capture(step, x, y, device):
+    """Record one whole training step in a CUDA graph (after warm-up on a side stream)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(5):
+            step(x, y)
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step(x, y)
+    return lambda x_, y_: graph.replay()
+
+
+def time_config(name, build, make_model, shape, device, steps, warmup):
+    torch.manual_seed(0)
+    model = make_model().to(device)
+    x, y = data(shape, device)
+    step, _ = build(model)
+    if "CUDA graph" in name:
+        step = capture(step, x, y, device)
+    for _ in range(warmup):
+        step(x, y)
+    sync(device)
+    if device.type == "cuda":  # no per-step sync: time a block and divide
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(steps):
+            step(x, y)
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / steps
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step(x, y)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def held_tensors(root):
+    """Every tensor reachable from ``root`` (breadth-first): attributes, containers, gradients, and
+    the tensors saved in the autograd graphs hanging off them (gdtuo keeps its state there)."""
+    from collections import deque
+
+    seen, queue = set(), deque([root])
+    while queue:
+        obj = queue.popleft()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            yield obj
+            if obj.grad is not None:
+                yield obj.grad
+            yield from graph_tensors(obj.grad_fn, seen)
+        elif isinstance(obj, dict):
+            queue.extend(obj.keys())
+            queue.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set)):
+            queue.extend(obj)
+        elif isinstance(obj, torch.nn.Module):
+            queue.extend(obj.parameters())
+            queue.extend(obj.buffers())
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__.split(".")[0] in (
+                "hypernb", "torch", "gradient_descent_the_ultimate_optimizer", "__main__"):
+            queue.extend(vars(obj).values())
+
+
+def graph_tensors(fn, seen_objects):
+    stack = [fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen_objects:
+            continue
+        seen_objects.add(id(node))
+        for attr in dir(node):
+            if attr.startswith("_saved_"):
+                try:
+                    value = getattr(node, attr)
+                except Exception:
+                    continue
+                if isinstance(value, torch.Tensor):
+                    yield value
+        if hasattr(node, "variable"):
+            yield node.variable
+        stack.extend(f for f, _ in getattr(node, "next_functions", ()))
+
+
+def held_memory(name, build, make_model, shape, device, steps=3):
+    """MB of distinct tensor storage held between steps by the model, its gradients and the
+    optimizer (exact: counted, not sampled), and on CUDA also the allocator's peak during a step."""
+    torch.manual_seed(0)
+    model = make_model().to(device)
+    x, y = data(shape, device)
+    step, holder = build(model)
+    for _ in range(steps):
+        step(x, y)
+    sync(device)
+    storages = {}
+    for t in held_tensors((model, holder)):
+        st = t.untyped_storage()
+        storages[st.data_ptr()] = st.nbytes()
+    held = sum(storages.values()) / 2**20
+    peak = None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(x, y)
+        sync(device)
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20 + held
+    return held, peak
+
+
+def run(args):
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    try:
+        import gradient_descent_the_ultimate_optimizer  # noqa: F401
+        with_gdtuo = True
+    except ImportError:
+        with_gdtuo = False
+    cfgs = configs(with_gdtuo, device.type == "cuda")
+    if args.only:
+        keep = set(args.only.split(","))
+        cfgs = {k: v for k, v in cfgs.items() if k in keep or k in ("torch SGD", "torch Adam")}
+    results = {"machine": machine(device, args.threads), "args": vars(args), "models": {}}
+    for model_name in args.models.split(","):
+        make_model, shape = WORKLOADS[model_name]
+        steps = args.steps if model_name == "mlp" else max(5, args.steps // 8)
+        warmup = args.warmup if model_name == "mlp" else max(3, args.warmup // 6)
+        ratios, times = {k: [] for k in cfgs}, {k: [] for k in cfgs}
+        names = list(cfgs)
+        for rep in range(args.reps):
+            order = names[rep % len(names):] + names[:rep % len(names)]
+            for name in order:
+                base, build = cfgs[name]
+                if base is None:
+                    times[name].append(time_config(name, build, make_model, shape, device, steps, warmup))
+                    continue
+                b = time_config(base, cfgs[base][1], make_model, shape, device, steps, warmup)
+                t = time_config(name, build, make_model, shape, device, steps, warmup)
+                times[name].append(t)
+                ratios[name].append(t / b)
+            print(f"[{model_name}] repetition {rep + 1}/{args.reps} done", flush=True)
+        mem = {name: held_memory(name, build, make_model, shape, device) for name, (_, build) in cfgs.items()
+               if "CUDA graph" not in name and "compiled" not in name}
+        rows = {}
+        for name in names:
+            r = ratios[name]
+            rows[name] = {
+                "baseline": cfgs[name][0],
+                "ms": statistics.median(times[name]),
+                "ratio": statistics.median(r) if r else 1.0,
+                "ratio_min": min(r) if r else 1.0,
+                "ratio_max": max(r) if r else 1.0,
+                "held_mb": mem[name][0] if name in mem else None,
+                "peak_mb": mem[name][1] if name in mem else None,
+            }
+        results["models"][model_name] = {"rows": rows, "per_level": per_level(rows), "steps": steps}
+    return results
+
+
+def per_level(rows):
+    """Slope of step time over tower height (least squares), as % of the height-1 step."""
+    out = {}
+    for lib in ("hypernb", "gdtuo"):
+        pts = [(h, rows[f"{lib} SGD tower h={h}"]["ms"]) for h in HEIGHTS if f"{lib} SGD tower h={h}" in rows]
+        if len(pts) < 2:
+            continue
+        mh = sum(h for h, _ in pts) / len(pts)
+        mt = sum(t for _, t in pts) / len(pts)
+        slope = sum((h - mh) * (t - mt) for h, t in pts) / sum((h - mh) ** 2 for h, _ in pts)
+        out[lib] = {"ms_per_level": slope, "percent_of_step": 100 * slope / pts[0][1]}
+    return out
+
+
+def machine(device, threads):
+    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": threads,
+            "processor": platform.processor() or platform.machine(), "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    try:
+        import gradient_descent_the_ultimate_optimizer as g  # noqa: F401
+        from importlib.metadata import version
+        info["gdtuo"] = version("gradient-descent-the-ultimate-optimizer")
+    except ImportError:
+        pass
+    return info
+
+
+def markdown(results) -> str:
+    m = results["machine"]
+    lines = [f"Machine: {m.get('gpu') or m.get('cpu', m['processor'])}; torch {m['torch']}, Python {m['python']}, "
+             f"{m['threads']} thread(s); gdtuo {m.get('gdtuo', 'not installed')}.", ""]
+    for model, res in results["models"].items():
+        lines += [f"**{model}** (median step, {results['args']['reps']} repetitions × {res['steps']} steps)", "",
+                  "| configuration | ms / step | ratio to baseline (min–max) | baseline | MB held between steps "
+                  "| peak MB in a step |", "|---|---:|---:|---|---:|---:|"]
+        for name, r in res["rows"].items():
+            held = "–" if r["held_mb"] is None else f"{r['held_mb']:.2f}"
+            peak = "–" if r["peak_mb"] is None else f"{r['peak_mb']:.2f}"
+            ratio = "1.00" if r["baseline"] is None else f"{r['ratio']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})"
+            lines.append(f"| {name} | {r['ms']:.3f} | {ratio} | {r['baseline'] or '–'} | {held} | {peak} |")
+        rows = res["rows"]
+        if "gdtuo Adam/SGD" in rows:
+            speedup = rows["gdtuo Adam/SGD"]["ms"] / rows["hypernb Adam/SGD"]["ms"]
+            lines += ["", f"hypernb Adam/SGD is {speedup:.2f}× faster than gdtuo Adam/SGD (ratio of medians)."]
+        for lib, pl in res["per_level"].items():
+            lines.append(f"{lib}: each extra SGD level adds {pl['ms_per_level'] * 1e3:.1f} µs "
+                         f"= {pl['percent_of_step']:.2f} % of the height-1 step.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--steps", type=int, default=200, help="timed steps per block (CNN: steps/8)")
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--models", default="mlp,cnn")
+    p.add_argument("--only", default="", help="comma-separated configuration names")
+    p.add_argument("--json", default="", help="write the raw results here")
+    p.add_argument("--quick", action="store_true", help="2 repetitions of 20 steps (a smoke run)")
+    args = p.parse_args()
+    if args.quick:
+        args.reps, args.steps, args.warmup = 2, 20, 5
+    warnings.filterwarnings("ignore")  # gdtuo's create_graph=True warns about reference cycles
+    results = run(args)
+    text = markdown(results)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

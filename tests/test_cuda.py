@@ -1,0 +1,90 @@
+"""GPU behaviour (skipped without CUDA): no host sync inside step(), and a whole training step
+captured in a CUDA graph gives the same trajectory as eager steps."""
+import pytest
+import torch
+
+from hypernb import optim
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+SPECS = ["adam/sgd", "sgd/sgd*3", "rmsprop/adam", "adagrad/sgd", "sgdperparam/sgd"]
+
+
+def mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10)).cuda()
+
+
+def batches(n):
+    gen = torch.Generator().manual_seed(1)
+    return [(torch.rand(64, 784, generator=gen).cuda(), torch.randint(0, 10, (64,), generator=gen).cuda())
+            for _ in range(n)]
+
+
+def build(spec, model):
+    kw = {"mu": 0.9} if spec.startswith("sgd/") else {}
+    return optim.tower(spec, model.parameters(), kappa=1e-4, **kw)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_step_never_synchronises_with_the_host(spec):
+    model = mlp()
+    opt = build(spec, model)
+    rec = optim.Recorder(opt, every=1)
+    data = batches(4)
+    for x, y in data[:2]:  # the first step traces the step function
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    for x, y in data[2:]:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            opt.step()  # includes the recorder's hook
+            opt.hyperparameters()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert len(rec.read()["step"]) == 5
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_cuda_graph_capture_matches_eager(spec):
+    data = batches(12)
+    eager_model = mlp()
+    eager = build(spec, eager_model)
+    for x, y in data:
+        eager.zero_grad()
+        torch.nn.functional.cross_entropy(eager_model(x), y).backward()
+        eager.step()
+
+    model = mlp()
+    opt = build(spec, model)
+    static_x, static_y = data[0][0].clone(), data[0][1].clone()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(static_x), static_y).backward()
+        opt.step()
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for x, y in data[:3]:  # warm-up (and tracing) on a side stream, as the CUDA-graph recipe says
+            static_x.copy_(x)
+            static_y.copy_(y)
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    for x, y in data[3:]:
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+    torch.cuda.synchronize()
+    for a, b in zip(model.parameters(), eager_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for (k, a), b in zip(opt.hyperparameters().items(), eager.hyperparameters().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9, msg=k)
+    assert int(opt.steps) == len(data)
