@@ -4,3 +4,8 @@ __version__ = "0.1.0"
 from . import optim  # noqa: E402
 
 __all__ = ["optim", "__version__"]
+
+from .config import RunConfig  # noqa: E402
+from .train import Result, run  # noqa: E402
+
+__all__ += ["RunConfig", "Result", "run"]

@@ -1,4 +1,34 @@
 import os
 import sys
+from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+if "HYPERNB_DATA" not in os.environ and SHARED.is_dir():
+    os.environ["HYPERNB_DATA"] = str(SHARED)  # the verified offline copies (read-only)
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The data root the tests read (read-only: tests copy before modifying anything)."""
+    from hypernb.data import data_root as resolve
+
+    return resolve()
+
+
+def require(dataset: str):
+    """Skip (with the reason) when a dataset is neither present nor downloadable here."""
+    from hypernb import data
+
+    root = data.data_root()
+    present = {
+        "mnist": lambda: data.available("mnist", root),
+        "cifar10subset": lambda: data.available("cifar10subset", root),
+        "warpeace": lambda: (root / data.CORPORA["warpeace"]).exists(),
+        "shakespeare": lambda: (root / data.CORPORA["shakespeare"]).exists(),
+    }[dataset]()
+    if not present:
+        pytest.skip(f"{dataset} is not under the data root {root}; set HYPERNB_DATA to a folder that holds it")

@@ -1,0 +1,212 @@
+"""One flat, validated configuration for a training run, and the smoke/demo/full profiles.
+
+A field left at ``None`` takes its value from the profile (per task); anything set explicitly wins.
+``RunConfig.from_dict`` rejects unknown keys (papermill and YAML typos must not pass silently).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field, fields
+
+from .optim.tower import FAMILIES, KAPPA_RULES, parse_tower
+
+TASKS = {
+    # task: (dataset, model, kind)
+    "mnist-mlp": ("mnist", "mlp", "image"),
+    "cifar10-resnet20": ("cifar10", "resnet20", "image"),
+    "cifar10subset-resnet20": ("cifar10subset", "resnet20", "image"),
+    "warpeace-lstm": ("warpeace", "lstm", "text"),
+    "shakespeare-lstm": ("shakespeare", "lstm", "text"),
+}
+PROFILES = ("smoke", "demo", "full")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "float64", "bfloat16")
+AUTOCAST = ("none", "bf16", "fp16")
+
+# per (profile, model): defaults for the fields left at None
+_PROFILE_DEFAULTS = {
+    "smoke": {
+        "mlp": dict(epochs=1, batch_size=128, train_limit=2048, test_limit=1024),
+        "resnet20": dict(epochs=1, batch_size=64, train_limit=256, test_limit=256),
+        "lstm": dict(epochs=1, batch_size=32, seq_len=64, train_limit=65536, test_limit=16384, hidden=64),
+    },
+    "demo": {  # minutes on a laptop CPU with the offline data
+        "mlp": dict(epochs=2, batch_size=256),
+        "resnet20": dict(epochs=3, batch_size=128),
+        "lstm": dict(epochs=4, batch_size=64, seq_len=100, hidden=128),
+    },
+    "full": {  # the paper's / report's settings, for a GPU
+        "mlp": dict(epochs=30, batch_size=256),
+        "resnet20": dict(epochs=200, batch_size=128),
+        "lstm": dict(epochs=50, batch_size=128, seq_len=100, hidden=128),
+    },
+}
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. ``help`` metadata documents each field (and the CLI)."""
+
+    task: str = _f("mnist-mlp", f"what to train: {', '.join(TASKS)}")
+    optimizer: str = _f("adam/sgd", "tower, left to right, e.g. 'adam', 'adam/sgd', 'sgd/sgd*3'; "
+                                    f"names: {', '.join(FAMILIES)}")
+    alpha: float | None = _f(None, "level-0 step size α (default: 1e-3 for Adam, 1e-2 otherwise)")
+    mu: float = _f(0.0, "SGD momentum μ (momentum is learned only when μ ≠ 0)")
+    beta1: float = _f(0.9, "Adam β1")
+    beta2: float = _f(0.999, "Adam β2")
+    gamma: float = _f(0.99, "RMSProp γ")
+    kappa: object = _f(1e-5, "hyper-step sizes κ: a number, one per level (list), or a rule: "
+                              f"{', '.join(KAPPA_RULES)}")
+    height: int | None = _f(None, "tower height: repeat the last optimizer of the tower until it has "
+                                  "this many hyper levels (0 = the plain optimizer)")
+    sign_safe: bool = _f(False, "store log α so every step size stays positive")
+    epochs: int | None = _f(None, "epochs (profile default)")
+    batch_size: int | None = _f(None, "batch size (profile default)")
+    seeds: list = _f((0,), "seeds; several give mean ± std")
+    device: str = _f("auto", f"{', '.join(DEVICES)} (auto: cuda if available)")
+    dtype: str = _f("float32", f"parameter dtype: {', '.join(DTYPES)}")
+    autocast: str = _f("none", f"mixed precision for forward/backward: {', '.join(AUTOCAST)}")
+    data_root: str | None = _f(None, "data folder (default: $HYPERNB_DATA, else ./data)")
+    download: bool = _f(True, "download missing datasets (needs network)")
+    log_every: int = _f(10, "record the loss and every hyperparameter every k steps")
+    out_dir: str | None = _f(None, "write config/metrics/env/checkpoints here; rerunning resumes")
+    profile: str = _f("demo", f"default sizes: {', '.join(PROFILES)}")
+    train_limit: int | None = _f(None, "use only the first N training examples (characters for text)")
+    test_limit: int | None = _f(None, "use only the first N test examples (characters for text)")
+    max_steps: int | None = _f(None, "stop each epoch after this many steps")
+    augment: bool | None = _f(None, "CIFAR crop+flip augmentation (default on for CIFAR)")
+    hidden: int | None = _f(None, "MLP / LSTM hidden width (profile default; MLP 128)")
+    activation: str = _f("tanh", "MLP activation: tanh (paper) or relu (report)")
+    seq_len: int | None = _f(None, "characters per training window (text tasks)")
+    lstm_layers: int = _f(2, "LSTM layers")
+    dropout: float = _f(0.0, "LSTM dropout (the report used 0.5)")
+    mode: str = _f("traced", "optimizer step implementation: traced, eager or compiled")
+    quiet: bool = _f(False, "no progress bar")
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {sorted(known)}")
+        return cls(**values).validate()
+
+    def replace(self, **changes) -> "RunConfig":
+        return RunConfig.from_dict({**dataclasses.asdict(self), **changes})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(d["seeds"])
+        if isinstance(d["kappa"], tuple):
+            d["kappa"] = list(d["kappa"])
+        return d
+
+    # -- derived --------------------------------------------------------------------------------
+    @property
+    def dataset(self) -> str:
+        return TASKS[self.task][0]
+
+    @property
+    def model_name(self) -> str:
+        return TASKS[self.task][1]
+
+    @property
+    def is_text(self) -> bool:
+        return TASKS[self.task][2] == "text"
+
+    def tower_names(self) -> list[str]:
+        names = parse_tower(self.optimizer)
+        if self.height is not None:
+            if self.height < len(names) - 1:
+                names = names[: self.height + 1]
+            else:
+                names = names + [names[-1]] * (self.height + 1 - len(names))
+        return names
+
+    def resolved(self) -> "RunConfig":
+        """The config with every profile default filled in."""
+        defaults = _PROFILE_DEFAULTS[self.profile][self.model_name]
+        changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        if self.hidden is None and "hidden" not in changes:
+            changes["hidden"] = 128
+        if self.augment is None:
+            changes["augment"] = self.dataset.startswith("cifar")
+        if self.alpha is None:
+            changes["alpha"] = 1e-3 if self.tower_names()[0] in ("adam", "adambaydin") else 1e-2
+        return dataclasses.replace(self, **changes)
+
+    # -- validation -----------------------------------------------------------------------------
+    def validate(self) -> "RunConfig":
+        def choice(name, options):
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
+
+        choice("task", TASKS)
+        choice("profile", PROFILES)
+        choice("device", DEVICES)
+        choice("dtype", DTYPES)
+        choice("autocast", AUTOCAST)
+        choice("activation", ("tanh", "relu"))
+        choice("mode", ("traced", "eager", "compiled"))
+        self.tower_names()  # raises on unknown optimizer names
+        if isinstance(self.seeds, numbers.Integral):
+            self.seeds = (int(self.seeds),)
+        self.seeds = tuple(self.seeds)
+        if not self.seeds or not all(isinstance(s, numbers.Integral) and s >= 0 for s in self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
+        for name in ("epochs", "batch_size", "log_every", "train_limit", "test_limit", "max_steps", "hidden",
+                     "seq_len", "lstm_layers"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.height is not None and (not isinstance(self.height, numbers.Integral) or self.height < 0):
+            raise ValueError(f"height must be an integer >= 0, got {self.height!r}")
+        for name, lo, hi in (("beta1", 0, 1), ("beta2", 0, 1), ("gamma", 0, 1)):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Real) or not lo < v < hi:
+                raise ValueError(f"{name} must lie in the open interval (0, 1), got {v!r}")
+        if not isinstance(self.mu, numbers.Real) or not 0 <= self.mu < 1:
+            raise ValueError(f"mu must lie in [0, 1), got {self.mu!r}")
+        if self.alpha is not None and (not isinstance(self.alpha, numbers.Real) or not math.isfinite(self.alpha)
+                                       or self.alpha < 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        if not isinstance(self.dropout, numbers.Real) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        k = self.kappa
+        if isinstance(k, str):
+            if k not in KAPPA_RULES:
+                raise ValueError(f"kappa rule must be one of {sorted(KAPPA_RULES)}, got {k!r}")
+        elif isinstance(k, (list, tuple)):
+            if len(k) != len(self.tower_names()) - 1:
+                raise ValueError(f"kappa lists one value per hyper level: {len(self.tower_names()) - 1} "
+                                 f"for {self.optimizer!r} (height {self.height}), got {len(k)}")
+            if not all(isinstance(x, numbers.Real) and math.isfinite(x) and x >= 0 for x in k):
+                raise ValueError(f"every kappa must be a finite number >= 0, got {k!r}")
+        elif not isinstance(k, numbers.Real) or isinstance(k, bool) or not math.isfinite(k) or k < 0:
+            raise ValueError(f"kappa must be a number >= 0, a list, or a rule name, got {k!r}")
+        return self
+
+    def build_optimizer(self, params):
+        """The tower this config describes, over ``params``."""
+        from . import optim
+
+        c = self.resolved()
+        names = c.tower_names()
+        extra = {}
+        if names[0] == "sgd":
+            extra["mu"] = c.mu
+        if names[0] in ("adam", "adambaydin"):
+            extra.update(beta1=c.beta1, beta2=c.beta2)
+        if names[0] in ("rmsprop", "rmspropalpha"):
+            extra["gamma"] = c.gamma
+        kappa = list(c.kappa) if isinstance(c.kappa, tuple) else c.kappa
+        return optim.tower("/".join(names), params, alpha=c.alpha, kappa=kappa, sign_safe=c.sign_safe,
+                           mode=c.mode, **extra)

@@ -1,0 +1,158 @@
+"""run(): real data, the paper's models, divergence, checkpoints and exact resume, the CLI."""
+import json
+
+import pytest
+import torch
+
+import hypernb
+from conftest import require
+from hypernb import RunConfig, run
+from hypernb.cli import main
+
+
+def test_mlp_adam_sgd_one_epoch_full_mnist_reaches_95_percent(tmp_path):
+    require("mnist")
+    result = run(dict(task="mnist-mlp", optimizer="adam/sgd", epochs=1, quiet=True, out_dir=str(tmp_path)))
+    seed = result.seeds[0]
+    assert seed.status == "ok" and seed.epochs[0]["step"] == 235  # 60,000 / 256 batches
+    assert result.mean("test_acc") >= 0.95
+    traj = seed.trajectory
+    assert set(traj) == {"step", "alpha", "beta1", "beta2", "hyper.alpha", "hyper.mu"}
+    assert traj["alpha"][-1] > 2 * traj["alpha"][0]  # Adam/SGD learns a larger step size early on
+    for name in ("config.json", "metrics.json", "env.json"):
+        assert (tmp_path / name).exists()
+    env = json.loads((tmp_path / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and "device" in env
+
+
+def test_resnet20_trains_a_few_steps_on_the_cifar_subset():
+    require("cifar10subset")
+    result = run(dict(task="cifar10subset-resnet20", optimizer="sgd/sgd", alpha=0.1, mu=0.9, profile="smoke",
+                      quiet=True, log_every=2))
+    seed = result.seeds[0]
+    assert seed.status == "ok" and seed.epochs[0]["step"] == 4
+    assert "SUBSET" in seed.data["dataset"] and seed.data["train_examples"] == 256
+    assert set(seed.trajectory) >= {"alpha", "mu", "hyper.alpha"}
+    assert 0.0 <= result.mean("test_acc") <= 1.0
+
+
+def test_char_lstm_learns_beyond_the_unigram_entropy():
+    """With a contiguous split the LSTM quickly beats what the report measured (the unigram entropy)."""
+    require("warpeace")
+    from hypernb import data
+
+    entropy = data.load_corpus("warpeace", data.data_root(), download_ok=False).unigram_entropy()
+    result = run(dict(task="warpeace-lstm", optimizer="adam/sgd", alpha=5e-3, profile="smoke", batch_size=32,
+                      seq_len=50, hidden=96, train_limit=120_000, test_limit=20_000, epochs=3, quiet=True,
+                      log_every=20))
+    seed = result.seeds[0]
+    assert seed.status == "ok"
+    assert seed.epochs[-1]["test_loss"] < entropy - 0.4, (seed.epochs, entropy)
+    assert seed.epochs[-1]["test_bits"] == pytest.approx(seed.epochs[-1]["test_loss"] / 0.6931471805599453)
+
+
+SMOKE = dict(task="mnist-mlp", optimizer="adam/sgd", profile="smoke", epochs=3, quiet=True, log_every=4,
+             kappa=1e-4, seeds=[0, 1])
+
+
+def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path):
+    require("mnist")
+    reference = run(dict(SMOKE, out_dir=str(tmp_path / "ref")))
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(seed_result, epoch):
+        if seed_result.seed == 1 and epoch == 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(dict(SMOKE, out_dir=str(tmp_path / "resumed")), on_epoch_end=interrupt)
+    partial = hypernb.Result.load(tmp_path / "resumed")
+    assert [s.status for s in partial.seeds] == ["ok", "running"]  # seed 0 finished, seed 1 mid-way
+    resumed = run(dict(SMOKE, out_dir=str(tmp_path / "resumed")))
+    for a, b in zip(reference.seeds, resumed.seeds):
+        strip = ("time_s",)
+        assert [{k: v for k, v in e.items() if k not in strip} for e in a.epochs] == \
+               [{k: v for k, v in e.items() if k not in strip} for e in b.epochs]
+        assert a.loss == b.loss and a.steps == b.steps and a.trajectory == b.trajectory and a.final == b.final
+    assert resumed.summary["test_acc"] == reference.summary["test_acc"]
+
+
+def test_rerun_of_a_finished_run_does_no_work(tmp_path):
+    require("mnist")
+    first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
+    again = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
+    assert again.seeds[0].time_s == first.seeds[0].time_s  # loaded, not retrained
+
+
+def test_other_config_in_the_same_out_dir_is_refused(tmp_path):
+    require("mnist")
+    run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match=r"different configuration \(differs in \['alpha'\]\)"):
+        run(dict(SMOKE, epochs=1, seeds=[0], alpha=0.5, out_dir=str(tmp_path)))
+
+
+def test_forced_divergence_is_recorded_not_raised(tmp_path):
+    require("mnist")
+    # Adam stepping the stored betas by ≈κ = 1 per step drives β2 to 1, then v̂ = v/(1 − β2ᵗ) overflows
+    result = run(dict(task="mnist-mlp", optimizer="adam/adam", kappa=1.0, profile="smoke", quiet=True,
+                      log_every=2, out_dir=str(tmp_path)))
+    seed = result.seeds[0]
+    assert seed.status == "diverged" and 1 <= seed.diverged_at_step <= 16
+    assert "non-finite hyperparameter 'beta2' at level 0 (Adam)" in seed.reason
+    assert seed.final == {} and "test_acc" not in result.summary  # no garbage numbers
+    assert result.summary["diverged"]["mean"] == 1
+    assert hypernb.Result.load(tmp_path).seeds[0].status == "diverged"
+
+
+def test_several_seeds_give_mean_and_std():
+    require("mnist")
+    result = run(dict(SMOKE, epochs=1))
+    accs = [s.final["test_acc"] for s in result.seeds]
+    assert result.summary["test_acc"]["n"] == 2
+    assert result.mean("test_acc") == pytest.approx(sum(accs) / 2)
+    assert result.summary["test_acc"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"task": "mnist"}, r"task must be one of"),
+    ({"optimizer": "adam/sdg"}, r"unknown optimizer 'sdg'"),
+    ({"beta2": 1.0}, r"beta2 must lie in the open interval"),
+    ({"epochs": 0}, r"epochs must be a positive integer"),
+    ({"kappa": [1e-5, 1e-6]}, r"one value per hyper level"),
+    ({"kappa": "paperr"}, r"kappa rule must be one of"),
+    ({"seeds": []}, r"seeds must be a non-empty list"),
+    ({"lr": 0.1}, r"unknown config key\(s\) \['lr'\]"),
+])
+def test_bad_config_is_a_clear_error(values, match):
+    with pytest.raises(ValueError, match=match):
+        RunConfig.from_dict(values)
+
+
+def test_height_extends_the_tower():
+    c = RunConfig(optimizer="sgd/sgd", height=4).validate()
+    assert c.tower_names() == ["sgd"] * 5 and RunConfig(optimizer="adam/sgd", height=0).validate().tower_names() == ["adam"]
+
+
+def test_cli_run_writes_the_documented_files(tmp_path, capsys):
+    require("mnist")
+    code = main(["run", "--task", "mnist-mlp", "--opt", "sgd/sgd", "--alpha", "0.05", "--kappa", "1e-3",
+                 "--profile", "smoke", "--seeds", "0", "--quiet", "--out", str(tmp_path)])
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["seeds"][0]["trajectory"]["hyper.alpha"][0] == pytest.approx(1e-3)
+
+
+def test_cli_help_documents_every_field(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    from dataclasses import fields
+    for f in fields(RunConfig):
+        assert "--" + f.name.replace("_", "-") in text
+
+
+def test_cli_bad_input_is_one_line_not_a_traceback(capsys):
+    assert main(["run", "--task", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: task must be one of")
