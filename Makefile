@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml
 study: setup
 	$(PY) -m hypernb notebooks --profile $(PROFILE)
 
+# the notebooks run on the smoke profile into a fresh folder, so nbval always retrains
 test: setup
-	$(PY) -m pytest tests notebooks --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	HYPERNB_PROFILE=smoke HYPERNB_OUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 bench: setup
 	$(PY) benchmarks/step_overhead.py

@@ -19,62 +19,14 @@ import argparse
 import json
 import platform
 import statistics
-import time
 import warnings
 
 import torch
 
-from hypernb import optim
-
 HEIGHTS = (1, 2, 5, 10, 20)
 
 
-# -- workloads -----------------------------------------------------------------------------------
-def make_mlp():
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10))
-
-
-def make_cnn():
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(2048, 10))
-
-
-WORKLOADS = {"mlp": (make_mlp, (256, 1, 28, 28)), "cnn": (make_cnn, (128, 3, 32, 32))}
-
-
-def data(shape, device):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(shape, generator=gen).to(device)
-    y = torch.randint(0, 10, (shape[0],), generator=gen).to(device)
-    return x, y
-
-
-# -- configurations: name -> (baseline name, builder) --------------------------------------------
-def torch_opt(cls, **kw):
-    def build(model):
-        opt = cls(model.parameters(), **kw)
-
-        def step(x, y):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        return step, opt
-    return build
-
-
-def hypernb_opt(spec, **kw):
-    def build(model):
-        opt = optim.tower(spec, model.parameters(), **kw)
-
-        def step(x, y):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        return step, opt
-    return build
-
+from hypernb.bench import WORKLOADS, held_memory, hypernb_step, time_step, torch_step  # noqa: E402
 
 def gdtuo_opt(make_opt):
     def build(model):
@@ -104,31 +56,26 @@ def gdtuo_sgd_tower(height):
 
 def configs(with_gdtuo: bool, cuda: bool):
     c = {
-        "torch SGD": (None, torch_opt(torch.optim.SGD, lr=0.01)),
-        "torch Adam": (None, torch_opt(torch.optim.Adam, lr=1e-3)),
-        "hypernb Adam": ("torch Adam", hypernb_opt("adam")),
-        "hypernb Adam/SGD": ("torch Adam", hypernb_opt("adam/sgd", kappa=1e-5)),
-        "hypernb Adam/SGD compiled": ("torch Adam", hypernb_opt("adam/sgd", kappa=1e-5, mode="compiled")),
+        "torch SGD": (None, torch_step(torch.optim.SGD, lr=0.01)),
+        "torch Adam": (None, torch_step(torch.optim.Adam, lr=1e-3)),
+        "hypernb Adam": ("torch Adam", hypernb_step("adam")),
+        "hypernb Adam/SGD": ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5)),
+        "hypernb Adam/SGD compiled": ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5, mode="compiled")),
     }
     for h in HEIGHTS:
-        c[f"hypernb SGD tower h={h}"] = ("torch SGD", hypernb_opt("sgd/sgd*%d" % h, alpha=0.01, kappa=1e-5))
+        c[f"hypernb SGD tower h={h}"] = ("torch SGD", hypernb_step("sgd/sgd*%d" % h, alpha=0.01, kappa=1e-5))
     if with_gdtuo:
         c["gdtuo Adam/SGD"] = ("torch Adam", gdtuo_opt(lambda g: g.Adam(optimizer=g.SGD(1e-5))))
         for h in HEIGHTS:
             c[f"gdtuo SGD tower h={h}"] = ("torch SGD", gdtuo_opt(gdtuo_sgd_tower(h)))
     if cuda:
-        c["torch Adam capturable, CUDA graph"] = ("torch Adam", torch_opt(torch.optim.Adam, lr=1e-3, capturable=True))
-        c["hypernb Adam/SGD, CUDA graph"] = ("torch Adam", hypernb_opt("adam/sgd", kappa=1e-5))
+        c["torch Adam capturable, CUDA graph"] = ("torch Adam", torch_step(torch.optim.Adam, lr=1e-3, capturable=True))
+        c["hypernb Adam/SGD, CUDA graph"] = ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5))
     return c
 
 
 # -- measurement ---------------------------------------------------------------------------------
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def capture(step, x, y, device):
+def capture(step, x, y):
     """Record one whole training step in a CUDA graph (after warm-up on a side stream)."""
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
@@ -143,103 +90,8 @@ def capture(step, x, y, device):
 
 
 def time_config(name, build, make_model, shape, device, steps, warmup):
-    torch.manual_seed(0)
-    model = make_model().to(device)
-    x, y = data(shape, device)
-    step, _ = build(model)
-    if "CUDA graph" in name:
-        step = capture(step, x, y, device)
-    for _ in range(warmup):
-        step(x, y)
-    sync(device)
-    if device.type == "cuda":  # no per-step sync: time a block and divide
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(steps):
-            step(x, y)
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / steps
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step(x, y)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
-def held_tensors(root):
-    """Every tensor reachable from ``root`` (breadth-first): attributes, containers, gradients, and
-    the tensors saved in the autograd graphs hanging off them (gdtuo keeps its state there)."""
-    from collections import deque
-
-    seen, queue = set(), deque([root])
-    while queue:
-        obj = queue.popleft()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, torch.Tensor):
-            yield obj
-            if obj.grad is not None:
-                yield obj.grad
-            yield from graph_tensors(obj.grad_fn, seen)
-        elif isinstance(obj, dict):
-            queue.extend(obj.keys())
-            queue.extend(obj.values())
-        elif isinstance(obj, (list, tuple, set)):
-            queue.extend(obj)
-        elif isinstance(obj, torch.nn.Module):
-            queue.extend(obj.parameters())
-            queue.extend(obj.buffers())
-        elif hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__.split(".")[0] in (
-                "hypernb", "torch", "gradient_descent_the_ultimate_optimizer", "__main__"):
-            queue.extend(vars(obj).values())
-
-
-def graph_tensors(fn, seen_objects):
-    stack = [fn]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen_objects:
-            continue
-        seen_objects.add(id(node))
-        for attr in dir(node):
-            if attr.startswith("_saved_"):
-                try:
-                    value = getattr(node, attr)
-                except Exception:
-                    continue
-                if isinstance(value, torch.Tensor):
-                    yield value
-        if hasattr(node, "variable"):
-            yield node.variable
-        stack.extend(f for f, _ in getattr(node, "next_functions", ()))
-
-
-def held_memory(name, build, make_model, shape, device, steps=3):
-    """MB of distinct tensor storage held between steps by the model, its gradients and the
-    optimizer (exact: counted, not sampled), and on CUDA also the allocator's peak during a step."""
-    torch.manual_seed(0)
-    model = make_model().to(device)
-    x, y = data(shape, device)
-    step, holder = build(model)
-    for _ in range(steps):
-        step(x, y)
-    sync(device)
-    storages = {}
-    for t in held_tensors((model, holder)):
-        st = t.untyped_storage()
-        storages[st.data_ptr()] = st.nbytes()
-    held = sum(storages.values()) / 2**20
-    peak = None
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step(x, y)
-        sync(device)
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20 + held
-    return held, peak
+    return time_step(build, make_model, shape, device, steps, warmup,
+                     wrap=capture if "CUDA graph" in name else None)
 
 
 def run(args):
@@ -273,7 +125,7 @@ def run(args):
                 times[name].append(t)
                 ratios[name].append(t / b)
             print(f"[{model_name}] repetition {rep + 1}/{args.reps} done", flush=True)
-        mem = {name: held_memory(name, build, make_model, shape, device) for name, (_, build) in cfgs.items()
+        mem = {name: held_memory(build, make_model, shape, device) for name, (_, build) in cfgs.items()
                if "CUDA graph" not in name and "compiled" not in name}
         rows = {}
         for name in names:

@@ -1,5 +1,127 @@
-"""Batch commands: executing the notebooks, sweeps and collecting results (filled in by later work)."""
+"""Batch commands: ``python -m hypernb notebooks`` (and, added by the sweep module, sweep/collect)."""
+from __future__ import annotations
+
+import ast
+import os
+
+import time
+from pathlib import Path
+
+from .study.common import REPO, resolve_profile
+
+NOTEBOOK_DIR = REPO / "notebooks"
+
+
+def notebook_paths(only: str = "") -> list[Path]:
+    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no notebooks found in {NOTEBOOK_DIR}")
+    if only:
+        wanted = [w.strip() for w in only.split(",") if w.strip()]
+        chosen = [p for p in paths if any(p.stem.startswith(w) for w in wanted)]
+        unknown = [w for w in wanted if not any(p.stem.startswith(w) for p in paths)]
+        if unknown:
+            raise ValueError(f"no notebook matches {unknown}; notebooks: {[p.stem for p in paths]}")
+        return chosen
+    return paths
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string
+
+
+def parse_overrides(pairs: list, files: list) -> dict:
+    """-p NAME VALUE (Python literals: 3, 1e-5, [0,1], 'x' or bare text) and -f params.yaml."""
+    import yaml
+
+    values = {}
+    for f in files or []:
+        with open(f) as fh:
+            loaded = yaml.safe_load(fh) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{f} must hold a mapping of parameter names to values")
+        values.update(loaded)
+    for name, value in pairs or []:
+        values[name] = _literal(value)
+    return values
+
+
+def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
+    """Per notebook, the overrides it declares; a name no notebook declares is an error."""
+    import papermill
+
+    per_nb, used = {}, set()
+    for p in paths:
+        declared = set(papermill.inspect_notebook(str(p)))
+        per_nb[p] = {k: v for k, v in overrides.items() if k in declared}
+        used |= set(per_nb[p])
+    unknown = sorted(set(overrides) - used)
+    if unknown:
+        raise ValueError(f"parameter(s) {unknown} are not in the parameters cell of any selected notebook "
+                         f"({', '.join(p.stem for p in paths)})")
+    return per_nb
+
+
+def run_notebooks(profile: str = "demo", out: str | None = None, overrides: dict | None = None, only: str = "",
+                  kernel: str = "python3", timeout: int = 4 * 3600, progress: bool = True) -> Path:
+    """Execute the notebooks in order with papermill; executed copies and their results go to ``out``."""
+    import papermill
+
+    profile = resolve_profile(profile)
+    out_dir = Path(out) if out else REPO / "outputs" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = notebook_paths(only)
+    per_nb = check_overrides(paths, overrides or {})
+    env_data = os.environ.get("HYPERNB_DATA")
+    if env_data and not os.path.isabs(env_data):  # kernels run inside notebooks/: pin the folder meant here
+        env_data = os.environ["HYPERNB_DATA"] = os.path.abspath(env_data)
+    print(f"executing {len(paths)} notebook(s), profile '{profile}', into {out_dir}"
+          + (f" (data: {env_data})" if env_data else ""), flush=True)
+    total = time.perf_counter()
+    for i, path in enumerate(paths, 1):
+        params = {"PROFILE": profile, "OUT_DIR": str(out_dir / path.stem), **per_nb[path]}
+        if "RESULTS_DIR" in papermill.inspect_notebook(str(path)):
+            params["RESULTS_DIR"] = str(out_dir)
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(paths)}] {path.stem} …", flush=True)
+        papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name=kernel,
+                                   cwd=str(NOTEBOOK_DIR), progress_bar=progress, execution_timeout=timeout,
+                                   start_timeout=300)
+        figures = sorted((out_dir / path.stem / "figures").glob("*.png"))
+        print(f"[{i}/{len(paths)}] {path.stem} done in {time.perf_counter() - t0:.0f} s "
+              f"({len(figures)} figures in {out_dir / path.stem / 'figures'})", flush=True)
+    print(f"all notebooks done in {time.perf_counter() - total:.0f} s; executed notebooks in {out_dir}", flush=True)
+    return out_dir
+
+
+def cmd_notebooks(args) -> int:
+    overrides = parse_overrides(args.param, args.parameters_file)
+    run_notebooks(args.profile, args.out, overrides, args.only, args.kernel, args.timeout,
+                  progress=not args.no_progress)
+    return 0
 
 
 def add_commands(sub) -> None:
-    return None
+    p = sub.add_parser("notebooks", help="execute the study notebooks with papermill (the main job)",
+                       description="Execute notebooks/0*.ipynb in order into outputs/<profile>/ "
+                                   "(executed notebooks, figures, tables, claims).")
+    p.add_argument("--profile", default="demo", help="smoke | demo | full | auto [default: demo]")
+    p.add_argument("--out", default=None, help="output folder [default: outputs/<profile>]")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                   help="override a parameter of every notebook that declares it (a Python literal)")
+    p.add_argument("-f", "--parameters-file", action="append", default=[], help="YAML file of parameter overrides")
+    p.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,04")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name [default: python3]")
+    p.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell [default: 14400]")
+    p.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
+    p.set_defaults(func=cmd_notebooks)
+    try:
+        from . import sweep
+    except ImportError:  # pragma: no cover
+        return
+    sweep.add_commands(sub)
+
+

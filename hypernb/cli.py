@@ -31,7 +31,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         names = [flag] + ALIASES.get(f.name, [])
         default = f.default if f.default is not MISSING else None
-        help_text = f.metadata.get("help", "") + (f" [default: {default}]" if default is not None else "")
+        help_text = (f.metadata.get("help", "") + (f" [default: {default}]" if default is not None else "")).replace("%", "%%")
         hint = hints[f.name]
         if f.name == "kappa":
             parser.add_argument(*names, dest=f.name, type=_kappa, default=argparse.SUPPRESS, help=help_text)

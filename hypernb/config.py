@@ -21,6 +21,7 @@ TASKS = {
     "shakespeare-lstm": ("shakespeare", "lstm", "text"),
 }
 PROFILES = ("smoke", "demo", "full")
+ADAMS = ("adam", "adambaydin", "adamunclamped")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
 AUTOCAST = ("none", "bf16", "fp16")
@@ -66,6 +67,8 @@ class RunConfig:
     height: int | None = _f(None, "tower height: repeat the last optimizer of the tower until it has "
                                   "this many hyper levels (0 = the plain optimizer)")
     sign_safe: bool = _f(False, "store log α so every step size stays positive")
+    schedule: str = _f("none", "α schedule on top of the optimizer: none, or step (He et al. 2016: α×0.1 at "
+                               "50% and 75% of the epochs; use with a plain optimizer)")
     epochs: int | None = _f(None, "epochs (profile default)")
     batch_size: int | None = _f(None, "batch size (profile default)")
     seeds: list = _f((0,), "seeds; several give mean ± std")
@@ -86,6 +89,9 @@ class RunConfig:
     seq_len: int | None = _f(None, "characters per training window (text tasks)")
     lstm_layers: int = _f(2, "LSTM layers")
     dropout: float = _f(0.0, "LSTM dropout (the report used 0.5)")
+    text_split: str = _f("contiguous", "text split: contiguous (first 90% train, last 10% validation), or "
+                                       "shuffled: the COMP6258 report's bug (random character positions), "
+                                       "kept to demonstrate the unigram plateau")
     mode: str = _f("traced", "optimizer step implementation: traced, eager or compiled")
     quiet: bool = _f(False, "no progress bar")
 
@@ -139,7 +145,7 @@ class RunConfig:
         if self.augment is None:
             changes["augment"] = self.dataset.startswith("cifar")
         if self.alpha is None:
-            changes["alpha"] = 1e-3 if self.tower_names()[0] in ("adam", "adambaydin") else 1e-2
+            changes["alpha"] = 1e-3 if self.tower_names()[0] in ADAMS else 1e-2
         return dataclasses.replace(self, **changes)
 
     # -- validation -----------------------------------------------------------------------------
@@ -156,6 +162,8 @@ class RunConfig:
         choice("autocast", AUTOCAST)
         choice("activation", ("tanh", "relu"))
         choice("mode", ("traced", "eager", "compiled"))
+        choice("schedule", ("none", "step"))
+        choice("text_split", ("contiguous", "shuffled"))
         self.tower_names()  # raises on unknown optimizer names
         if isinstance(self.seeds, numbers.Integral):
             self.seeds = (int(self.seeds),)
@@ -181,7 +189,12 @@ class RunConfig:
         if not isinstance(self.dropout, numbers.Real) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         k = self.kappa
-        if isinstance(k, str):
+        if isinstance(k, dict):
+            if self.tower_names()[1:] != ["sgdperparam"]:
+                raise ValueError("a dict kappa (one κ per hyperparameter) needs optimizer '<name>/sgdperparam'")
+            if not all(isinstance(x, numbers.Real) and math.isfinite(x) and x >= 0 for x in k.values()):
+                raise ValueError(f"every kappa must be a finite number >= 0, got {k!r}")
+        elif isinstance(k, str):
             if k not in KAPPA_RULES:
                 raise ValueError(f"kappa rule must be one of {sorted(KAPPA_RULES)}, got {k!r}")
         elif isinstance(k, (list, tuple)):
@@ -203,10 +216,12 @@ class RunConfig:
         extra = {}
         if names[0] == "sgd":
             extra["mu"] = c.mu
-        if names[0] in ("adam", "adambaydin"):
+        if names[0] in ADAMS:
             extra.update(beta1=c.beta1, beta2=c.beta2)
         if names[0] in ("rmsprop", "rmspropalpha"):
             extra["gamma"] = c.gamma
         kappa = list(c.kappa) if isinstance(c.kappa, tuple) else c.kappa
+        if isinstance(kappa, dict):
+            kappa = {k: v for k, v in kappa.items()}
         return optim.tower("/".join(names), params, alpha=c.alpha, kappa=kappa, sign_safe=c.sign_safe,
                            mode=c.mode, **extra)

@@ -102,11 +102,17 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int) -> TaskData:
         corpus = D.load_corpus(c.dataset, root, c.download)
         train_codes = corpus.train[: c.train_limit] if c.train_limit else corpus.train
         val_codes = corpus.val[: c.test_limit] if c.test_limit else corpus.val
+        if c.text_split == "shuffled":  # the report's bug: characters at random positions, no context left
+            gen = torch.Generator().manual_seed(seed)
+            codes = torch.cat([corpus.train, corpus.val])
+            codes = codes[torch.randperm(len(codes), generator=gen)]
+            train_codes, val_codes = codes[: len(train_codes)], codes[len(corpus.train):][: len(val_codes)]
         train_w = D.windows(train_codes, c.seq_len).to(device)
         val_w = D.windows(val_codes, c.seq_len).to(device)
         info = {"vocab_size": corpus.vocab_size, "unigram_entropy_nats": corpus.unigram_entropy(),
                 "train_chars": len(train_codes), "val_chars": len(val_codes),
-                "split": "contiguous: first 90% train, last 10% validation"}
+                "split": ("contiguous: first 90% train, last 10% validation" if c.text_split == "contiguous"
+                          else "SHUFFLED characters (the report's bug, for demonstration)")}
         return TaskData(D.DeviceLoader(train_w, None, c.batch_size, True, seed, drop_last=True),
                         D.DeviceLoader(val_w, None, 256, False), "text", corpus.vocab_size, info)
     if c.dataset == "mnist":
@@ -280,8 +286,11 @@ def _run_seed(c: RunConfig, seed: int, device, out, results, cfg_dict, env, on_e
     steps_per_epoch = min(len(task.train), c.max_steps or len(task.train))
     from tqdm.auto import tqdm
 
+    alpha0 = c.alpha
     for epoch in range(start_epoch, c.epochs):
         t_epoch = time.perf_counter()
+        if c.schedule == "step":  # He et al. (2016): divide α by 10 at 50 % and 75 % of training
+            opt.set_hyperparameters(alpha=alpha0 * 0.1 ** sum(epoch >= f * c.epochs for f in (0.5, 0.75)))
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)

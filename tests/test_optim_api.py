@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hypernb import optim
-from oracles import batches, mlp, train_hypernb
+from oracles import batches, mlp
 
 
 def step_n(model, opt, data):
@@ -238,3 +238,24 @@ def test_non_finite_gradient_is_flagged_and_check_every_raises():
     (w.sum() * float("inf")).backward()
     with pytest.raises(optim.NonFiniteError, match="gradient 'gradient' at level 0 .* step 2"):
         opt.step()
+
+
+def test_set_hyperparameters_writes_the_stored_value():
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = optim.tower("rmsprop/sgd", [w], alpha=0.01, kappa=1e-4)
+    opt.set_hyperparameters(alpha=0.04, gamma=0.5, **{"hyper.alpha": 1e-6})
+    hp = opt.hyperparameters()
+    assert hp["alpha"].item() == pytest.approx(0.04) and hp["gamma"].item() == pytest.approx(0.5)
+    assert hp["hyper.alpha"].item() == pytest.approx(1e-6)
+    with pytest.raises(ValueError, match="no learnable hyperparameter 'beta1'"):
+        opt.set_hyperparameters(beta1=0.9)
+    with pytest.raises(ValueError, match=r"gamma .* \(0, 1\)"):
+        opt.set_hyperparameters(gamma=1.5)
+
+
+def test_per_hyperparameter_kappa_for_sgdperparam():
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = optim.tower("sgd/sgdperparam", [w], alpha=0.1, mu=0.9, kappa={"alpha": 1e-3, "mu": 1e-6})
+    assert opt.hyperparameters()["hyper.alpha.mu"].item() == pytest.approx(1e-6)
+    with pytest.raises(ValueError, match="needs an sgdperparam hyperoptimizer"):
+        optim.tower("sgd/sgd", [torch.nn.Parameter(torch.ones(3))], kappa={"alpha": 1e-3})

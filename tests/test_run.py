@@ -156,3 +156,15 @@ def test_cli_help_documents_every_field(capsys):
 def test_cli_bad_input_is_one_line_not_a_traceback(capsys):
     assert main(["run", "--task", "nope"]) == 2
     assert capsys.readouterr().err.startswith("error: task must be one of")
+
+
+def test_report_adam_adam_failure_is_the_removed_beta_squashing():
+    """The report's Adam/Adam setting (ReLU MLP, κ = 1e-3, β2 = 0.99): with the paper's squashing β2
+    stays below 1 and the run finishes; with β stored raw (the report's change) β2 passes 1 and the
+    run ends on a non-finite value, recorded, as the report's NaN."""
+    require("mnist")
+    common = dict(task="mnist-mlp", kappa=1e-3, beta2=0.99, epochs=3, activation="relu", quiet=True, log_every=5)
+    ours = run(dict(common, optimizer="adam/adam")).seeds[0]
+    report = run(dict(common, optimizer="adamunclamped/adam")).seeds[0]
+    assert ours.status == "ok" and max(ours.trajectory["beta2"]) < 1 and ours.final["test_acc"] > 0.95
+    assert report.status == "diverged" and max(report.trajectory["beta2"]) > 1

@@ -123,6 +123,22 @@ class HyperOptimizer(torch.optim.Optimizer):
             out.update({"hyper." * k + name: v for name, v in lvl.values().items()})
         return out
 
+    @torch.no_grad()
+    def set_hyperparameters(self, **values) -> None:
+        """Overwrite current effective values, e.g. ``opt.set_hyperparameters(alpha=0.01)`` for a
+        hand-made schedule, or ``**{"hyper.alpha": 1e-6}`` one level up. Runs on the device."""
+        levels = self._require_bound().levels
+        for key, value in values.items():
+            k, name = key.count("hyper."), key.replace("hyper.", "")
+            if k >= len(levels) or name not in levels[k].names:
+                known = [kk for kk in self.hyperparameters() if not kk.endswith(tuple(levels[-1].fixed))]
+                raise ValueError(f"no learnable hyperparameter {key!r}; choose from {known}")
+            lvl = levels[k]
+            j = lvl.names.index(name)
+            hyper = lvl.trainable[0] if lvl.segment_ids is not None else lvl.trainable[j]
+            hyper.check(float(value), type(lvl.opt).__name__, "set_hyperparameters")
+            lvl.raw[j] = hyper.param.to_raw(float(value))
+
     def hypergradients(self) -> dict[str, torch.Tensor]:
         """The last hypergradients d loss / d (stored value) of every learned hyperparameter."""
         out = {}

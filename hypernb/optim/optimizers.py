@@ -91,6 +91,20 @@ class Adam(HyperOptimizer):
                          {"alpha": alpha, "beta1": beta1, "beta2": beta2}, hyper, **options)
 
 
+class AdamUnclamped(HyperOptimizer):
+    """Adam with β1, β2 stored and used *raw*: the COMP6258 report's modification of the paper's
+    package (it removed the tanh squashing). Kept only to demonstrate its failure: a hyperoptimizer
+    can push β2 past 1, after which v < 0 and the run turns to NaN. Do not use it to train."""
+
+    _repr_hypers = ("alpha", "beta1", "beta2")
+
+    def __init__(self, params=None, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 log_eps: float = -8.0, hyper=None, *, sign_safe: bool = False, **options):
+        _check_log_eps(log_eps)
+        super().__init__(params, AdamRule(True, log_eps, sign_safe, squash_betas=False),
+                         {"alpha": alpha, "beta1": beta1, "beta2": beta2}, hyper, **options)
+
+
 class AdamBaydin(HyperOptimizer):
     """Adam that learns only α (the paper's Adam_α, after Baydin et al.); β1, β2 stay fixed."""
 

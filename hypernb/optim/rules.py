@@ -193,14 +193,17 @@ class AdamRule(Rule):
 
     family = "Adam"
 
-    def __init__(self, learn_betas: bool = True, log_eps: float = -8.0, sign_safe: bool = False):
+    def __init__(self, learn_betas: bool = True, log_eps: float = -8.0, sign_safe: bool = False,
+                 squash_betas: bool = True):
         self.learn_betas, self.eps, self.sign_safe = learn_betas, 10.0 ** log_eps, sign_safe
+        self.squash_betas = squash_betas
 
     def hypers(self):
+        beta = SQUASH if self.learn_betas and self.squash_betas else IDENTITY
         return [
             _alpha(self.sign_safe),
-            Hyper("beta1", "β1", SQUASH if self.learn_betas else IDENTITY, trainable=self.learn_betas),
-            Hyper("beta2", "β2", SQUASH if self.learn_betas else IDENTITY, trainable=self.learn_betas),
+            Hyper("beta1", "β1", beta, trainable=self.learn_betas),
+            Hyper("beta2", "β2", beta, trainable=self.learn_betas),
         ]
 
     def init_state(self, w, values):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, RMSProp, RMSPropAlpha, SGDPerParam
+from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, AdamUnclamped, RMSProp, RMSPropAlpha, SGDPerParam
 
 FAMILIES = {
     "sgd": SGD,
@@ -19,6 +19,7 @@ FAMILIES = {
     "adam": Adam,
     "adambaydin": AdamBaydin,
     "sgdperparam": SGDPerParam,
+    "adamunclamped": AdamUnclamped,  # the report's broken Adam, for demonstrations only
 }
 ALIASES = {"rmsprop_alpha": "rmspropalpha", "adam_alpha": "adambaydin", "sgd_per_param": "sgdperparam"}
 
@@ -58,8 +59,16 @@ def parse_tower(spec: str) -> list[str]:
     return names
 
 
-def kappa_schedule(kappa, alpha0: float, height: int) -> list[float]:
-    """Hyper-step sizes κ_1…κ_height from a number, a list, or a named rule (see KAPPA_RULES)."""
+def kappa_schedule(kappa, alpha0: float, height: int) -> list:
+    """Hyper-step sizes κ_1…κ_height from a number, a list, or a named rule (see KAPPA_RULES).
+    A dict (one κ per hyperparameter below) is passed to an SGDPerParam level 1 as is."""
+    if isinstance(kappa, dict):
+        if height != 1:
+            raise ValueError("a dict of κ per hyperparameter needs a tower of height 1 ending in sgdperparam")
+        for k in kappa.values():
+            if not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
+                raise ValueError(f"κ must be a finite number >= 0, got {k!r}")
+        return [dict(kappa)]
     if isinstance(kappa, str):
         if kappa not in KAPPA_RULES:
             raise ValueError(f"unknown κ rule {kappa!r}; choose from {sorted(KAPPA_RULES)} or give numbers")
@@ -90,8 +99,10 @@ def tower(spec: str, params, alpha: float | None = None, kappa=1e-5, *, hyper_op
     height = len(names) - 1
     base_cls = FAMILIES[names[0]]
     if alpha is None:
-        alpha = 0.001 if base_cls in (Adam, AdamBaydin) else 0.01
+        alpha = 0.001 if base_cls in (Adam, AdamBaydin, AdamUnclamped) else 0.01
     kappas = kappa_schedule(kappa, float(alpha) if not isinstance(alpha, (list, dict)) else 1.0, height)
+    if isinstance(kappa, dict) and names[-1] != "sgdperparam":
+        raise ValueError("a dict of κ per hyperparameter needs an sgdperparam hyperoptimizer, e.g. 'sgd/sgdperparam'")
     hyper_options = hyper_options or [{}] * height
     if len(hyper_options) != height:
         raise ValueError(f"hyper_options needs one dict per hyper level ({height}), got {len(hyper_options)}")
