@@ -1,4 +1,4 @@
-"""Batch commands: ``python -m hypernb notebooks`` (and, added by the sweep module, sweep/collect)."""
+"""Batch commands: ``python -m hypernb notebooks``; the sweep module adds ``sweep`` and ``collect``."""
 from __future__ import annotations
 
 import ast
@@ -118,10 +118,8 @@ def add_commands(sub) -> None:
     p.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell [default: 14400]")
     p.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
     p.set_defaults(func=cmd_notebooks)
-    try:
-        from . import sweep
-    except ImportError:  # pragma: no cover
-        return
+    from . import sweep
+
     sweep.add_commands(sub)
 
 
