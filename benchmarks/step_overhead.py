@@ -140,6 +140,7 @@ def run(args):
                 "peak_mb": mem[name][1] if name in mem else None,
             }
         results["models"][model_name] = {"rows": rows, "per_level": per_level(rows), "steps": steps}
+        print(markdown({**results, "models": {model_name: results["models"][model_name]}}), flush=True)
     return results
 
 
@@ -215,9 +216,7 @@ def main():
     if args.quick:
         args.reps, args.steps, args.warmup = 2, 20, 5
     warnings.filterwarnings("ignore")  # gdtuo's create_graph=True warns about reference cycles
-    results = run(args)
-    text = markdown(results)
-    print(text)
+    results = run(args)  # prints each model's table as soon as it is measured
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

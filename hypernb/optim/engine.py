@@ -269,7 +269,15 @@ class Engine:
 
         from .codegen import fast_callable
 
-        gm = make_fx(self._step_fn)(*args)
+        try:
+            gm = make_fx(self._step_fn)(*args)
+        except Exception as e:  # an older or newer torch whose tracer disagrees: same maths, eagerly
+            import warnings
+
+            warnings.warn(f"hypernb: tracing the optimizer step failed ({type(e).__name__}: {e}); "
+                          "falling back to mode='eager'", RuntimeWarning, stacklevel=3)
+            self.mode, self._fn = "eager", self._step_fn
+            return
         try:  # merge repeated subexpressions (e.g. the bias-correction pieces shared by β1 and β2)
             from torch.fx.passes.dialect.common.cse_pass import CSEPass
 
