@@ -19,6 +19,7 @@ echo "== benchmark"; date
 timeout 230 python3 benchmarks/step_overhead.py --device cuda --reps 3 --steps 100 --warmup 20 \
   --json "$OUT/bench_cuda.json" 2>&1 | grep -v "^\[" | tee "$OUT/bench_cuda.md"
 echo "== MNIST, full profile"; date
+if [ -d .gpu_prev/mnist_pairs ]; then cp -r .gpu_prev/mnist_pairs /tmp/; fi   # resume an earlier session's sweep
 timeout 170 python3 -m hypernb sweep benchmarks/gpu_mnist_pairs.yaml --out /tmp/mnist_pairs 2>&1 | tail -5
 python3 -m hypernb collect /tmp/mnist_pairs --out "$OUT/mnist_pairs.csv" 2>&1 | tail -2
 tar czf "$OUT/mnist_pairs_metrics.tgz" -C /tmp mnist_pairs/points 2>/dev/null

@@ -70,6 +70,8 @@ def configs(with_gdtuo: bool, cuda: bool):
             c[f"gdtuo SGD tower h={h}"] = ("torch SGD", gdtuo_opt(gdtuo_sgd_tower(h)))
     if cuda:
         c["torch Adam capturable, CUDA graph"] = ("torch Adam", torch_step(torch.optim.Adam, lr=1e-3, capturable=True))
+        c["hypernb Adam/SGD, no internal CUDA graph"] = ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5,
+                                                                                 cuda_graph=False))
         c["hypernb Adam/SGD, CUDA graph"] = ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5))
     return c
 
@@ -126,7 +128,7 @@ def run(args):
                 ratios[name].append(t / b)
             print(f"[{model_name}] repetition {rep + 1}/{args.reps} done", flush=True)
         mem = {name: held_memory(build, make_model, shape, device) for name, (_, build) in cfgs.items()
-               if "CUDA graph" not in name and "compiled" not in name}
+               if not name.endswith(", CUDA graph") and "compiled" not in name}
         rows = {}
         for name in names:
             r = ratios[name]

@@ -259,3 +259,18 @@ def test_per_hyperparameter_kappa_for_sgdperparam():
     assert opt.hyperparameters()["hyper.alpha.mu"].item() == pytest.approx(1e-6)
     with pytest.raises(ValueError, match="needs an sgdperparam hyperoptimizer"):
         optim.tower("sgd/sgd", [torch.nn.Parameter(torch.ones(3))], kappa={"alpha": 1e-3})
+
+
+@pytest.mark.parametrize("spec", ["sgd", "adam", "sgd/sgd", "adam/adam/sgd", "rmsprop/adagrad", "sgdperparam/sgd"])
+def test_capturable_write_back_equals_swapping(spec):
+    """capturable=True (the CUDA default: results copied into static buffers, as a CUDA graph needs)
+    and the CPU default (buffers swapped) give identical trajectories."""
+    out = []
+    for capturable in (False, True):
+        model = mlp()
+        kw = {"mu": 0.5} if spec.startswith("sgd/") else {}
+        opt = optim.tower(spec, model.parameters(), kappa=1e-4, capturable=capturable, **kw)
+        step_n(model, opt, batches(6))
+        out.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
+                    torch.stack(list(opt.hyperparameters().values()))))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])

@@ -28,7 +28,8 @@ class HyperOptimizer(torch.optim.Optimizer):
     _repr_hypers: tuple[str, ...] = ("alpha",)
 
     def __init__(self, params, rule: Rule, values: dict, hyper: "HyperOptimizer | None" = None,
-                 *, mode: str = "traced", check_every: int | None = None, capturable: bool | None = None):
+                 *, mode: str = "traced", check_every: int | None = None, capturable: bool | None = None,
+                 cuda_graph: bool | None = None):
         self._rule, self._values = rule, dict(values)
         self._level_name = "level 0"
         for h in rule.hypers():
@@ -74,7 +75,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             node._owner = self
             chain.append(node)
             node = node.hyper
-        self._engine = Engine(params, names, chain, mode, capturable)
+        self._engine = Engine(params, names, chain, mode, capturable, cuda_graph)
         for k, opt in enumerate(chain):
             opt._level_name = f"level {k}"
             opt._engine_ref = self._engine

@@ -156,7 +156,7 @@ class Engine:
     """
 
     def __init__(self, params: list[torch.nn.Parameter], names: list[str], chain: list, mode: str,
-                 capturable: bool | None = None):
+                 capturable: bool | None = None, cuda_graph: bool | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -173,6 +173,12 @@ class Engine:
                 raise ValueError(f"parameters must be dense real floating-point tensors, got {p.dtype}")
         self.device, self.dtype = first.device, first.dtype
         self.capturable = first.device.type == "cuda" if capturable is None else bool(capturable)
+        if cuda_graph and (first.device.type != "cuda" or not self.capturable):
+            raise ValueError("cuda_graph=True needs CUDA parameters and capturable=True")
+        # on CUDA the step is ~100 tiny kernels: after two warm-up steps it is captured once and
+        # replayed (one launch), unless the caller is itself capturing a CUDA graph
+        self.cuda_graph = (first.device.type == "cuda" and self.capturable) if cuda_graph is None else cuda_graph
+        self._graph, self._g_static, self._eager_steps = None, None, 0
         self.hdtype = torch.promote_types(first.dtype, torch.float32)
         # one contiguous vector; the parameters become views into it (they stay leaf Parameters)
         with torch.no_grad():
@@ -314,13 +320,36 @@ class Engine:
     @torch.no_grad()
     def step(self) -> None:
         g = self.gather_grad()
+        capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+        if self._graph is not None and not capturing:
+            self._g_static.copy_(g)
+            self._graph.replay()
+            return
         args = [self.t, g, self.first_bad, *self._inputs()]
         if self._fn is None:
             self._build(args)
             for lvl in self.levels[:-1]:
                 if lvl.const_scales is not None:
                     lvl.Jc.copy_(torch.tensor(lvl.const_scales, dtype=lvl.Jc.dtype))
-        outs = self._fn(*args)
+        if self.cuda_graph and not capturing:  # inside the caller's capture: record plain ops instead
+            self._eager_steps += 1
+            if self._eager_steps > 2:  # warmed up: capture this step, then run it by replaying
+                self._capture(g)
+                self._g_static.copy_(g)
+                self._graph.replay()
+                return
+        self._apply(self._fn(*args))
+
+    def _capture(self, g) -> None:
+        self._g_static = torch.empty_like(g)
+        args = [self.t, self._g_static, self.first_bad, *self._inputs()]
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):  # recorded, not executed
+            self._apply(self._fn(*args))
+        self._graph = graph
+
+    def _apply(self, outs) -> None:
+        """Write one step's results back: parameters in place, the rest copied or swapped."""
         self.flat.add_(outs[2])  # the parameters are views of flat: updated in place
         n = len(self.levels) - 1
         small = [self.t, self.first_bad] + [lvl.raw for lvl in self.levels[:n]]
@@ -331,7 +360,8 @@ class Engine:
             for lvl in self.levels[:n]:
                 dst += [*lvl.J, *([] if lvl.const_scales is not None else [lvl.Jc])]
             dst += [lvl.G for lvl in self.levels[:n]]
-            torch._foreach_copy_(dst, list(rest))
+            if dst:  # plain SGD has no state to write back
+                torch._foreach_copy_(dst, list(rest))
             return
         for lvl in self.levels:
             for key in lvl.state:

@@ -3,7 +3,10 @@
 
 Common keyword options: ``sign_safe=True`` stores log α so the step size stays positive (the
 COMP6258 report saw α cross zero); ``mode`` is ``"traced"`` (default), ``"eager"`` or
-``"compiled"`` (inductor-fused step); ``check_every=k`` checks for NaN/inf every k steps.
+``"compiled"`` (inductor-fused step); ``check_every=k`` checks for NaN/inf every k steps;
+``capturable`` (default: on CUDA) keeps every buffer at a fixed address, as a CUDA graph needs;
+``cuda_graph`` (default: on CUDA) captures the optimizer's own step after two warm-up steps and
+replays it, one launch instead of ~100 small kernels.
 """
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def kappa_schedule(kappa, alpha0: float, height: int) -> list:
 
 def tower(spec: str, params, alpha: float | None = None, kappa=1e-5, *, hyper_options: list[dict] | None = None,
           sign_safe: bool = False, mode: str = "traced", check_every: int | None = None,
-          capturable: bool | None = None, **level0):
+          capturable: bool | None = None, cuda_graph: bool | None = None, **level0):
     """Build a tower: level 0 gets ``params``, ``alpha`` and ``level0`` keyword arguments (``mu``,
     ``beta1``…); level ℓ ≥ 1 gets α = κ_ℓ from ``kappa`` and ``hyper_options[ℓ-1]``.
 
@@ -111,4 +111,4 @@ def tower(spec: str, params, alpha: float | None = None, kappa=1e-5, *, hyper_op
         cls = FAMILIES[names[level]]
         hyper = cls(alpha=kappas[level - 1], hyper=hyper, sign_safe=sign_safe, **hyper_options[level - 1])
     return base_cls(params, alpha=alpha, hyper=hyper, sign_safe=sign_safe, mode=mode,
-                    check_every=check_every, capturable=capturable, **level0)
+                    check_every=check_every, capturable=capturable, cuda_graph=cuda_graph, **level0)
