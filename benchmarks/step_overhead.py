@@ -93,7 +93,7 @@ def capture(step, x, y):
 
 def time_config(name, build, make_model, shape, device, steps, warmup):
     return time_step(build, make_model, shape, device, steps, warmup,
-                     wrap=capture if "CUDA graph" in name else None)
+                     wrap=capture if name.endswith(", CUDA graph") else None)
 
 
 def run(args):
