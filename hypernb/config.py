@@ -79,6 +79,7 @@ class RunConfig:
     download: bool = _f(True, "download missing datasets (needs network)")
     log_every: int = _f(10, "record the loss and every hyperparameter every k steps")
     out_dir: str | None = _f(None, "write config/metrics/env/checkpoints here; rerunning resumes")
+    keep_checkpoint: bool = _f(False, "keep each finished seed's last checkpoint (model + optimizer state)")
     profile: str = _f("demo", f"default sizes: {', '.join(PROFILES)}")
     train_limit: int | None = _f(None, "use only the first N training examples (characters for text)")
     test_limit: int | None = _f(None, "use only the first N test examples (characters for text)")

@@ -28,7 +28,7 @@ from .models import MLP, CharLSTM, ResNet20
 from .optim import NonFiniteError, Recorder
 
 # fields that do not change what is computed: a rerun may change them and still resume
-NON_SEMANTIC = {"out_dir", "quiet", "data_root", "download", "device"}
+NON_SEMANTIC = {"out_dir", "quiet", "data_root", "download", "device", "keep_checkpoint"}
 
 
 @dataclass
@@ -367,6 +367,9 @@ def _run_seed(c: RunConfig, seed: int, device, out, results, cfg_dict, env, on_e
         res.trajectory = recorder.read(check=False)
     else:
         res.status = "ok"
+    if ckpt_path is not None and not c.keep_checkpoint:
+        _save_progress(out, cfg_dict, env, results[:-1] + [res])  # the finished record first, then
+        ckpt_path.unlink(missing_ok=True)  # the checkpoint is no longer needed to resume
     return res
 
 

@@ -84,6 +84,9 @@ def test_rerun_of_a_finished_run_does_no_work(tmp_path):
     first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
     again = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
     assert again.seeds[0].time_s == first.seeds[0].time_s  # loaded, not retrained
+    assert not (tmp_path / "seed0" / "checkpoint.pt").exists()  # finished: the metrics suffice
+    kept = run(dict(SMOKE, epochs=1, seeds=[0], keep_checkpoint=True, out_dir=str(tmp_path / "kept")))
+    assert kept.ok and (tmp_path / "kept" / "seed0" / "checkpoint.pt").exists()
 
 
 def test_other_config_in_the_same_out_dir_is_refused(tmp_path):
