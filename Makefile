@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# the verified offline copies next to this checkout, when present (CI and developer machines)
-SHARED_DATA := $(abspath ../shared/data)
-export HYPERNB_DATA ?= $(if $(wildcard $(SHARED_DATA)/MNIST),$(SHARED_DATA),$(abspath data))
+# the verified offline copies next to this checkout (or at /work/shared/data), when present
+SHARED_DATA := $(firstword $(foreach d,$(abspath ../shared/data) /work/shared/data,$(if $(wildcard $(d)/MNIST),$(d))))
+export HYPERNB_DATA ?= $(if $(SHARED_DATA),$(SHARED_DATA),$(abspath data))
 PROFILE ?= demo
 
 .PHONY: setup study test bench clean

@@ -37,30 +37,30 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def training_step(model, opt):
+    """One whole step (zero_grad, forward, backward, step), as a benchmark times it."""
+    def step(x, y):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
 def hypernb_step(spec: str, **kw):
     """A builder: model → (step(x, y), optimizer) for a hypernb tower."""
     from . import optim
 
     def build(model):
         opt = optim.tower(spec, model.parameters(), **kw)
-
-        def step(x, y):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        return step, opt
+        return training_step(model, opt), opt
     return build
 
 
 def torch_step(cls, **kw):
+    """A builder: model → (step(x, y), optimizer) for a torch.optim optimizer."""
     def build(model):
         opt = cls(model.parameters(), **kw)
-
-        def step(x, y):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        return step, opt
+        return training_step(model, opt), opt
     return build
 
 

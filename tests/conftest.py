@@ -6,9 +6,12 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-if "HYPERNB_DATA" not in os.environ and SHARED.is_dir():
-    os.environ["HYPERNB_DATA"] = str(SHARED)  # the verified offline copies (read-only)
+SHARED = [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
+if "HYPERNB_DATA" not in os.environ:
+    for candidate in SHARED:
+        if (candidate / "MNIST").is_dir():
+            os.environ["HYPERNB_DATA"] = str(candidate)  # the verified offline copies (read-only)
+            break
 
 
 @pytest.fixture(scope="session")

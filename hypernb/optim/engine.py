@@ -317,8 +317,8 @@ class Engine:
         g = grads[0] if len(grads) == 1 else torch.cat(grads)
         return g if g.dtype == self.dtype else g.to(self.dtype)
 
-    @torch.no_grad()
     def step(self) -> None:
+        """One optimizer step (called by HyperOptimizer.step under no_grad)."""
         g = self.gather_grad()
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         if self._graph is not None and not capturing:

@@ -213,6 +213,7 @@ class AdamRule(Rule):
         b1, b2 = h["beta1"], h["beta2"]
         m = ema(state["m"], g, b1)
         v = ema(state["v"], g * g, b2)
-        m_hat = m / (1.0 - b1 ** t)
-        v_hat = v / (1.0 - b2 ** t)
-        return -h["alpha"] * (m_hat / (v_hat.sqrt() + self.eps)), {"m": m, "v": v}
+        # m̂/(√v̂ + ε) with the bias corrections folded into scalars (as torch.optim.Adam does):
+        # √(v / (1 − β2ᵗ)) = √v / √(1 − β2ᵗ), and 1 / (1 − β1ᵗ) joins −α; one full-size op fewer
+        den = v.sqrt() * (1.0 / (1.0 - b2 ** t).sqrt()) + self.eps
+        return (m / den) * (-h["alpha"] / (1.0 - b1 ** t)), {"m": m, "v": v}
