@@ -168,3 +168,37 @@ def test_slurm_dry_run_submits_nothing(slurm, tmp_path):
 def test_ready_made_specs_are_valid(path):
     spec = S.load_spec(path)
     assert spec.points()
+
+
+@pytest.mark.slurm
+def test_slurm_preempted_task_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp_path):
+    """USR2 is what Slurm sends before a preemption or time limit: submitit checkpoints the point
+    function, requeues the task, and run() resumes from the last epoch's checkpoint."""
+    require("mnist")
+    spec = write_spec(tmp_path, name="preempt", fixed={"task": "mnist-mlp", "profile": "smoke", "epochs": 6,
+                                                      "batch_size": 16, "train_limit": 16000, "log_every": 50},
+                      seeds=[0], executor={"slurm": {"partition": "debug", "time_min": 10}})
+    out = tmp_path / "sweep"
+    S.sweep(spec, out, executor="slurm", wait=False)
+    jobs = S.io.read_json(out / "slurm_jobs.json")
+    (task, point), = jobs["tasks"].items()
+    ckpt = out / "points" / point / "run" / "seed0" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists():  # the first epoch has been checkpointed
+        assert time.time() < deadline, "the task never reached its first checkpoint"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", task], env=slurm.env, check=True)
+    while "BeginTime" not in subprocess.run(["squeue", "-h", "-j", task, "-o", "%r"], env=slurm.env,
+                                            capture_output=True, text=True).stdout:
+        assert time.time() < deadline and not S.is_done(out / "points" / point), "the task was not requeued"
+        time.sleep(0.2)
+    # Slurm holds a requeued job for 120 s before it may start again; release it now
+    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], env=slurm.env, check=True)
+    while not S.is_done(out / "points" / point):
+        assert time.time() < deadline, "the requeued task did not finish"
+        time.sleep(0.5)
+    logs = "\n".join(p.read_text() for p in (out / "slurm").glob("*/*_log.out"))
+    assert "Requeued job" in logs or "requeued" in logs.lower()
+    metrics = S.io.read_json(out / "points" / point / "run" / "metrics.json")
+    seed = metrics["seeds"][0]
+    assert seed["status"] == "ok" and [e["epoch"] for e in seed["epochs"]] == [1, 2, 3, 4, 5, 6]

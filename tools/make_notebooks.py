@@ -280,6 +280,7 @@ figure behind it. Run the other notebooks first (`python -m hypernb notebooks` r
 """),
         code(f'''{PROFILE_LINE}
 RESULTS_DIR = ""          # where notebooks 01-04 wrote their results; empty: outputs/<profile>/
+SWEEPS = ["../benchmarks/results_h200_mnist_full.csv"]   # sweep folders or collected CSVs to show (relative to notebooks/)
 {COMMON_PARAMS.format(name=name)}''', tags=["parameters"]),
         *setup_cells(name),
         code('''claims, missing = study.summary.load_claims(study.summary.results_dir(s))
@@ -289,6 +290,17 @@ print(study.summary.verdict_counts(claims))'''),
         code('''display(study.summary.styled(study.claims_table(claims)))'''),
         md("## The evidence, claim by claim"),
         code("study.summary.show_evidence(s, claims)"),
+        md("""
+## Sweeps
+Results collected from sweeps (`python -m hypernb collect DIR`), e.g. full-profile runs from a GPU or a
+cluster. The default is the paper's MNIST pairs, trained for 30 epochs on an NVIDIA H200 by
+`benchmarks/gpu_run.sh` (one seed each).
+"""),
+        code('''from pathlib import Path
+
+for name, table in study.summary.sweep_tables(SWEEPS, Path.cwd()):
+    display(Markdown(f"**{name}**"))
+    display(table if table is not None else Markdown("not found"))'''),
         md("## Explore\nTry any configuration yourself."),
         panel_cell("mnist-mlp", optimizer="sgd", hyperoptimizer="sgd", alpha=1e-2, kappa=1e-3, height=1, epochs=1),
     ]

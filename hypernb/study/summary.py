@@ -7,7 +7,8 @@ from .. import io
 from .common import Claim, output_root
 
 NAME = "05_summary"
-SPEC = {"PROFILE": "str", "RESULTS_DIR": "str", "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool"}
+SPEC = {"PROFILE": "str", "RESULTS_DIR": "str", "SWEEPS": "list", "OUT_DIR": "str", "INTERACTIVE": "bool",
+        "QUIET": "bool"}
 DEFAULTS = {"smoke": {}, "demo": {}, "full": {}}
 NOTEBOOKS = ("01_mlp_mnist", "02_resnet20_cifar10", "03_char_rnn", "04_towers")
 
@@ -33,13 +34,18 @@ def results_dir(s) -> Path:
 
 
 def show_evidence(s, claims: list[Claim]) -> None:
-    """Each claim with its verdict, and each evidence figure once (paths only on the smoke profile,
-    to keep the committed notebook small)."""
+    """One table per claim (paper / report / ours / verdict) and its evidence figure, each figure once
+    (paths only on the smoke profile, to keep the committed notebook small)."""
+    import pandas as pd
     from IPython.display import Image, Markdown, display
 
     shown = set()
     for c in claims:
-        display(Markdown(f"**{c.claim}** ({c.source}) — *{c.verdict}*  \nours: {c.ours}"))
+        display(Markdown(f"### {c.claim}\n*{c.source}'s claim · {c.notebook}*"))
+        display(pd.DataFrame({"paper": [c.paper], "report": [c.report], "ours": [c.ours],
+                              "verdict": [c.verdict]}).style.hide(axis="index"))
+        if c.notes:
+            display(Markdown(f"note: {c.notes}"))
         if not c.evidence or not Path(c.evidence).exists():
             continue
         if c.evidence in shown:
@@ -62,3 +68,43 @@ def styled(df):
     """Colour the verdict column (green reproduced, red refuted, grey inconclusive)."""
     colours = {"reproduced": "#d8f3dc", "refuted": "#ffd6d6", "inconclusive": "#eeeeee"}
     return df.style.map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"]).hide(axis="index")
+
+
+def sweep_tables(paths: list, base: Path) -> list:
+    """(name, aggregated table) for each sweep folder or collected CSV (``python -m hypernb collect``):
+    one row per configuration, test metrics as mean ± std over its seeds."""
+    import pandas as pd
+
+    from ..sweep import collect
+
+    out = []
+    for p in paths:
+        path = Path(p) if Path(p).is_absolute() else base / p
+        if not path.exists():
+            out.append((str(p), None))
+            continue
+        df = collect(path) if path.is_dir() else pd.read_csv(path)
+        out.append((path.name, aggregate(df)))
+    return out
+
+
+def aggregate(df):
+    """Group a tidy sweep table by its varied parameters: test accuracy / error mean ± std and n."""
+    import pandas as pd
+
+    if df.empty or "test_acc" not in df:
+        return df
+    fixed = {"point", "seed", "seeds", "status", "diverged_at_step", "epochs_done", "time_s"}
+    params = [c for c in df.columns if c not in fixed and not c.startswith(("test_", "final_", "data_"))
+              and df[c].nunique(dropna=False) > 1]
+    rows = []
+    for key, g in df.groupby(params, dropna=False, sort=False) if params else [((), df)]:
+        ok = g[g.status == "ok"]
+        err = 100 * (1 - ok.test_acc)
+        row = dict(zip(params, key if isinstance(key, tuple) else (key,)))
+        row.update({"test error %": f"{err.mean():.2f} ± {err.std(ddof=1) if len(ok) > 1 else 0:.2f}",
+                    "seeds ok": f"{len(ok)}/{len(g)}"})
+        if "final_alpha" in ok:
+            row["learned α"] = f"{ok.final_alpha.mean():.4g}"
+        rows.append(row)
+    return pd.DataFrame(rows)
