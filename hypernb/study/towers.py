@@ -65,7 +65,11 @@ def accuracy_figure(s: Setup, df):
         sub = df[df.kappa_rule == rule]
         for a in sorted(sub.alpha0.unique(), reverse=True):
             pts = sub[sub.alpha0 == a].sort_values("height")
-            ax.plot(pts.height, pts["test_acc_%"], marker="o", label=f"α0={a:g}")
+            (line,) = ax.plot(pts.height, pts["test_acc_%"], marker="o", label=f"α0={a:g}")
+            diverged = pts[pts["test_acc_%"].isna()]
+            if len(diverged):  # a run that ended on a non-finite value: × at 0 (no accuracy is reported)
+                ax.scatter(diverged.height, [0] * len(diverged), marker="x", color=line.get_color(),
+                           label=f"α0={a:g} diverged")
             rep = pts[pts["report_acc_%"].notna()]
             if rule == "report" and len(rep):
                 ax.plot(rep.height, rep["report_acc_%"], ls=":", color=ax.lines[-1].get_color(), lw=1)
