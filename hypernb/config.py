@@ -222,7 +222,5 @@ class RunConfig:
         if names[0] in ("rmsprop", "rmspropalpha"):
             extra["gamma"] = c.gamma
         kappa = list(c.kappa) if isinstance(c.kappa, tuple) else c.kappa
-        if isinstance(kappa, dict):
-            kappa = {k: v for k, v in kappa.items()}
         return optim.tower("/".join(names), params, alpha=c.alpha, kappa=kappa, sign_safe=c.sign_safe,
                            mode=c.mode, **extra)

@@ -234,9 +234,10 @@ def run(config: RunConfig | dict, *, on_epoch_end=None) -> Result:
                                  "choose another out_dir, or delete that folder to start over")
             if (out / "metrics.json").exists():
                 previous = {s["seed"]: s for s in io.read_json(out / "metrics.json")["seeds"]}
-        io.write_json(out / "config.json", cfg_dict)
-        io.write_json(out / "env.json", io.environment(device))
     env = io.environment(device)
+    if out is not None:
+        io.write_json(out / "config.json", cfg_dict)
+        io.write_json(out / "env.json", env)
     results = []
     for seed in c.seeds:
         done = previous.get(seed)
