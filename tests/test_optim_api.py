@@ -131,15 +131,63 @@ def test_tower_of_height_50_runs_and_upper_levels_matter_little():
     opt.check_finite()
 
 
-def test_eager_traced_and_hypergradient_modes_agree_exactly():
+def test_eager_and_traced_modes_agree_exactly_and_host_scalars_to_rounding():
+    """The traced step is the eager arithmetic, op for op. On a CPU the scalar part then runs as
+    Python doubles (host_scalars, the default): float64 tensors hold the same IEEE doubles, so only
+    the summation order of a few tiny dot products can differ (last-bit differences)."""
     results = []
-    for mode in ("eager", "traced"):
+    for mode, host in (("eager", True), ("traced", False), ("traced", True)):
         model = mlp()
-        opt = optim.tower("adam/adam/sgd", model.parameters(), alpha=2e-3, kappa=[1e-3, 1e-4], mode=mode)
+        opt = optim.tower("adam/adam/sgd", model.parameters(), alpha=2e-3, kappa=[1e-3, 1e-4], mode=mode,
+                          host_scalars=host)
         step_n(model, opt, batches(8))
+        if mode == "traced":
+            assert opt._engine.codegen == ("python, host scalars" if host else "python")
         results.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
                         torch.stack(list(opt.hyperparameters().values()))))
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    torch.testing.assert_close(results[2][0], results[0][0], rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(results[2][1], results[0][1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("spec", ["sgd", "sgd/sgd*3", "adam/sgd", "adam/adam/sgd", "rmsprop/adagrad",
+                                  "rmspropalpha/rmsprop", "adambaydin/sgd", "sgdperparam/sgd", "sgd/sgdperparam"])
+def test_cpu_step_runs_its_scalars_as_python_numbers(spec):
+    """Guards the fast path: a change that made the host-scalar lowering fall back (silently, to
+    the slower tensor version) fails here."""
+    model = mlp()
+    kw = {"mu": 0.5} if spec.startswith("sgd/") else {}
+    opt = optim.tower(spec, model.parameters(), kappa=1e-4, **kw)
+    step_n(model, opt, batches(2))
+    assert opt._engine.codegen == "python, host scalars", opt._engine.codegen
+
+
+def test_single_parameter_tangent_row_does_not_alias_a_reused_gradient():
+    """SGD's tangent in α is the gradient itself; with one parameter the gradient vector is a view
+    of p.grad, which zero_grad(set_to_none=False) zeroes and backward refills in place."""
+    out = []
+    for set_to_none in (True, False):
+        w = torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float64))
+        opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=1e-2))
+        for _ in range(4):
+            opt.zero_grad(set_to_none=set_to_none)
+            ((w - 0.3) ** 4).sum().backward()
+            opt.step()
+        out.append((w.detach().clone(), opt.hyperparameters()["alpha"]))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+
+
+def test_step_hooks_run_and_the_profiler_sees_the_step():
+    model = mlp()
+    opt = optim.tower("adam/sgd", model.parameters())
+    calls = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: calls.append("pre"))
+    opt.register_step_post_hook(lambda o, args, kwargs: calls.append("post"))
+    step_n(model, opt, batches(2))
+    assert calls == ["pre", "post", "pre", "post"]
+    with torch.profiler.profile() as prof:
+        step_n(model, opt, batches(1))
+    assert any(e.name == "Optimizer.step#Adam.step" for e in prof.events())
 
 
 def test_unused_parameter_is_treated_as_zero_gradient():

@@ -156,7 +156,7 @@ class Engine:
     """
 
     def __init__(self, params: list[torch.nn.Parameter], names: list[str], chain: list, mode: str,
-                 capturable: bool | None = None, cuda_graph: bool | None = None):
+                 capturable: bool | None = None, cuda_graph: bool | None = None, host_scalars: bool = True):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -172,6 +172,11 @@ class Engine:
             if p.is_sparse or p.is_complex() or not p.is_floating_point():
                 raise ValueError(f"parameters must be dense real floating-point tensors, got {p.dtype}")
         self.device, self.dtype = first.device, first.dtype
+        # on a CPU the scalar part of the traced step runs as Python floats (see codegen)
+        self.host_scalars = host_scalars and first.device.type == "cpu"
+        self.codegen = None  # which code runs the traced step; set when it is built
+        # with one parameter the gradient vector is a view of p.grad, which zero_grad may reuse
+        self._g_is_fresh = len(params) > 1
         self.capturable = first.device.type == "cuda" if capturable is None else bool(capturable)
         if cuda_graph and (first.device.type != "cuda" or not self.capturable):
             raise ValueError("cuda_graph=True needs CUDA parameters and capturable=True")
@@ -260,7 +265,9 @@ class Engine:
         rows = [x for J, Jc in new_Js for x in (*J, *([] if Jc is None else [Jc]))]
         outs = (t1, first_bad, delta_w, *raws[:n], *flat_states, *rows, *grads[1:])
         if not self.capturable:
-            return outs
+            # a tangent row that *is* the gradient (SGD's α) must not alias a p.grad that
+            # zero_grad(set_to_none=False) will overwrite before the next step reads the row
+            return outs if self._g_is_fresh else tuple(o.clone() if o is g else o for o in outs)
         # an output may *be* an input buffer (e.g. the momentum tangent is the previous buffer);
         # the in-place write-back would overwrite it before it is copied, so copy it first
         overwritten = {id(x) for x in (t, first_bad, *bufs)}
@@ -294,9 +301,61 @@ class Engine:
         gm.recompile()
         self.graph_module = gm
         if self.mode == "compiled":
-            self._fn = torch.compile(gm, dynamic=False)
-        else:
+            self._fn, self.codegen = torch.compile(gm, dynamic=False), "inductor"
+            return
+        donated = () if self.capturable else self._donatable(gm)
+        options = {"host": self.host_scalars, "donated": donated, "fold": {2} if self.host_scalars else ()}
+        probe = self._probe_args(args) if options["host"] else args
+        self._fn, self.codegen = fast_callable(gm, probe, **options), "python"
+        if self._fn is gm and options["host"]:  # e.g. an op the host-scalar lowering does not know
             self._fn = fast_callable(gm, args)
+        if self._fn is gm:
+            self.codegen = "fx"
+        elif options["host"] and self._fn.host:
+            self.codegen = "python, host scalars"
+
+    def _probe_args(self, args) -> list[torch.Tensor]:
+        """Inputs for checking the generated code: the real hyperparameters and step count moved on
+        a few steps, with random positive full-size state, so that no output is pure rounding
+        noise (at step 1, e.g., Adam's ∂Δ/∂β1 is 0 up to rounding)."""
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        probe = [args[0] + 7, torch.randn(args[1].shape, generator=gen, device=self.device, dtype=args[1].dtype)]
+        for a in args[2:]:
+            if a.is_floating_point() and a.numel() > 16:
+                a = torch.rand(a.shape, generator=gen, device=self.device, dtype=a.dtype) * 0.01 + 1e-3
+            probe.append(a)
+        return probe
+
+    def _donatable(self, gm) -> list[int]:
+        """Input positions of state and tangent buffers that the step may overwrite once read.
+
+        With swapped buffers the old ones are dropped after the step, so their memory can hold
+        new results. Excluded: a slot whose new value is not a fresh tensor of its own (e.g. it is
+        the gradient, or the same tensor as another slot), as next step's input would be shared.
+        """
+        n = len(self.levels) - 1
+        outs = list(next(node for node in gm.graph.nodes if node.op == "output").args[0])
+        pairs, i_in, i_out = [], 3 + n + 1, 3 + n
+        for lvl in self.levels:
+            for _ in lvl.state:
+                pairs.append((i_in, i_out))
+                i_in, i_out = i_in + 1, i_out + 1
+        for lvl in self.levels[:n]:
+            for _ in lvl.J:
+                pairs.append((i_in, i_out))
+                i_in, i_out = i_in + 1, i_out + 1
+            i_in += 1  # Jc: a few scalars, never worth donating
+            i_out += 0 if lvl.const_scales is not None else 1
+        fresh = {"add", "sub", "mul", "div", "lerp", "addcmul", "addcdiv", "sqrt", "neg", "reciprocal",
+                 "tanh", "exp", "abs", "pow", "clone", "where"}
+        keep = []
+        for i, o in pairs:
+            node = outs[o]
+            target = getattr(node, "target", None)
+            name = target.overloadpacket.__name__ if isinstance(target, torch._ops.OpOverload) else None
+            if name in fresh and sum(x is node for x in outs) == 1:
+                keep.append(i)
+        return keep
 
     # -- the step --------------------------------------------------------------------------------
     def gather_grad(self) -> torch.Tensor:
@@ -350,7 +409,11 @@ class Engine:
 
     def _apply(self, outs) -> None:
         """Write one step's results back: parameters in place, the rest copied or swapped."""
-        self.flat.add_(outs[2])  # the parameters are views of flat: updated in place
+        delta = outs[2]
+        if isinstance(delta, tuple):  # folded by the codegen: Δ = X·s with s a Python number
+            self.flat.add_(delta[0], alpha=delta[1])
+        else:
+            self.flat.add_(delta)  # the parameters are views of flat: updated in place
         n = len(self.levels) - 1
         small = [self.t, self.first_bad] + [lvl.raw for lvl in self.levels[:n]]
         torch._foreach_copy_(small, [outs[0], outs[1], *outs[3:3 + n]])
