@@ -58,6 +58,8 @@ def configs(with_gdtuo: bool, cuda: bool):
     c = {
         "torch SGD": (None, torch_step(torch.optim.SGD, lr=0.01)),
         "torch Adam": (None, torch_step(torch.optim.Adam, lr=1e-3)),
+        # the same configuration against itself: how far a ratio moves by noise alone
+        "torch Adam again (noise floor)": ("torch Adam", torch_step(torch.optim.Adam, lr=1e-3)),
         "hypernb Adam": ("torch Adam", hypernb_step("adam")),
         "hypernb Adam/SGD": ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5)),
         "hypernb Adam/SGD compiled": ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5, mode="compiled")),
@@ -107,7 +109,8 @@ def run(args):
     cfgs = configs(with_gdtuo, device.type == "cuda")
     if args.only:
         keep = set(args.only.split(","))
-        cfgs = {k: v for k, v in cfgs.items() if k in keep or k in ("torch SGD", "torch Adam")}
+        cfgs = {k: v for k, v in cfgs.items()
+                if k in keep or k in ("torch SGD", "torch Adam", "torch Adam again (noise floor)")}
     results = {"machine": machine(device, args.threads), "args": vars(args), "models": {}}
     for model_name in args.models.split(","):
         make_model, shape = WORKLOADS[model_name]

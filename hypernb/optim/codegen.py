@@ -183,8 +183,12 @@ def _flat_nodes(args):
 class _Writer:
     """Emits the straight-line source, one graph node at a time."""
 
-    def __init__(self, gm, inplace: bool, host: bool, donated: frozenset, fold: frozenset):
+    def __init__(self, gm, inplace: bool, host: bool, donated: frozenset, fold: frozenset,
+                 host_inputs: frozenset, host_outputs: frozenset):
         self.gm, self.inplace, self.host = gm, inplace, host
+        self.host_inputs = host_inputs if host else frozenset()
+        self.host_outputs = host_outputs if host else frozenset()
+        self.host_args = set()  # input positions that really are passed as Python numbers
         self.env = {"_attr": {}, **_HELPERS}
         self.lines, self.args = [], []
         self.tname, self.hname = {}, {}  # node -> variable holding its tensor / Python-number form
@@ -324,8 +328,12 @@ class _Writer:
     def emit(self, i: int, node) -> None:
         var = f"v{i}"
         if node.op == "placeholder":
+            if len(self.args) in self.host_inputs and self.small(node):  # the caller passes Python numbers
+                self.hname[node] = var
+                self.host_args.add(len(self.args))
+            else:
+                self.tname[node] = var
             self.args.append(var)
-            self.tname[node] = var
             return
         if node.op == "get_attr":
             value = getattr(self.gm, node.target)
@@ -335,12 +343,12 @@ class _Writer:
             return
         if node.op == "output":
             outs = []
-            for o in node.args[0]:
+            for k, o in enumerate(node.args[0]):
                 if o in self.folded:
                     x, s = self.folded[o]
                     outs.append(f"({x}, {s})")
                 else:
-                    outs.append(self.ref(o))
+                    outs.append(self.ref(o, host=k in self.host_outputs and self.small(o)))
             self.lines.append(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
             return
         if node.op != "call_function":
@@ -486,11 +494,19 @@ class _Writer:
             self.lines.append("del " + ", ".join(dead))
 
 
+def host_small(x) -> bool:
+    """True for a tensor that ``host`` code can hold as a Python number (0-d) or list (1-d)."""
+    return x.device.type == "cpu" and x.dim() <= 1 and x.numel() <= SMALL and x.dtype in _HOST_DTYPES
+
+
 def to_python(gm: torch.fx.GraphModule, inplace: bool = True, host: bool = False,
-              donated=frozenset(), fold=frozenset()):
+              donated=frozenset(), fold=frozenset(), host_inputs=frozenset(), host_outputs=frozenset()):
     """Straight-line Python source for ``gm``'s graph, compiled into a function (see the module
-    docstring for ``host``, ``donated`` and ``fold``)."""
-    w = _Writer(gm, inplace, host, frozenset(donated), frozenset(fold))
+    docstring for ``host``, ``donated`` and ``fold``). With ``host``, the inputs at positions
+    ``host_inputs`` that are :func:`host_small` are passed as Python numbers or lists, and the
+    small outputs at positions ``host_outputs`` come back as such: no conversion either way."""
+    w = _Writer(gm, inplace, host, frozenset(donated), frozenset(fold), frozenset(host_inputs),
+                frozenset(host_outputs))
     for i, node in enumerate(gm.graph.nodes):
         w.emit(i, node)
     src = f"def step({', '.join(w.args)}):\n    " + "\n    ".join(w.lines) + "\n"
@@ -498,6 +514,7 @@ def to_python(gm: torch.fx.GraphModule, inplace: bool = True, host: bool = False
     fn = w.env["step"]
     fn.source = src
     fn.host = bool(w.hname)  # some of the step runs as Python numbers
+    fn.host_inputs = frozenset(w.host_args)
     return fn
 
 
@@ -521,7 +538,10 @@ def fast_callable(gm: torch.fx.GraphModule, example_args, **options):
     try:
         fn = to_python(gm, **options)
         want = gm(*[a.clone() for a in example_args])
-        got = fn(*[a.clone() for a in example_args])
+        ins = options.get("host_inputs", ()) if options.get("host") else ()
+        got = fn(*[a.tolist() if i in ins and host_small(a) else a.clone() for i, a in enumerate(example_args)])
+        got = [torch.tensor(g, dtype=w.dtype) if not isinstance(g, (torch.Tensor, tuple)) else g
+               for g, w in zip(got, want)]
         exact = not options.get("host")
         if len(got) == len(want) and all(_agree(a, b, exact) for a, b in zip(got, want)):
             return fn

@@ -214,6 +214,8 @@ class Engine:
             self.check_names += [(lvl.index, n, "hypergradient") for n in lvl.names]
         self.first_bad = torch.full((len(self.check_names),), -1, dtype=torch.long, device=self.device)
         self._fn = None
+        self._host_inputs: list[int] = []
+        self._views: dict = {}  # id(small tensor) -> (tensor, numpy view) for writing Python numbers
 
     # -- buffers in a fixed order ---------------------------------------------------------------
     def _inputs(self) -> list[torch.Tensor]:
@@ -305,6 +307,8 @@ class Engine:
             return
         donated = () if self.capturable else self._donatable(gm)
         options = {"host": self.host_scalars, "donated": donated, "fold": {2} if self.host_scalars else ()}
+        if self.host_scalars:  # small inputs and outputs cross as Python numbers (see _apply)
+            options.update(host_inputs=self._small_inputs(), host_outputs=self._small_outputs())
         probe = self._probe_args(args) if options["host"] else args
         self._fn, self.codegen = fast_callable(gm, probe, **options), "python"
         if self._fn is gm and options["host"]:  # e.g. an op the host-scalar lowering does not know
@@ -313,6 +317,32 @@ class Engine:
             self.codegen = "fx"
         elif options["host"] and self._fn.host:
             self.codegen = "python, host scalars"
+        self._host_inputs = sorted(getattr(self._fn, "host_inputs", ()))
+
+    def _small_inputs(self) -> list[int]:
+        """Input positions of the step count, the flags, the stored hyperparameters and the
+        tangent scales (the few scalars of each level)."""
+        n = len(self.levels) - 1
+        pos = [0, 2, *range(3, 3 + n + 1)]
+        i = 3 + n + 1 + sum(len(lvl.state) for lvl in self.levels)
+        for lvl in self.levels[:n]:
+            i += len(lvl.J)
+            pos.append(i)  # Jc
+            i += 1
+        return pos
+
+    def _small_outputs(self) -> list[int]:
+        """Output positions of t, the flags, the stored hyperparameters, non-constant tangent
+        scales and the hypergradients (see _step_fn's return)."""
+        n = len(self.levels) - 1
+        pos = [0, 1, *range(3, 3 + n)]
+        i = 3 + n + sum(len(lvl.state) for lvl in self.levels)
+        for lvl in self.levels[:n]:
+            i += len(lvl.J)
+            if lvl.const_scales is None:
+                pos.append(i)
+                i += 1
+        return pos + list(range(i, i + n))
 
     def _probe_args(self, args) -> list[torch.Tensor]:
         """Inputs for checking the generated code: the real hyperparameters and step count moved on
@@ -390,6 +420,8 @@ class Engine:
             for lvl in self.levels[:-1]:
                 if lvl.const_scales is not None:
                     lvl.Jc.copy_(torch.tensor(lvl.const_scales, dtype=lvl.Jc.dtype))
+        for i in self._host_inputs:  # a few scalars, read without a device (this is a CPU)
+            args[i] = args[i].tolist()
         if self.cuda_graph and not capturing:  # inside the caller's capture: record plain ops instead
             self._eager_steps += 1
             if self._eager_steps > 2:  # warmed up: capture this step, then run it by replaying
@@ -408,33 +440,50 @@ class Engine:
         self._graph = graph
 
     def _apply(self, outs) -> None:
-        """Write one step's results back: parameters in place, the rest copied or swapped."""
+        """Write one step's results back: parameters in place, full-size buffers copied
+        (capturable) or swapped, small ones (a few scalars per level) always in place."""
         delta = outs[2]
         if isinstance(delta, tuple):  # folded by the codegen: Δ = X·s with s a Python number
             self.flat.add_(delta[0], alpha=delta[1])
         else:
             self.flat.add_(delta)  # the parameters are views of flat: updated in place
         n = len(self.levels) - 1
-        small = [self.t, self.first_bad] + [lvl.raw for lvl in self.levels[:n]]
-        torch._foreach_copy_(small, [outs[0], outs[1], *outs[3:3 + n]])
+        small = [(self.t, outs[0]), (self.first_bad, outs[1])]
+        small += [(lvl.raw, raw) for lvl, raw in zip(self.levels[:n], outs[3:3 + n])]
         rest = iter(outs[3 + n:])
-        if self.capturable:
-            dst = [v for lvl in self.levels for v in lvl.state.values()]
-            for lvl in self.levels[:n]:
-                dst += [*lvl.J, *([] if lvl.const_scales is not None else [lvl.Jc])]
-            dst += [lvl.G for lvl in self.levels[:n]]
-            if dst:  # plain SGD has no state to write back
-                torch._foreach_copy_(dst, list(rest))
-            return
+        big = []  # (owner, key, new value)
         for lvl in self.levels:
-            for key in lvl.state:
-                lvl.state[key] = next(rest)
+            big += [(lvl.state, key, next(rest)) for key in lvl.state]
         for lvl in self.levels[:n]:
-            lvl.J = [next(rest) for _ in lvl.J]
+            big += [(lvl.J, j, next(rest)) for j in range(len(lvl.J))]
             if lvl.const_scales is None:
-                lvl.Jc = next(rest)
-        for lvl in self.levels[:n]:
-            lvl.G = next(rest)
+                small.append((lvl.Jc, next(rest)))
+        small += [(lvl.G, next(rest)) for lvl in self.levels[:n]]
+        if self.capturable:
+            if big:  # plain SGD has no state to write back
+                torch._foreach_copy_([owner[key] for owner, key, _ in big], [v for _, _, v in big])
+        else:
+            for owner, key, value in big:
+                owner[key] = value
+        tensors = [(dst, src) for dst, src in small if isinstance(src, torch.Tensor)]
+        if tensors:
+            torch._foreach_copy_([d for d, _ in tensors], [s for _, s in tensors])
+        for dst, src in small:
+            if not isinstance(src, torch.Tensor):  # a Python number from the host-scalar code
+                self._write(dst, src)
+
+    def _write(self, dst: torch.Tensor, value) -> None:
+        """Store Python numbers into a small CPU tensor in place (through a NumPy view: about
+        1 µs, against 5–15 µs for building a tensor and copying it)."""
+        entry = self._views.get(id(dst))
+        if entry is None or entry[0] is not dst:
+            try:
+                entry = (dst, dst.numpy())
+            except (RuntimeError, TypeError, ImportError):  # no NumPy: the slower way
+                dst.copy_(torch.tensor(value, dtype=dst.dtype))
+                return
+            self._views[id(dst)] = entry
+        entry[1][...] = value
 
     # -- reading -------------------------------------------------------------------------------
     def check_finite(self) -> None:
