@@ -111,3 +111,43 @@ def test_internal_cuda_graph_replay_equals_eager_steps(spec):
     assert out[0][1]["step"] == out[1][1]["step"]
     for k in out[0][1]:
         torch.testing.assert_close(torch.tensor(out[0][1][k]), torch.tensor(out[1][1][k]), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_swapped_buffers_equal_capturable_write_back_on_cuda(spec):
+    """capturable=False swaps the full-size buffers and lets the step reuse the old ones (donation);
+    it must give exactly the trajectory of the static-address default."""
+    data = batches(6)
+    out = []
+    for capturable in (True, False):
+        model = mlp()
+        kw = {"mu": 0.9} if spec.startswith("sgd/") else {}
+        opt = optim.tower(spec, model.parameters(), kappa=1e-4, capturable=capturable, cuda_graph=False, **kw)
+        for x, y in data:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        out.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
+                    torch.stack(list(opt.hyperparameters().values()))))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+
+
+@pytest.mark.parametrize("spec", ["sgd/sgd*3", "adam/sgd"])
+def test_cpu_and_cuda_follow_the_same_float32_trajectory(spec):
+    """On the CPU the scalar part runs as Python numbers rounded to float32; on the GPU as float32
+    tensors. The hyperparameters must agree to float32 rounding (matrix products differ slightly)."""
+    data = batches(8)
+    out = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10)).to(device)
+        kw = {"mu": 0.9} if spec.startswith("sgd/") else {}
+        opt = optim.tower(spec, model.parameters(), kappa=1e-4, **kw)
+        for x, y in data:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x.to(device)), y.to(device)).backward()
+            opt.step()
+        if device == "cpu":
+            assert opt._engine.codegen == "python, host scalars"
+        out.append(torch.stack(list(opt.hyperparameters().values())).cpu())
+    torch.testing.assert_close(out[0], out[1], rtol=1e-4, atol=1e-9)

@@ -111,19 +111,12 @@ def _h_sum(a):
     return s
 
 
-def _ew(f, *args):
-    """``f`` elementwise over Python numbers and lists (broadcasting a number or a 1-element list)."""
-    n = max(len(a) for a in args if type(a) is list)
-    cols = [a if type(a) is not list else (a * n if len(a) == 1 else a) for a in args]
-    return [f(*[c if type(c) is not list else c[i] for c in cols]) for i in range(n)]
-
-
 def _tensor(value, dtype):
     return torch.tensor(value, dtype=dtype)
 
 
 _HELPERS = {k: v for k, v in globals().items() if k.startswith("_h_")}
-_HELPERS.update(_ew=_ew, _tensor=_tensor, _m_tanh=math.tanh, _inf=math.inf, _cf=ctypes.c_float)
+_HELPERS.update(_tensor=_tensor, _m_tanh=math.tanh, _inf=math.inf, _cf=ctypes.c_float)
 
 _BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "rsub": "{1} - {0}", "mul": "{0} * {1}",
            "div": "_h_div({0}, {1})", "pow": "_h_pow({0}, {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
@@ -285,10 +278,13 @@ class _Writer:
             refs = [h[i] if h[i] is not None else self.const(args[i]) for i in operands]
             if scalar_args:
                 return template.format(*refs)
-            key = f"_e{len(self.env)}"
-            params = [f"x{i}" for i in range(len(refs))]
-            self.env[key] = eval(f"lambda {', '.join(params)}: {template.format(*params)}", self.env)
-            return f"_ew({key}, {', '.join(refs)})"
+            # a short list: unrolled, element by element (no loop, no function call)
+            sizes = [_val(args[i]).numel() if _val(args[i]) is not None and _val(args[i]).dim() == 1 else 0
+                     for i in operands]
+            items = [template.format(*[r if n == 0 else f"{r}[0]" if n == 1 else f"{r}[{j}]"
+                                       for r, n in zip(refs, sizes)])
+                     for j in range(out.numel())]
+            return "[" + ", ".join(items) + "]"
 
         if name in _BINARY and len(args) == 2 and set(kw) <= {"alpha"}:
             template = _ALPHA[name].replace("{a}", repr(kw["alpha"])) if kw.get("alpha", 1) != 1 else _BINARY[name]
