@@ -119,16 +119,20 @@ def test_swapped_buffers_equal_capturable_write_back_on_cuda(spec):
     it must give exactly the trajectory of the static-address default."""
     data = batches(6)
     out = []
-    for capturable in (True, False):
-        model = mlp()
-        kw = {"mu": 0.9} if spec.startswith("sgd/") else {}
-        opt = optim.tower(spec, model.parameters(), kappa=1e-4, capturable=capturable, cuda_graph=False, **kw)
-        for x, y in data:
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        out.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
-                    torch.stack(list(opt.hyperparameters().values()))))
+    torch.use_deterministic_algorithms(True, warn_only=True)  # SGDPerParam's index_add sums in any order
+    try:
+        for capturable in (True, False):
+            model = mlp()
+            kw = {"mu": 0.9} if spec.startswith("sgd/") else {}
+            opt = optim.tower(spec, model.parameters(), kappa=1e-4, capturable=capturable, cuda_graph=False, **kw)
+            for x, y in data:
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+            out.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
+                        torch.stack(list(opt.hyperparameters().values()))))
+    finally:
+        torch.use_deterministic_algorithms(False)
     assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
 
 

@@ -90,6 +90,11 @@ def _h_log(a):
     return -math.inf if a == 0 else math.nan
 
 
+def _h_lerp(a, b, w):
+    """torch.lerp's formula (exact at both ends)."""
+    return a + w * (b - a) if abs(w) < 0.5 else b - (b - a) * (1.0 - w)
+
+
 def _h_int(a):
     try:
         return int(a)
@@ -295,6 +300,12 @@ class _Writer:
             return elementwise(_UNARY[name], [0])
         if name == "where" and len(args) == 3 and not kw:
             return elementwise("({1} if {0} else {2})", [0, 1, 2])
+        if name == "lerp" and len(args) == 3 and not kw:
+            return elementwise("_h_lerp({0}, {1}, {2})", [0, 1, 2])
+        if name in ("addcmul", "addcdiv") and len(args) == 3 and set(kw) <= {"value"}:
+            v = repr(kw.get("value", 1))
+            return elementwise(f"({{0}} + {v} * {{1}} * {{2}})" if name == "addcmul"
+                               else f"({{0}} + {v} * _h_div({{1}}, {{2}}))", [0, 1, 2])
         if name == "_to_copy" and len(args) == 1 and set(kw) <= {"dtype", "layout", "device", "pin_memory"}:
             if "device" in kw and torch.device(kw["device"]).type != "cpu":
                 return None
@@ -438,6 +449,16 @@ class _Writer:
 
     def emit_tensor_op(self, var, node):
         name, fn, node_args, kw = self.rewrite(node)
+        out = _val(node)
+        if (self.host and name in ("cat", "stack") and node_args[1:] in ([], [0]) and not kw and out is not None
+                and out.dim() == 1 and all(self.small(a) and (a in self.hname or a not in self.tname)
+                                           for a in node_args[0])):
+            # a longer vector of Python numbers (e.g. a tall tower's flags): one conversion, not one each
+            parts = [self.host_ref(a) for a in node_args[0]]
+            items = " + ".join(parts) if name == "cat" else "[" + ", ".join(parts) + "]"
+            self.lines.append(f"{var} = _tensor({items or '[]'}, {self.const(out.dtype)})")
+            self.tname[node] = var
+            return None
         # a 0-d operand first (e.g. α·x): commute so the number can go second
         if (name in _COMMUTATIVE and len(node_args) == 2 and not kw and self.host
                 and isinstance(node_args[0], torch.fx.Node) and self.small(node_args[0])

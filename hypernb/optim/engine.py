@@ -282,7 +282,7 @@ class Engine:
             return
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        from .codegen import fast_callable
+        from .codegen import fast_callable, host_small
 
         try:
             gm = make_fx(self._step_fn)(*args)
@@ -308,7 +308,9 @@ class Engine:
         donated = () if self.capturable else self._donatable(gm)
         options = {"host": self.host_scalars, "donated": donated, "fold": {2} if self.host_scalars else ()}
         if self.host_scalars:  # small inputs and outputs cross as Python numbers (see _apply)
-            options.update(host_inputs=self._small_inputs(), host_outputs=self._small_outputs())
+            n_out = len(next(node for node in gm.graph.nodes if node.op == "output").args[0])
+            options.update(host_inputs=[i for i, a in enumerate(args) if i != 1 and host_small(a)],
+                           host_outputs=[i for i in range(n_out) if i != 2])  # 2 is Δ (see fold)
         probe = self._probe_args(args) if options["host"] else args
         self._fn, self.codegen = fast_callable(gm, probe, **options), "python"
         if self._fn is gm and options["host"]:  # e.g. an op the host-scalar lowering does not know
@@ -318,31 +320,6 @@ class Engine:
         elif options["host"] and self._fn.host:
             self.codegen = "python, host scalars"
         self._host_inputs = sorted(getattr(self._fn, "host_inputs", ()))
-
-    def _small_inputs(self) -> list[int]:
-        """Input positions of the step count, the flags, the stored hyperparameters and the
-        tangent scales (the few scalars of each level)."""
-        n = len(self.levels) - 1
-        pos = [0, 2, *range(3, 3 + n + 1)]
-        i = 3 + n + 1 + sum(len(lvl.state) for lvl in self.levels)
-        for lvl in self.levels[:n]:
-            i += len(lvl.J)
-            pos.append(i)  # Jc
-            i += 1
-        return pos
-
-    def _small_outputs(self) -> list[int]:
-        """Output positions of t, the flags, the stored hyperparameters, non-constant tangent
-        scales and the hypergradients (see _step_fn's return)."""
-        n = len(self.levels) - 1
-        pos = [0, 1, *range(3, 3 + n)]
-        i = 3 + n + sum(len(lvl.state) for lvl in self.levels)
-        for lvl in self.levels[:n]:
-            i += len(lvl.J)
-            if lvl.const_scales is None:
-                pos.append(i)
-                i += 1
-        return pos + list(range(i, i + n))
 
     def _probe_args(self, args) -> list[torch.Tensor]:
         """Inputs for checking the generated code: the real hyperparameters and step count moved on
@@ -459,6 +436,10 @@ class Engine:
             if lvl.const_scales is None:
                 small.append((lvl.Jc, next(rest)))
         small += [(lvl.G, next(rest)) for lvl in self.levels[:n]]
+        for owner, key, value in big:  # small state (e.g. an Adam hyperoptimizer's): Python numbers
+            if not isinstance(value, torch.Tensor):
+                self._write(owner[key], value)
+        big = [b for b in big if isinstance(b[2], torch.Tensor)]
         if self.capturable:
             if big:  # plain SGD has no state to write back
                 torch._foreach_copy_([owner[key] for owner, key, _ in big], [v for _, _, v in big])
