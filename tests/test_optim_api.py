@@ -311,6 +311,20 @@ def test_set_hyperparameters_writes_the_stored_value():
         opt.set_hyperparameters(gamma=1.5)
 
 
+def test_a_value_set_between_steps_is_the_one_the_next_step_uses():
+    """The CPU step reads the stored values from one packed buffer: a write through
+    set_hyperparameters (or load_state_dict) between steps must reach it."""
+    model = mlp()
+    opt = optim.tower("adam/sgd/sgd", model.parameters(), kappa=[0.0, 0.0])
+    step_n(model, opt, batches(2))
+    opt.set_hyperparameters(alpha=0.25, **{"hyper.alpha": 0.0})
+    before = [p.detach().clone() for p in model.parameters()]
+    step_n(model, opt, batches(1))
+    assert opt.hyperparameters()["alpha"].item() == 0.25  # κ = 0: nothing moves it
+    moved = max((p.detach() - b).abs().max().item() for p, b in zip(model.parameters(), before))
+    assert 0.1 < moved <= 0.25 * 1.01  # an Adam step moves a weight by at most ≈ α
+
+
 def test_per_hyperparameter_kappa_for_sgdperparam():
     w = torch.nn.Parameter(torch.ones(3))
     opt = optim.tower("sgd/sgdperparam", [w], alpha=0.1, mu=0.9, kappa={"alpha": 1e-3, "mu": 1e-6})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .codegen import host_small
 from .dual import Dual
 from .errors import NonFiniteError
 from .rules import Rule
@@ -147,6 +148,17 @@ def _per_segment_values(alpha, names: list[str]) -> list[float]:
     return alpha
 
 
+def _get(holder, key):
+    return getattr(holder, key) if isinstance(key, str) and not isinstance(holder, dict) else holder[key]
+
+
+def _set(holder, key, value) -> None:
+    if isinstance(key, str) and not isinstance(holder, dict):
+        setattr(holder, key, value)
+    else:
+        holder[key] = value
+
+
 class Engine:
     """Owns the flat buffers and runs the traced step for a whole tower (levels 0..n).
 
@@ -216,6 +228,45 @@ class Engine:
         self._fn = None
         self._host_inputs: list[int] = []
         self._views: dict = {}  # id(small tensor) -> (tensor, numpy view) for writing Python numbers
+        self._pack, self._pack_np, self._pack_at, self._pack_vals = None, None, {}, None
+        self._plan = None  # the host-scalar path's reads and writes (see _host_plan)
+        if self.host_scalars:
+            self._pack_small_buffers()
+
+    def _pack_small_buffers(self) -> None:
+        """On a CPU, make every level's few-number buffers (stored values, tangent scales,
+        hypergradients, and the state and tangents of levels above the first) views of one vector.
+
+        Why: the step passes them as Python numbers; one ``tolist()`` and one write per step then
+        serve the whole tower, instead of a read and a write per buffer (a few µs each), so a
+        level costs only its own arithmetic.
+        """
+        slots = []
+        for lvl in self.levels:
+            slots += [(lvl, "raw"), (lvl, "G")] + [(lvl.state, key) for key in lvl.state]
+            if lvl.J is not None:
+                slots += [(lvl.J, j) for j in range(len(lvl.J))] + [(lvl, "Jc")]
+        chosen = []
+        for holder, key in slots:
+            x = getattr(holder, key) if isinstance(holder, Level) else holder[key]
+            if x.dim() == 1 and x.dtype == self.hdtype and host_small(x):
+                chosen.append((holder, key, x))
+        if not chosen:
+            return
+        self._pack = torch.cat([x for _, _, x in chosen])
+        offset = 0
+        for holder, key, x in chosen:
+            view = self._pack[offset:offset + x.numel()]
+            if isinstance(holder, Level):
+                setattr(holder, key, view)
+            else:
+                holder[key] = view
+            self._pack_at[id(view)] = (view, offset, offset + x.numel())
+            offset += x.numel()
+        try:
+            self._pack_np = self._pack.numpy()
+        except (RuntimeError, TypeError, ImportError):  # no NumPy: packed buffers are written one by one
+            self._pack_np = None
 
     # -- buffers in a fixed order ---------------------------------------------------------------
     def _inputs(self) -> list[torch.Tensor]:
@@ -282,7 +333,7 @@ class Engine:
             return
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        from .codegen import fast_callable, host_small
+        from .codegen import fast_callable
 
         try:
             gm = make_fx(self._step_fn)(*args)
@@ -320,6 +371,91 @@ class Engine:
         elif options["host"] and self._fn.host:
             self.codegen = "python, host scalars"
         self._host_inputs = sorted(getattr(self._fn, "host_inputs", ()))
+        self._plan = self._host_plan() if self._host_inputs and self._pack_np is not None else None
+
+    # -- the CPU host-scalar path: where each input comes from and each output goes ---------------
+    def _slots(self):
+        """(holder, key) of every step input (None for the gradient) and output (None for Δ), in
+        the order of ``_step_fn``'s arguments and results; holder[key], or an attribute when
+        the holder is the engine or a Level."""
+        n = len(self.levels) - 1
+        ins = [(self, "t"), None, (self, "first_bad")] + [(lvl, "raw") for lvl in self.levels]
+        outs = [(self, "t"), (self, "first_bad"), None] + [(lvl, "raw") for lvl in self.levels[:n]]
+        for lvl in self.levels:
+            state = [(lvl.state, key) for key in lvl.state]
+            ins, outs = ins + state, outs + state
+        for lvl in self.levels[:n]:
+            rows = [(lvl.J, j) for j in range(len(lvl.J))]
+            ins += rows + [(lvl, "Jc")]
+            outs += rows + ([] if lvl.const_scales is not None else [(lvl, "Jc")])
+        outs += [(lvl, "G") for lvl in self.levels[:n]]
+        return ins, outs
+
+    def _host_plan(self):
+        """Precomputed reads and writes for the host-scalar step: one ``tolist()`` of the packed
+        small buffers serves every level, and one write stores them back (see _pack_small_buffers)."""
+        ins, outs = self._slots()
+        reads = []
+        for i, slot in enumerate(ins):
+            x = None if slot is None else _get(*slot)
+            entry = None if x is None else self._pack_at.get(id(x))
+            if i in self._host_inputs and entry is not None:
+                reads.append(("pack", i, entry[1], entry[2]))
+            elif i in self._host_inputs:
+                reads.append(("tolist", i, *slot))
+            elif slot is not None:
+                reads.append(("live", i, *slot))
+        writes = []
+        for k, slot in enumerate(outs):
+            x = None if slot is None else _get(*slot)
+            entry = None if x is None else self._pack_at.get(id(x))
+            if slot is None:
+                continue
+            if entry is not None:
+                writes.append(("pack", k, entry))
+            elif x.numel() <= 16 or slot[0] is self or isinstance(slot[0], Level):
+                writes.append(("small", k, slot))
+            else:
+                writes.append(("copy" if self.capturable else "swap", k, slot))
+        return len(ins), reads, writes
+
+    def _host_args(self, g) -> list:
+        n_in, reads, _ = self._plan
+        vals = self._pack_vals = self._pack.tolist()
+        args = [g] * n_in
+        for kind, i, a, b in reads:
+            if kind == "pack":
+                args[i] = vals[a:b]
+            elif kind == "live":
+                args[i] = _get(a, b)
+            else:
+                args[i] = _get(a, b).tolist()
+        return args
+
+    def _apply_host(self, outs) -> None:
+        """_apply for the host-scalar step: small results go into the pack in one write."""
+        delta = outs[2]
+        if isinstance(delta, tuple):
+            self.flat.add_(delta[0], alpha=delta[1])
+        else:
+            self.flat.add_(delta)
+        vals, late = self._pack_vals, []
+        for kind, k, where in self._plan[2]:
+            value = outs[k]
+            if kind == "pack":
+                if isinstance(value, torch.Tensor):
+                    late.append((where[0], value))
+                else:
+                    vals[where[1]:where[2]] = value
+            elif kind == "swap":
+                _set(*where, value)
+            elif isinstance(value, torch.Tensor):  # "small" or "copy": in place
+                late.append((_get(*where), value))
+            else:
+                self._write(_get(*where), value)
+        self._pack_np[:] = vals  # unchanged entries hold what the step read
+        if late:  # after the pack write, which would otherwise overwrite them
+            torch._foreach_copy_([d for d, _ in late], [v for _, v in late])
 
     def _probe_args(self, args) -> list[torch.Tensor]:
         """Inputs for checking the generated code: the real hyperparameters and step count moved on
@@ -386,6 +522,9 @@ class Engine:
     def step(self) -> None:
         """One optimizer step (called by HyperOptimizer.step under no_grad)."""
         g = self.gather_grad()
+        if self._plan is not None:  # CPU, host scalars: the fast path
+            self._apply_host(self._fn(*self._host_args(g)))
+            return
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         if self._graph is not None and not capturing:
             self._g_static.copy_(g)
@@ -397,6 +536,9 @@ class Engine:
             for lvl in self.levels[:-1]:
                 if lvl.const_scales is not None:
                     lvl.Jc.copy_(torch.tensor(lvl.const_scales, dtype=lvl.Jc.dtype))
+        if self._plan is not None:  # CPU, host scalars: the fast path
+            self._apply_host(self._fn(*self._host_args(g)))
+            return
         for i in self._host_inputs:  # a few scalars, read without a device (this is a CPU)
             args[i] = args[i].tolist()
         if self.cuda_graph and not capturing:  # inside the caller's capture: record plain ops instead
@@ -436,10 +578,10 @@ class Engine:
             if lvl.const_scales is None:
                 small.append((lvl.Jc, next(rest)))
         small += [(lvl.G, next(rest)) for lvl in self.levels[:n]]
-        for owner, key, value in big:  # small state (e.g. an Adam hyperoptimizer's): Python numbers
-            if not isinstance(value, torch.Tensor):
-                self._write(owner[key], value)
-        big = [b for b in big if isinstance(b[2], torch.Tensor)]
+        for owner, key, value in big:  # small state (e.g. an Adam hyperoptimizer's): in place
+            if not isinstance(value, torch.Tensor) or id(owner[key]) in self._pack_at:
+                small.append((owner[key], value))
+        big = [b for b in big if isinstance(b[2], torch.Tensor) and id(b[0][b[1]]) not in self._pack_at]
         if self.capturable:
             if big:  # plain SGD has no state to write back
                 torch._foreach_copy_([owner[key] for owner, key, _ in big], [v for _, _, v in big])
@@ -450,7 +592,7 @@ class Engine:
         if tensors:
             torch._foreach_copy_([d for d, _ in tensors], [s for _, s in tensors])
         for dst, src in small:
-            if not isinstance(src, torch.Tensor):  # a Python number from the host-scalar code
+            if not isinstance(src, torch.Tensor):  # Python numbers from the host-scalar code
                 self._write(dst, src)
 
     def _write(self, dst: torch.Tensor, value) -> None:
