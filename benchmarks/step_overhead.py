@@ -198,7 +198,8 @@ def markdown(results) -> str:
         rows = res["rows"]
         if "gdtuo Adam/SGD" in rows:
             speedup = rows["gdtuo Adam/SGD"]["ms"] / rows["hypernb Adam/SGD"]["ms"]
-            lines += ["", f"hypernb Adam/SGD is {speedup:.2f}× faster than gdtuo Adam/SGD (ratio of medians)."]
+            how = f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower"
+            lines += ["", f"hypernb Adam/SGD is {how} than gdtuo Adam/SGD (ratio of median step times)."]
         for lib, pl in res["per_level"].items():
             lines.append(f"{lib}: each extra SGD level adds {pl['ms_per_level'] * 1e3:.1f} µs "
                          f"= {pl['percent_of_step']:.2f} % of the height-1 step.")
