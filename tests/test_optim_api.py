@@ -150,6 +150,21 @@ def test_eager_and_traced_modes_agree_exactly_and_host_scalars_to_rounding():
     torch.testing.assert_close(results[2][1], results[0][1], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("spec", ["sgd/sgd", "sgd/sgd*3", "sgdperparam/sgd", "rmsprop/sgd"])
+def test_eager_mode_learns_like_traced_mode(spec):
+    """Constant tangent scales (−1 for SGD's α) are known only once the step has run; eager mode
+    must store them too (it once kept them at 0, so SGD's α never moved)."""
+    out = []
+    for mode in ("eager", "traced"):
+        model = mlp()
+        opt = optim.tower(spec, model.parameters(), alpha=0.1 if spec.startswith("sgd") else 0.01,
+                          kappa=1e-2, mode=mode, host_scalars=False)
+        step_n(model, opt, batches(4))
+        out.append(torch.stack(list(opt.hyperparameters().values())))
+    assert out[1][0] != out[1].new_tensor(0.1 if spec.startswith("sgd") else 0.01)  # α moved
+    assert torch.equal(out[0], out[1])
+
+
 @pytest.mark.parametrize("spec", ["sgd", "sgd/sgd*3", "adam/sgd", "adam/adam/sgd", "rmsprop/adagrad",
                                   "rmspropalpha/rmsprop", "adambaydin/sgd", "sgdperparam/sgd", "sgd/sgdperparam"])
 def test_cpu_step_runs_its_scalars_as_python_numbers(spec):

@@ -229,7 +229,8 @@ class Engine:
         self._host_inputs: list[int] = []
         self._views: dict = {}  # id(small tensor) -> (tensor, numpy view) for writing Python numbers
         self._pack, self._pack_np, self._pack_at, self._pack_vals = None, None, {}, None
-        self._plan = None  # the host-scalar path's reads and writes (see _host_plan)
+        self._reads = None  # the host-scalar path's inputs (see _read_plan)
+        self._writes: list | None = None  # where each result goes (see _write_plan)
         if self.host_scalars:
             self._pack_small_buffers()
 
@@ -371,7 +372,7 @@ class Engine:
         elif options["host"] and self._fn.host:
             self.codegen = "python, host scalars"
         self._host_inputs = sorted(getattr(self._fn, "host_inputs", ()))
-        self._plan = self._host_plan() if self._host_inputs and self._pack_np is not None else None
+        self._reads = self._read_plan() if self._host_inputs and self._pack_np is not None else None
 
     # -- the CPU host-scalar path: where each input comes from and each output goes ---------------
     def _slots(self):
@@ -391,71 +392,50 @@ class Engine:
         outs += [(lvl, "G") for lvl in self.levels[:n]]
         return ins, outs
 
-    def _host_plan(self):
-        """Precomputed reads and writes for the host-scalar step: one ``tolist()`` of the packed
-        small buffers serves every level, and one write stores them back (see _pack_small_buffers)."""
-        ins, outs = self._slots()
+    def _read_plan(self):
+        """Where each input of the host-scalar step comes from: a slice of the packed small
+        buffers (one ``tolist()`` serves every level, see _pack_small_buffers), a small tensor
+        read as numbers, or a tensor as it is."""
+        ins, _ = self._slots()
         reads = []
         for i, slot in enumerate(ins):
-            x = None if slot is None else _get(*slot)
-            entry = None if x is None else self._pack_at.get(id(x))
+            entry = None if slot is None else self._pack_at.get(id(_get(*slot)))
             if i in self._host_inputs and entry is not None:
                 reads.append(("pack", i, entry[1], entry[2]))
-            elif i in self._host_inputs:
-                reads.append(("tolist", i, *slot))
             elif slot is not None:
-                reads.append(("live", i, *slot))
+                reads.append(("tolist" if i in self._host_inputs else "tensor", i, *slot))
+        return len(ins), reads
+
+    def _write_plan(self):
+        """Where each result of the step goes: into the pack, in place (the step count, flags and
+        every level's stored values, tangent scales and hypergradients), or, for full-size state
+        and tangents, swapped in (or copied, when capturable: static addresses)."""
+        _, outs = self._slots()
         writes = []
         for k, slot in enumerate(outs):
-            x = None if slot is None else _get(*slot)
-            entry = None if x is None else self._pack_at.get(id(x))
             if slot is None:
                 continue
+            entry = self._pack_at.get(id(_get(*slot)))
             if entry is not None:
                 writes.append(("pack", k, entry))
-            elif x.numel() <= 16 or slot[0] is self or isinstance(slot[0], Level):
-                writes.append(("small", k, slot))
+            elif isinstance(slot[0], (Engine, Level)):
+                writes.append(("in place", k, slot))
             else:
                 writes.append(("copy" if self.capturable else "swap", k, slot))
-        return len(ins), reads, writes
+        return writes
 
     def _host_args(self, g) -> list:
-        n_in, reads, _ = self._plan
+        n_in, reads = self._reads
         vals = self._pack_vals = self._pack.tolist()
         args = [g] * n_in
         for kind, i, a, b in reads:
             if kind == "pack":
                 args[i] = vals[a:b]
-            elif kind == "live":
+            elif kind == "tensor":
                 args[i] = _get(a, b)
             else:
                 args[i] = _get(a, b).tolist()
         return args
-
-    def _apply_host(self, outs) -> None:
-        """_apply for the host-scalar step: small results go into the pack in one write."""
-        delta = outs[2]
-        if isinstance(delta, tuple):
-            self.flat.add_(delta[0], alpha=delta[1])
-        else:
-            self.flat.add_(delta)
-        vals, late = self._pack_vals, []
-        for kind, k, where in self._plan[2]:
-            value = outs[k]
-            if kind == "pack":
-                if isinstance(value, torch.Tensor):
-                    late.append((where[0], value))
-                else:
-                    vals[where[1]:where[2]] = value
-            elif kind == "swap":
-                _set(*where, value)
-            elif isinstance(value, torch.Tensor):  # "small" or "copy": in place
-                late.append((_get(*where), value))
-            else:
-                self._write(_get(*where), value)
-        self._pack_np[:] = vals  # unchanged entries hold what the step read
-        if late:  # after the pack write, which would otherwise overwrite them
-            torch._foreach_copy_([d for d, _ in late], [v for _, v in late])
 
     def _probe_args(self, args) -> list[torch.Tensor]:
         """Inputs for checking the generated code: the real hyperparameters and step count moved on
@@ -474,29 +454,22 @@ class Engine:
 
         With swapped buffers the old ones are dropped after the step, so their memory can hold
         new results. Excluded: a slot whose new value is not a fresh tensor of its own (e.g. it is
-        the gradient, or the same tensor as another slot), as next step's input would be shared.
+        the gradient, or the same tensor as another slot), as next step's input would be shared;
+        and the few-number buffers (engine or Level attributes), written in place.
         """
-        n = len(self.levels) - 1
-        outs = list(next(node for node in gm.graph.nodes if node.op == "output").args[0])
-        pairs, i_in, i_out = [], 3 + n + 1, 3 + n
-        for lvl in self.levels:
-            for _ in lvl.state:
-                pairs.append((i_in, i_out))
-                i_in, i_out = i_in + 1, i_out + 1
-        for lvl in self.levels[:n]:
-            for _ in lvl.J:
-                pairs.append((i_in, i_out))
-                i_in, i_out = i_in + 1, i_out + 1
-            i_in += 1  # Jc: a few scalars, never worth donating
-            i_out += 0 if lvl.const_scales is not None else 1
+        ins, outs = self._slots()
+        out_at = {(id(slot[0]), slot[1]): k for k, slot in enumerate(outs) if slot is not None}
+        results = list(next(node for node in gm.graph.nodes if node.op == "output").args[0])
         fresh = {"add", "sub", "mul", "div", "lerp", "addcmul", "addcdiv", "sqrt", "neg", "reciprocal",
                  "tanh", "exp", "abs", "pow", "clone", "where"}
         keep = []
-        for i, o in pairs:
-            node = outs[o]
+        for i, slot in enumerate(ins):
+            if slot is None or isinstance(slot[0], (Engine, Level)):
+                continue
+            node = results[out_at[(id(slot[0]), slot[1])]]
             target = getattr(node, "target", None)
             name = target.overloadpacket.__name__ if isinstance(target, torch._ops.OpOverload) else None
-            if name in fresh and sum(x is node for x in outs) == 1:
+            if name in fresh and sum(x is node for x in results) == 1:
                 keep.append(i)
         return keep
 
@@ -522,8 +495,8 @@ class Engine:
     def step(self) -> None:
         """One optimizer step (called by HyperOptimizer.step under no_grad)."""
         g = self.gather_grad()
-        if self._plan is not None:  # CPU, host scalars: the fast path
-            self._apply_host(self._fn(*self._host_args(g)))
+        if self._reads is not None:  # CPU, host scalars: the fast path
+            self._apply(self._fn(*self._host_args(g)))
             return
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         if self._graph is not None and not capturing:
@@ -533,14 +506,12 @@ class Engine:
         args = [self.t, g, self.first_bad, *self._inputs()]
         if self._fn is None:
             self._build(args)
-            for lvl in self.levels[:-1]:
-                if lvl.const_scales is not None:
-                    lvl.Jc.copy_(torch.tensor(lvl.const_scales, dtype=lvl.Jc.dtype))
-        if self._plan is not None:  # CPU, host scalars: the fast path
-            self._apply_host(self._fn(*self._host_args(g)))
+        if self._reads is not None:  # CPU, host scalars: the fast path
+            self._apply(self._fn(*self._host_args(g)))
             return
         for i in self._host_inputs:  # a few scalars, read without a device (this is a CPU)
             args[i] = args[i].tolist()
+        self._pack_vals = None
         if self.cuda_graph and not capturing:  # inside the caller's capture: record plain ops instead
             self._eager_steps += 1
             if self._eager_steps > 2:  # warmed up: capture this step, then run it by replaying
@@ -559,41 +530,40 @@ class Engine:
         self._graph = graph
 
     def _apply(self, outs) -> None:
-        """Write one step's results back: parameters in place, full-size buffers copied
-        (capturable) or swapped, small ones (a few scalars per level) always in place."""
+        """Write one step's results back (see _write_plan): the parameters in place, the pack
+        in one write, the rest in place, swapped or copied."""
         delta = outs[2]
         if isinstance(delta, tuple):  # folded by the codegen: Δ = X·s with s a Python number
             self.flat.add_(delta[0], alpha=delta[1])
         else:
             self.flat.add_(delta)  # the parameters are views of flat: updated in place
-        n = len(self.levels) - 1
-        small = [(self.t, outs[0]), (self.first_bad, outs[1])]
-        small += [(lvl.raw, raw) for lvl, raw in zip(self.levels[:n], outs[3:3 + n])]
-        rest = iter(outs[3 + n:])
-        big = []  # (owner, key, new value)
-        for lvl in self.levels:
-            big += [(lvl.state, key, next(rest)) for key in lvl.state]
-        for lvl in self.levels[:n]:
-            big += [(lvl.J, j, next(rest)) for j in range(len(lvl.J))]
-            if lvl.const_scales is None:
-                small.append((lvl.Jc, next(rest)))
-        small += [(lvl.G, next(rest)) for lvl in self.levels[:n]]
-        for owner, key, value in big:  # small state (e.g. an Adam hyperoptimizer's): in place
-            if not isinstance(value, torch.Tensor) or id(owner[key]) in self._pack_at:
-                small.append((owner[key], value))
-        big = [b for b in big if isinstance(b[2], torch.Tensor) and id(b[0][b[1]]) not in self._pack_at]
-        if self.capturable:
-            if big:  # plain SGD has no state to write back
-                torch._foreach_copy_([owner[key] for owner, key, _ in big], [v for _, _, v in big])
-        else:
-            for owner, key, value in big:
-                owner[key] = value
-        tensors = [(dst, src) for dst, src in small if isinstance(src, torch.Tensor)]
-        if tensors:
-            torch._foreach_copy_([d for d, _ in tensors], [s for _, s in tensors])
-        for dst, src in small:
-            if not isinstance(src, torch.Tensor):  # Python numbers from the host-scalar code
-                self._write(dst, src)
+        first = self._writes is None
+        if first:  # the step has run once, so the rules' constant tangent scales are known
+            self._writes = self._write_plan()
+        vals, late = self._pack_vals, []
+        for kind, k, where in self._writes:
+            value = outs[k]
+            if kind == "pack":
+                if isinstance(value, torch.Tensor):
+                    late.append((where[0], value))
+                elif vals is not None:
+                    vals[where[1]:where[2]] = value
+                else:
+                    self._write(where[0], value)
+            elif not isinstance(value, torch.Tensor):  # Python numbers from the host-scalar code
+                self._write(_get(*where), value)
+            elif kind == "swap":
+                _set(*where, value)
+            else:
+                late.append((_get(*where), value))
+        if vals is not None:  # the whole pack in one write (unchanged entries hold what was read)
+            self._pack_np[:] = vals
+        if late:  # after the pack write, which would otherwise overwrite them
+            torch._foreach_copy_([d for d, _ in late], [v for _, v in late])
+        if first:  # e.g. −1 for SGD's α, stored once (the first step's tangents are zero anyway)
+            for lvl in self.levels[:-1]:
+                if lvl.const_scales is not None:
+                    lvl.Jc.copy_(torch.tensor(lvl.const_scales, dtype=lvl.Jc.dtype))
 
     def _write(self, dst: torch.Tensor, value) -> None:
         """Store Python numbers into a small CPU tensor in place (through a NumPy view: about
