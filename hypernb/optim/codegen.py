@@ -388,19 +388,25 @@ class _Writer:
         ref = self.host_ref(a)
         return ref if v.dim() == 0 else f"{ref}[0]"
 
-    def fold(self, node) -> bool:
-        """Δ = X·s with s a Python number: hand back (X, s) instead of computing the product."""
+    def scaled(self, node):
+        """(x, s) when ``node`` is x·s with x a full-size tensor and s a Python number, else None."""
         if _name(node.target) != "mul" or node.kwargs or len(node.users) != 1:
-            return False
+            return None
         for j in (0, 1):
             x, s = node.args[j], node.args[1 - j]
             if isinstance(x, torch.fx.Node) and _same_meta(x, node) and x in self.tname:
                 sref = self.scalar_arg("mul", 1, s, node) if isinstance(s, torch.fx.Node) else (
                     repr(s) if isinstance(s, (int, float)) else None)
                 if sref is not None:
-                    self.folded[node] = (self.tname[x], sref)
-                    return True
-        return False
+                    return x, sref
+        return None
+
+    def fold(self, node) -> bool:
+        """Δ = X·s with s a Python number: hand back (X, s) instead of computing the product."""
+        found = self.scaled(node)
+        if found is not None:
+            self.folded[node] = (self.tname[found[0]], found[1])
+        return found is not None
 
     def rewrite(self, node):
         """(name, function, operands, keyword operands) of a full-size op, after the host-scalar
@@ -430,22 +436,17 @@ class _Writer:
 
     def defer_scale(self, node) -> bool:
         """``x·s`` (s a number) whose only use is ``+ c``: emitted with that add (see :meth:`rewrite`)."""
-        if not self.host or _name(node.target) != "mul" or node.kwargs or len(node.users) != 1:
+        if not self.host or len(node.users) != 1:
             return False
         user = next(iter(node.users))
         if (user.op != "call_function" or _name(user.target) != "add" or user.kwargs or len(user.args) != 2
                 or user.args[0] is not node or not isinstance(user.args[1], (int, float))
                 or not _same_meta(user, node)):
             return False
-        for j in (0, 1):
-            x, s = node.args[j], node.args[1 - j]
-            if isinstance(x, torch.fx.Node) and _same_meta(x, node) and x in self.tname:
-                sref = self.scalar_arg("mul", 1, s, node) if isinstance(s, torch.fx.Node) else (
-                    repr(s) if isinstance(s, (int, float)) else None)
-                if sref is not None:
-                    self.deferred[node] = (x, sref)
-                    return True
-        return False
+        found = self.scaled(node)
+        if found is not None:
+            self.deferred[node] = found
+        return found is not None
 
     def emit_tensor_op(self, var, node):
         name, fn, node_args, kw = self.rewrite(node)
