@@ -46,6 +46,8 @@ _INPLACE = {"add", "sub", "mul", "div", "lerp", "addcmul", "addcdiv", "sqrt", "n
 _COMMUTATIVE = {"add", "mul"}
 # ops whose torch.<name> accepts out=, used to reuse a dead buffer for a new result
 _OUT = _INPLACE | {"where"}
+# ops whose result is a new tensor of its own (its buffer may be reused once it is dead)
+FRESH = _INPLACE | {"clone", "where"}
 # ops that never return a view of an operand: a buffer read only by these can be recycled
 _NO_ALIAS = _INPLACE | {"clone", "dot", "sum", "cat", "stack", "isnan", "lt", "eq", "ne", "where", "index_add",
                         "mv", "rsub", "_to_copy", "bitwise_and", "logical_and", "logical_not"}
@@ -145,7 +147,8 @@ class _Src(str):
     """An operand already rendered as source code."""
 
 
-def _name(target) -> str | None:
+def op_name(target) -> str | None:
+    """The ATen op's name (``mul`` for ``aten.mul.Tensor``), or None for anything else."""
     if isinstance(target, torch._ops.OpOverload) and target.namespace == "aten":
         return target.overloadpacket.__name__
     return None
@@ -209,13 +212,13 @@ class _Writer:
 
     def recyclable(self, node) -> bool:
         """True when the node's buffer is exclusively ours: fresh or donated, never aliased."""
-        if node in self.hname and node not in self.tname or self.small(node):
+        if self.small(node):  # Python numbers, or a few of them: nothing worth recycling
             return False
         v = _val(node)
         if v is None or v.dim() == 0 or not v.is_contiguous():
             return False
-        own = node in self.donated or (node.op == "call_function" and _name(node.target) in _INPLACE | {"clone"})
-        return own and all(u.op == "output" or _name(u.target) in _NO_ALIAS for u in node.users)
+        own = node in self.donated or (node.op == "call_function" and op_name(node.target) in FRESH)
+        return own and all(u.op == "output" or op_name(u.target) in _NO_ALIAS for u in node.users)
 
     # -- references -------------------------------------------------------------------------
     def new_var(self, prefix: str) -> str:
@@ -268,7 +271,7 @@ class _Writer:
 
     def host_expr(self, node) -> str | None:
         """Python source computing a small node from Python numbers, or None if not supported."""
-        name, args, kw = _name(node.target), list(node.args), dict(node.kwargs)
+        name, args, kw = op_name(node.target), list(node.args), dict(node.kwargs)
         if name is None or not all(self.small(a) for a in _flat_nodes(args)):
             return None
         out = _val(node)
@@ -390,7 +393,7 @@ class _Writer:
 
     def scaled(self, node):
         """(x, s) when ``node`` is x·s with x a full-size tensor and s a Python number, else None."""
-        if _name(node.target) != "mul" or node.kwargs or len(node.users) != 1:
+        if op_name(node.target) != "mul" or node.kwargs or len(node.users) != 1:
             return None
         for j in (0, 1):
             x, s = node.args[j], node.args[1 - j]
@@ -413,7 +416,7 @@ class _Writer:
         peepholes: ``addcmul(x, y, s)`` with s a number is ``add(x, y, alpha=s)`` (no 0-d tensor
         to build), and ``x·s + c`` (a deferred multiply, see :meth:`defer_scale`) is one
         ``add(c, x, alpha=s)``."""
-        name, args, kw = _name(node.target), list(node.args), dict(node.kwargs)
+        name, args, kw = op_name(node.target), list(node.args), dict(node.kwargs)
         fn = _fn_for(node.target)
         if not self.host or name not in ("addcmul", "add") or _val(node) is None or self.small(node):
             return name, fn, args, kw
@@ -439,7 +442,7 @@ class _Writer:
         if not self.host or len(node.users) != 1:
             return False
         user = next(iter(node.users))
-        if (user.op != "call_function" or _name(user.target) != "add" or user.kwargs or len(user.args) != 2
+        if (user.op != "call_function" or op_name(user.target) != "add" or user.kwargs or len(user.args) != 2
                 or user.args[0] is not node or not isinstance(user.args[1], (int, float))
                 or not _same_meta(user, node)):
             return False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .codegen import host_small
+from .codegen import FRESH, host_small, op_name
 from .dual import Dual
 from .errors import NonFiniteError
 from .rules import Rule
@@ -444,7 +444,7 @@ class Engine:
         gen = torch.Generator(device=self.device).manual_seed(0)
         probe = [args[0] + 7, torch.randn(args[1].shape, generator=gen, device=self.device, dtype=args[1].dtype)]
         for a in args[2:]:
-            if a.is_floating_point() and a.numel() > 16:
+            if a.is_floating_point() and not host_small(a):  # full-size state and tangents
                 a = torch.rand(a.shape, generator=gen, device=self.device, dtype=a.dtype) * 0.01 + 1e-3
             probe.append(a)
         return probe
@@ -460,16 +460,13 @@ class Engine:
         ins, outs = self._slots()
         out_at = {(id(slot[0]), slot[1]): k for k, slot in enumerate(outs) if slot is not None}
         results = list(next(node for node in gm.graph.nodes if node.op == "output").args[0])
-        fresh = {"add", "sub", "mul", "div", "lerp", "addcmul", "addcdiv", "sqrt", "neg", "reciprocal",
-                 "tanh", "exp", "abs", "pow", "clone", "where"}
         keep = []
         for i, slot in enumerate(ins):
             if slot is None or isinstance(slot[0], (Engine, Level)):
                 continue
             node = results[out_at[(id(slot[0]), slot[1])]]
-            target = getattr(node, "target", None)
-            name = target.overloadpacket.__name__ if isinstance(target, torch._ops.OpOverload) else None
-            if name in fresh and sum(x is node for x in results) == 1:
+            name = op_name(getattr(node, "target", None))  # None for an input passed through
+            if name in FRESH and sum(x is node for x in results) == 1:
                 keep.append(i)
         return keep
 
@@ -495,6 +492,8 @@ class Engine:
     def step(self) -> None:
         """One optimizer step (called by HyperOptimizer.step under no_grad)."""
         g = self.gather_grad()
+        if self._fn is None:
+            self._build([self.t, g, self.first_bad, *self._inputs()])
         if self._reads is not None:  # CPU, host scalars: the fast path
             self._apply(self._fn(*self._host_args(g)))
             return
@@ -504,11 +503,6 @@ class Engine:
             self._graph.replay()
             return
         args = [self.t, g, self.first_bad, *self._inputs()]
-        if self._fn is None:
-            self._build(args)
-        if self._reads is not None:  # CPU, host scalars: the fast path
-            self._apply(self._fn(*self._host_args(g)))
-            return
         for i in self._host_inputs:  # a few scalars, read without a device (this is a CPU)
             args[i] = args[i].tolist()
         self._pack_vals = None

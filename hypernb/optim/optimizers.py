@@ -6,7 +6,9 @@ COMP6258 report saw α cross zero); ``mode`` is ``"traced"`` (default), ``"eager
 ``"compiled"`` (inductor-fused step); ``check_every=k`` checks for NaN/inf every k steps;
 ``capturable`` (default: on CUDA) keeps every buffer at a fixed address, as a CUDA graph needs;
 ``cuda_graph`` (default: on CUDA) captures the optimizer's own step after two warm-up steps and
-replays it, one launch instead of ~100 small kernels.
+replays it, one launch instead of ~100 small kernels; ``host_scalars`` (default: on a CPU) runs the
+step's scalar arithmetic as Python numbers rounded like float32 tensors (``False``: 0-d tensors,
+bit-identical to ``mode="eager"``).
 """
 from __future__ import annotations
 
