@@ -2,9 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# the verified offline copies next to this checkout (or at /work/shared/data), when present
-SHARED_DATA := $(firstword $(foreach d,$(abspath ../shared/data) /work/shared/data,$(if $(wildcard $(d)/MNIST),$(d))))
-export HYPERNB_DATA ?= $(if $(SHARED_DATA),$(SHARED_DATA),$(abspath data))
+# the data root: $HYPERNB_DATA if set, else found by hypernb itself (README, "Data")
 PROFILE ?= demo
 
 .PHONY: setup study test bench clean

@@ -62,7 +62,6 @@ def configs(with_gdtuo: bool, cuda: bool):
         "torch Adam again (noise floor)": ("torch Adam", torch_step(torch.optim.Adam, lr=1e-3)),
         "hypernb Adam": ("torch Adam", hypernb_step("adam")),
         "hypernb Adam/SGD": ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5)),
-        "hypernb Adam/SGD compiled": ("torch Adam", hypernb_step("adam/sgd", kappa=1e-5, mode="compiled")),
     }
     for h in HEIGHTS:
         c[f"hypernb SGD tower h={h}"] = ("torch SGD", hypernb_step("sgd/sgd*%d" % h, alpha=0.01, kappa=1e-5))

@@ -93,7 +93,6 @@ class RunConfig:
     text_split: str = _f("contiguous", "text split: contiguous (first 90% train, last 10% validation), or "
                                        "shuffled: the COMP6258 report's bug (random character positions), "
                                        "kept to demonstrate the unigram plateau")
-    mode: str = _f("traced", "optimizer step implementation: traced, eager or compiled")
     quiet: bool = _f(False, "no progress bar")
 
     # -- construction -------------------------------------------------------------------------------
@@ -162,7 +161,6 @@ class RunConfig:
         choice("dtype", DTYPES)
         choice("autocast", AUTOCAST)
         choice("activation", ("tanh", "relu"))
-        choice("mode", ("traced", "eager", "compiled"))
         choice("schedule", ("none", "step"))
         choice("text_split", ("contiguous", "shuffled"))
         self.tower_names()  # raises on unknown optimizer names
@@ -222,5 +220,4 @@ class RunConfig:
         if names[0] in ("rmsprop", "rmspropalpha"):
             extra["gamma"] = c.gamma
         kappa = list(c.kappa) if isinstance(c.kappa, tuple) else c.kappa
-        return optim.tower("/".join(names), params, alpha=c.alpha, kappa=kappa, sign_safe=c.sign_safe,
-                           mode=c.mode, **extra)
+        return optim.tower("/".join(names), params, alpha=c.alpha, kappa=kappa, sign_safe=c.sign_safe, **extra)

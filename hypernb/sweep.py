@@ -242,11 +242,20 @@ def check_slurm(partition: str | None) -> None:
                                                                          if partition else ""))
 
 
-def slurm_executor(spec: Spec, out: Path):
+def slurm_executor(spec: Spec, out: Path, offline: bool = False):
+    """submitit's Slurm executor for the spec; ``offline`` renders scripts without a cluster (a
+    dry run must work where Slurm is not installed)."""
     import submitit
 
+    cls = submitit.SlurmExecutor
+    if offline:
+        class cls(submitit.SlurmExecutor):  # noqa: N801 - only renders the sbatch script
+            @classmethod
+            def affinity(cls) -> int:  # submitit refuses to build an executor where srun is missing
+                return 1
+
     o = spec.slurm
-    ex = submitit.SlurmExecutor(folder=str(out / "slurm" / "%j"), max_num_timeout=10)
+    ex = cls(folder=str(out / "slurm" / "%j"), max_num_timeout=10)
     params = {"time": int(o.get("time_min", 60)), "array_parallelism": int(o.get("array_parallelism", 16)),
               "job_name": f"hypernb-{spec.name}", "stderr_to_stdout": True}
     if o.get("partition"):
@@ -274,7 +283,7 @@ def slurm_executor(spec: Spec, out: Path):
 
 
 def sbatch_script(spec: Spec, out: Path, n: int) -> str:
-    ex = slurm_executor(spec, out)
+    ex = slurm_executor(spec, out, offline=True)
     ex.parameters["map_count"] = n
     return ex._make_submission_file_text(ex._submitit_command_str, "dry-run")
 

@@ -1,17 +1,10 @@
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-SHARED = [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
-if "HYPERNB_DATA" not in os.environ:
-    for candidate in SHARED:
-        if (candidate / "MNIST").is_dir():
-            os.environ["HYPERNB_DATA"] = str(candidate)  # the verified offline copies (read-only)
-            break
 
 
 @pytest.fixture(scope="session")

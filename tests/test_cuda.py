@@ -152,6 +152,6 @@ def test_cpu_and_cuda_follow_the_same_float32_trajectory(spec):
             torch.nn.functional.cross_entropy(model(x.to(device)), y.to(device)).backward()
             opt.step()
         if device == "cpu":
-            assert opt._engine.codegen == "python, host scalars"
+            assert opt._engine.host  # the NumPy few-number path
         out.append(torch.stack(list(opt.hyperparameters().values())).cpu())
     torch.testing.assert_close(out[0], out[1], rtol=1e-4, atol=1e-9)

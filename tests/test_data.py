@@ -74,13 +74,29 @@ def test_corrupt_mnist_is_named(data_root, tmp_path):
 
 
 def test_data_root_resolution(monkeypatch, tmp_path):
-    monkeypatch.setenv("HYPERNB_DATA", str(tmp_path))
-    assert data.data_root() == tmp_path
-    assert data.data_root("/explicit") == data.data_root("/explicit")
+    """Explicit argument, then $HYPERNB_DATA, then the first of ./data, the checkout's data/ and
+    shared/data next to the checkout that holds a dataset (an empty folder does not count)."""
+    from hypernb.data import files
+
+    explicit, env = tmp_path / "explicit", tmp_path / "env"
+    monkeypatch.setenv("HYPERNB_DATA", str(env))
+    assert data.data_root(explicit) == explicit
+    assert data.data_root() == env
     monkeypatch.delenv("HYPERNB_DATA")
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
-    assert data.data_root().resolve() == (tmp_path / "data").resolve()
+    checkout = tmp_path / "checkout"
+    monkeypatch.setattr(files, "REPO", checkout)
+    monkeypatch.setattr(files, "REPO_DATA", checkout / "data")
+    work = tmp_path / "work"
+    (work / "data" / "MNIST").mkdir(parents=True)  # an empty dataset folder is not data
+    monkeypatch.chdir(work)
+    assert data.data_root() == checkout / "data"  # nothing anywhere: where downloads would go
+    shared = tmp_path / "shared" / "data" / "text"
+    shared.mkdir(parents=True)
+    (shared / "warpeace_input.txt").write_text("x")
+    assert data.data_root() == (tmp_path / "shared" / "data").resolve()
+    (work / "data" / "MNIST" / "raw").mkdir()
+    (work / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert data.data_root() == (work / "data").resolve()
 
 
 def test_device_loader_is_seeded_and_covers_every_example():

@@ -1,4 +1,6 @@
 """Oracle 3: hypergradients against closed forms and against reverse-mode autograd."""
+import copy
+
 import pytest
 import torch
 
@@ -49,11 +51,26 @@ def test_sgd_tower_hypergradients_chain_as_products():
 FAMILIES = {
     "sgd": lambda p, h: optim.SGD(p, alpha=0.05, hyper=h),
     "sgd-momentum": lambda p, h: optim.SGD(p, alpha=0.02, mu=0.8, hyper=h),
+    "sgd-weight-decay": lambda p, h: optim.SGD(p, alpha=0.02, mu=0.8, weight_decay=0.1, hyper=h),
     "adagrad": lambda p, h: optim.AdaGrad(p, alpha=0.05, hyper=h),
     "rmsprop": lambda p, h: optim.RMSProp(p, alpha=0.003, gamma=0.9, hyper=h),
     "adam": lambda p, h: optim.Adam(p, alpha=0.003, beta1=0.8, beta2=0.99, hyper=h),
+    "adamw": lambda p, h: optim.AdamW(p, alpha=0.003, beta1=0.8, beta2=0.99, weight_decay=0.1, hyper=h),
+    "adam-sign-safe": lambda p, h: optim.Adam(p, alpha=0.003, beta1=0.8, beta2=0.99, sign_safe=True, hyper=h),
     "sgdperparam": lambda p, h: optim.SGDPerParam(p, alpha=[0.05, 0.02, 0.05, 0.03], hyper=h),
 }
+
+
+def _loss(model, batch):
+    x, y = batch
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+def _steps(model, opt, data):
+    for batch in data:
+        opt.zero_grad()
+        _loss(model, batch).backward()
+        opt.step()
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -64,35 +81,74 @@ def test_hypergradient_matches_reverse_mode_through_one_update(name):
     opt = FAMILIES[name](model.parameters(), optim.SGD(alpha=0.0))
     engine = opt._engine
     lvl = engine.levels[0]
-    for x, y in data[:4]:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    _steps(model, opt, data[:4])
     # state before the next update, and the gradient it will use
-    x, y = data[4]
     opt.zero_grad()
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-    w, g = engine.flat.detach().clone(), flat_grad(model).clone()
-    state = {k: v.clone() for k, v in lvl.state.items()}
+    _loss(model, data[4]).backward()
+    w, g = engine.flat.detach().clone(), flat_grad(model).clone().unsqueeze(0)
+    states = [{k: v.clone() for k, v in st.items()} for st in lvl.state]
     raw = lvl.raw.detach().clone().requires_grad_(True)
     t = (engine.t + 1).to(torch.float64)
     opt.step()
     # reverse mode: w_next(raw) with everything else constant, then the loss on the next batch
-    h = lvl.effective(raw, with_tangents=False)
-    delta, _ = lvl.rule.update(g, state, h, t)
-    w_next = w + delta
-    params = {}
-    offset = 0
-    for (pname, p) in model.named_parameters():
+    H = len(lvl.trainable)
+    deltas = []
+    for s, seg in enumerate(lvl.segments):
+        h = {hy.name: hy.param.from_raw(raw[:, s * H + j:s * H + j + 1]) for j, hy in enumerate(lvl.trainable)}
+        for fixed in lvl.fixed_names:
+            if fixed != "weight_decay" or lvl.decays(s):
+                h[fixed] = lvl.fixed[fixed][:, s:s + 1]
+        h["alpha"] = h["alpha"] * h.pop("lr_scale")
+        direction, scale, _ = lvl.rule.update(g[:, seg.start:seg.stop], w[:, seg.start:seg.stop], states[s], h, t)
+        deltas.append(scale * direction)
+    w_next = (w + torch.cat(deltas, dim=1))[0]
+    params, offset = {}, 0
+    for pname, p in model.named_parameters():
         params[pname] = w_next[offset:offset + p.numel()].view_as(p)
         offset += p.numel()
     x2, y2 = data[5]
     loss = torch.nn.functional.cross_entropy(torch.func.functional_call(model, params, (x2,)), y2)
     (expected,) = torch.autograd.grad(loss, raw)
     opt.zero_grad()
-    torch.nn.functional.cross_entropy(model(x2), y2).backward()
+    _loss(model, data[5]).backward()
     opt.step()
     torch.testing.assert_close(lvl.G, expected, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_hypergradient_equals_a_central_finite_difference_of_the_next_loss(name):
+    """The paper's hypergradient at step t+1 is d f_{t+1}(w_{t+1}) / d h_t, with w_{t+1} the result of
+    step t. Check it against (f(h + ε) − f(h − ε)) / 2ε, re-running step t from saved state (float64)."""
+    data = batches(7)
+
+    def setup():
+        model = mlp()
+        opt = FAMILIES[name](model.parameters(), optim.SGD(alpha=0.0))  # κ = 0: h stays where it is set
+        _steps(model, opt, data[:4])
+        return model, opt
+
+    model, opt = setup()
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    _steps(model, opt, data[4:6])  # step t (batch 4), then step t+1 (batch 5) reports the hypergradient
+    reported = {k: v.item() for k, v in opt.hypergradients().items()}
+    checked = 0
+    for key, value in reported.items():
+        raw0 = opt._engine.levels[0].raw[0, opt._engine.levels[0].names.index(key)].item()
+        eps = 1e-6 * max(1.0, abs(raw0))
+        losses = []
+        for sign in (1, -1):
+            model.load_state_dict(saved_model)
+            opt.load_state_dict(saved_opt)
+            lvl = opt._engine.levels[0]
+            with torch.no_grad():
+                lvl.raw[0, lvl.names.index(key)] += sign * eps
+            _steps(model, opt, data[4:5])
+            with torch.no_grad():
+                losses.append(_loss(model, data[5]).item())
+        fd = (losses[0] - losses[1]) / (2 * eps)
+        assert value == pytest.approx(fd, rel=1e-6, abs=1e-9), (key, value, fd)
+        checked += abs(value) > 1e-6
+    assert checked, f"every hypergradient is ~0: {reported}"
 
 
 def test_ema_matches_autograd():

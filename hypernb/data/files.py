@@ -1,9 +1,10 @@
 """Where data live, how they are verified, and how they are fetched.
 
-The data root is an explicit argument, else ``$HYPERNB_DATA``, else ``./data`` (or, when the
-current directory has none, the ``data/`` folder of this checkout, so notebooks that run inside
-``notebooks/`` find it too). The root may be read-only: nothing is ever written next to the data
-unless a download was asked for.
+The data root is found the same way by every entry point (the CLI, notebooks in JupyterLab or
+papermill, sweeps, tests): an explicit argument, else ``$HYPERNB_DATA``, else the first of
+``./data``, this checkout's ``data/`` and ``shared/data`` next to this checkout that holds a
+dataset, else this checkout's ``data/`` (where downloads go). The root may be read-only: nothing
+is ever written next to the data unless a download was asked for.
 """
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ import urllib.request
 from pathlib import Path
 
 ENV_VAR = "HYPERNB_DATA"
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+REPO = Path(__file__).resolve().parents[2]
+REPO_DATA = REPO / "data"
+# files that mark a folder as holding datasets
+MARKERS = ("MNIST/raw/train-images-idx3-ubyte.gz", "CIFAR10_SUBSET/cifar-10-batches-bin-subset/train_first4000.bin",
+           "cifar-10-batches-py/data_batch_1", "text/warpeace_input.txt", "text/tinyshakespeare/input.txt")
 
 # sha256 of the files hypernb pins (the same values as shared/data/SHA256SUMS)
 SHA256 = {
@@ -38,13 +43,15 @@ class DataError(FileNotFoundError):
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """Resolve the data root: explicit argument, else $HYPERNB_DATA, else ./data (or the repo's data/)."""
+    """Resolve the data root (see the module docstring for the order)."""
     if root:
         return Path(root).expanduser()
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).expanduser()
-    local = Path("data")
-    return local if local.is_dir() else REPO_DATA
+    for candidate in (Path("data"), REPO_DATA, REPO.parent / "shared" / "data"):
+        if any((candidate / m).is_file() for m in MARKERS):
+            return candidate.resolve()
+    return REPO_DATA
 
 
 def digest(path: Path, algorithm: str = "sha256") -> str:

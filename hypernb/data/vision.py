@@ -61,6 +61,7 @@ def load_mnist(root: Path, download_ok: bool = True) -> dict[str, torch.Tensor]:
             try:
                 MNIST(str(root), train=True, download=True)
             except Exception as e:  # no network, read-only root, …
+                _remove_empty(root / "MNIST")  # torchvision makes the folders before it fails
                 raise DataError(missing_message("MNIST", root, [f"MNIST/raw/{n}" for n in names],
                                                 f"torchvision could not download it ({e}).")) from e
         else:
@@ -125,6 +126,17 @@ def load_cifar10_subset(root: Path) -> dict[str, torch.Tensor]:
         out[f"{split}_x"] = torch.from_numpy(rec[:, 1:].reshape(-1, 3, 32, 32).copy())
         out[f"{split}_y"] = torch.from_numpy(rec[:, 0].astype(np.int64))
     return out
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but empty folders."""
+    try:
+        for sub in sorted(folder.rglob("*"), reverse=True):
+            if sub.is_dir():
+                sub.rmdir()
+        folder.rmdir()
+    except OSError:  # not empty, or not ours to remove: leave it
+        pass
 
 
 def available(name: str, root: Path) -> bool:

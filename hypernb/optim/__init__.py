@@ -9,12 +9,12 @@ Adam(α=0.001, β1=0.9, β2=0.999) / SGD(α=1e-05)
 """
 from .base import HyperOptimizer
 from .errors import NonFiniteError
-from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, AdamUnclamped, RMSProp, RMSPropAlpha, SGDPerParam
+from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, AdamUnclamped, AdamW, RMSProp, RMSPropAlpha, SGDPerParam
 from .recorder import Recorder
 from .tower import FAMILIES, KAPPA_RULES, kappa_schedule, parse_tower, tower
 
 __all__ = [
-    "HyperOptimizer", "NonFiniteError", "SGD", "AdaGrad", "Adam", "AdamBaydin", "AdamUnclamped", "RMSProp",
+    "HyperOptimizer", "NonFiniteError", "SGD", "AdaGrad", "Adam", "AdamW", "AdamBaydin", "AdamUnclamped", "RMSProp",
     "RMSPropAlpha", "SGDPerParam", "Recorder", "tower", "parse_tower", "kappa_schedule",
     "FAMILIES", "KAPPA_RULES",
 ]

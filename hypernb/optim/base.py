@@ -2,41 +2,88 @@
 
 Usage is the ordinary PyTorch loop::
 
-    opt = Adam(model.parameters(), alpha=1e-3, hyper=SGD(alpha=1e-5))   # Adam / SGD(κ=1e-5)
+    opt = Adam(model.parameters(), lr=1e-3, hyper=SGD(lr=1e-5))   # Adam / SGD(κ=1e-5)
     for x, y in batches:
         opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
 
-``hyper=`` takes an *unbound* optimizer (built without parameters); its ``alpha`` is this level's
-κ. Nest them to build towers of any height, or use :func:`hypernb.optim.tower`.
+``hyper=`` takes an *unbound* optimizer (built without parameters); its ``alpha`` (or ``lr``) is
+this level's κ. Nest them to build towers of any height, or use :func:`hypernb.optim.tower`.
+
+``batch=K`` trains K configurations at once: every parameter has a leading dimension K (see
+:mod:`hypernb.models`), and every hyperparameter may be one number or a list of K numbers.
+
+Parameter groups work as in ``torch.optim``: each group's α, μ, β, γ start from its own values
+and are learned on their own; ``weight_decay`` is per group. ``group["lr"]`` is what
+``torch.optim.lr_scheduler`` writes: the step uses the learned α times ``lr / initial lr``, so a
+schedule multiplies what is learned instead of overwriting it. Writing a hyperparameter key of a
+group (``alpha``, ``mu``, ``beta1``, ``weight_decay``, …) takes effect at the next step; writing a
+key that cannot take effect raises.
 """
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+import numbers
 
 import torch
 
-from .engine import MODES, Engine
+from .engine import Engine, Segment
 from .rules import Rule
 
-STATE_DICT_FORMAT = "hypernb.optim/1"
+STATE_DICT_FORMAT = "hypernb.optim/2"
+SYMBOLS = {"alpha": "α", "mu": "μ", "beta1": "β1", "beta2": "β2", "gamma": "γ", "weight_decay": "λ"}
+# torch.optim keys that have no meaning here: writing one would silently do nothing
+UNSUPPORTED_KEYS = {"momentum", "betas", "eps", "dampening", "nesterov", "amsgrad", "maximize", "foreach",
+                    "capturable", "differentiable", "fused", "lr_decay", "initial_accumulator_value", "centered",
+                    "log_eps", "decoupled_weight_decay"}
+
+
+def _per_member(value, K: int | None, what: str) -> list[float]:
+    """One float per configuration from a number or (with batch=K) a list of K numbers."""
+    if isinstance(value, (list, tuple)):
+        if K is None:
+            raise ValueError(f"{what}: a list of values needs batch=K (one value per configuration), got {value!r}")
+        if len(value) != K:
+            raise ValueError(f"{what}: got {len(value)} values for batch={K}")
+        return [_number(v, what) for v in value]
+    return [_number(value, what)] * (K or 1)
+
+
+def _number(v, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise ValueError(f"{what} must be a number, got {v!r}")
+    if isinstance(v, torch.Tensor):
+        raise ValueError(f"{what} must be a Python number, got a tensor")
+    return float(v)
+
+
+class _Group(dict):
+    """A parameter group whose hyperparameter keys reach the running optimizer when written."""
+
+    def __setitem__(self, key, value):
+        opt = self.__dict__.get("_opt")
+        if opt is not None and opt._engine is not None:
+            opt._write_group_key(self, key, value)
+        super().__setitem__(key, value)
+
+    def __reduce__(self):  # pickles as a plain dict
+        return (dict, (dict(self),))
 
 
 class HyperOptimizer(torch.optim.Optimizer):
     """Base class; see the module docstring. Subclasses choose the update rule."""
 
     _repr_hypers: tuple[str, ...] = ("alpha",)
+    _aliases: dict = {"lr": "alpha"}
 
     def __init__(self, params, rule: Rule, values: dict, hyper: "HyperOptimizer | None" = None,
-                 *, mode: str = "traced", check_every: int | None = None, capturable: bool | None = None,
-                 cuda_graph: bool | None = None, host_scalars: bool = True):
-        self._rule, self._values = rule, dict(values)
-        self._level_name = "level 0"
-        for h in rule.hypers():
-            h.check(values[h.name] if not rule.per_segment or h.name != "alpha" else 0.0,
-                    type(self).__name__, "the step size; one level up it is κ")
-        if rule.per_segment:
-            _check_alphas(values["alpha"], type(self).__name__)
+                 *, batch: int | None = None, check_every: int | None = None, capturable: bool | None = None,
+                 cuda_graph: bool | None = None):
+        family = type(self).__name__
+        if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+            raise ValueError(f"batch must be a positive int (the number of configurations), got {batch!r}")
+        self._rule, self._values, self._batch = rule, dict(values), batch
+        self._options = {"check_every": check_every, "capturable": capturable, "cuda_graph": cuda_graph}
+        self._check_values(self._values, family, batch)
         if hyper is not None:
             if not isinstance(hyper, HyperOptimizer):
                 raise ValueError(f"hyper= must be a hypernb optimizer such as SGD(alpha=1e-5), got {hyper!r}")
@@ -45,76 +92,178 @@ class HyperOptimizer(torch.optim.Optimizer):
                     "hyper= must be an unbound optimizer (built without parameters, e.g. SGD(alpha=1e-5)) "
                     "that is not already part of another tower"
                 )
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if check_every is not None and (not isinstance(check_every, int) or check_every < 1):
             raise ValueError(f"check_every must be a positive int or None, got {check_every!r}")
-        self.hyper, self._mode, self.check_every = hyper, mode, check_every
+        self.hyper, self.check_every = hyper, check_every
         self._engine: Engine | None = None
         self._owner = None
         self._steps_since_check = 0
         if params is None:  # unbound: a hyperoptimizer waiting for the level below
             self.defaults, self.state, self.param_groups = dict(values), {}, []
-            for hooks in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks"):
-                setattr(self, hooks, OrderedDict())
+            self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = {}, {}
             return
         if isinstance(params, (int, float)):
-            raise ValueError(
-                f"the first argument of {type(self).__name__} is the parameters; for an unbound "
-                f"hyperoptimizer write {type(self).__name__}(alpha={params!r})"
-            )
-        defaults = {k: v for k, v in values.items() if not isinstance(v, (list, dict))}
-        super().__init__(params, defaults)
-        group = self.param_groups[0]
-        params = [p for p in group["params"] if p.requires_grad]
-        if not params:
-            raise ValueError(f"{type(self).__name__} got no parameters that require gradients")
-        names = list(group.get("param_names") or [str(i) for i in range(len(params))])
-        chain, node = [self], hyper
+            raise ValueError(f"the first argument of {family} is the parameters; for an unbound "
+                             f"hyperoptimizer write {family}(alpha={params!r})")
+        if isinstance(params, torch.Tensor):
+            raise ValueError(f"{family}: params must be an iterable of tensors (e.g. model.parameters()), "
+                             "got a single tensor; wrap it in a list")
+        super().__init__(params, {**values, "lr": values["alpha"]})
+        self._build()
+
+    # -- construction ------------------------------------------------------------------------------
+    def _check_values(self, values: dict, family: str, K, where: str = "") -> None:
+        for h in self._rule.hypers():
+            for v in _per_member(values[h.name], K, f"{family}: {h.name}"):
+                h.check(v, family, where)
+        for v in _per_member(values.get("weight_decay", 0.0), K, f"{family}: weight_decay"):
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{family}: weight_decay{' (' + where + ')' if where else ''} must be a "
+                                 f"finite number >= 0, got {v!r}")
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (torch.optim's API). Its hyperparameters start from the group's own values
+        (or the optimizer's defaults) and are learned on their own; on a running optimizer the
+        new parameters join the flat buffers and every existing state is kept."""
+        family = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise ValueError(f"a parameter group is a dict with 'params', got {type(param_group).__name__}")
+        group = dict(param_group)
+        for alias, name in self._aliases.items():
+            if alias in group:
+                if name in group and group[name] != group[alias]:
+                    raise ValueError(f"{family}: a group gives both {alias}={group[alias]!r} and "
+                                     f"{name}={group[name]!r}; give one")
+                group[name] = group.pop(alias)
+        bad = sorted(set(group) & UNSUPPORTED_KEYS)
+        if bad:
+            raise ValueError(f"{family}: group key(s) {bad} have no meaning for hypernb optimizers; "
+                             f"hyperparameters here: {sorted(self._values)}")
+        if "alpha" in group:
+            group["lr"] = group["alpha"]
+        running = getattr(self, "_engine", None) is not None
+        super().add_param_group(group)  # fills defaults, checks for duplicate parameters
+        group = self.param_groups[-1]
+        where = f"group {len(self.param_groups) - 1}"
+        self._check_values(group, family, self._batch, where)
+        for p in group["params"]:
+            if p.is_sparse:
+                raise ValueError(f"{family}: sparse parameters are not supported")
+        wrapped = _Group(group)
+        self.param_groups[-1] = wrapped
+        wrapped._initial_lr = _per_member(group["lr"], self._batch, f"{family}: lr")
+        if running:
+            self._rebuild()
+        wrapped.__dict__["_opt"] = self
+
+    def _groups(self) -> list[tuple[list, dict, str]]:
+        """(params with names, values per configuration, name) of every group, for the engine."""
+        out, index = [], 0
+        names = {h.name for h in self._rule.hypers()} | {"weight_decay"}
+        for i, group in enumerate(self.param_groups):
+            params = list(group["params"])
+            pnames = list(group.get("param_names") or [str(index + j) for j in range(len(params))])
+            index += len(params)
+            values = {k: _per_member(group.get(k, 0.0), self._batch, k) for k in names}
+            lr0 = group._initial_lr
+            now = _per_member(group["lr"], self._batch, "lr")
+            values["lr_scale"] = [n / a if a else 1.0 for n, a in zip(now, lr0)]
+            out.append((list(zip(params, pnames)), values, str(group.get("name", pnames[0] if self._per_tensor()
+                                                                               else f"group{i}"))))
+        return out
+
+    def _per_tensor(self) -> bool:
+        return False
+
+    def _chain(self) -> list:
+        chain, node = [self], self.hyper
         while node is not None:
-            node._owner = self
             chain.append(node)
             node = node.hyper
-        self._engine = Engine(params, names, chain, mode, capturable, cuda_graph, host_scalars)
+        return chain
+
+    def _build(self) -> None:
+        groups = self._groups()
+        if not any(ps for ps, _, _ in groups):
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        groups = [g for g in groups if g[0]]
+        chain = self._chain()
+        for node in chain[1:]:
+            node._owner = self
+            node._batch = self._batch
+            node._check_values(node._values, type(node).__name__, self._batch)
+        self._engine = Engine(groups, chain, self._batch, self._options["capturable"], self._options["cuda_graph"])
         for k, opt in enumerate(chain):
             opt._level_name = f"level {k}"
-            opt._engine_ref = self._engine
+
+    def _segments(self, below_names: list[str], K: int) -> list[Segment]:
+        """Segments of the vector below for an unbound hyperoptimizer: one (the whole vector)."""
+        values = {k: _per_member(v, self._batch, k) for k, v in self._values.items()}
+        return [Segment(0, len(below_names), "all", values)]
+
+    # -- group keys ------------------------------------------------------------------------------
+    def _write_group_key(self, group: _Group, key, value) -> None:
+        """What writing ``group[key]`` means on a running optimizer (see the module docstring)."""
+        family = type(self).__name__
+        index = next(i for i, g in enumerate(self.param_groups) if g is group)
+        level = self._engine.levels[0]
+        seg = self._segment_of(index)
+        name = self._aliases.get(key, key)
+        hypers = {h.name: h for h in self._rule.hypers()}
+        if key == "lr":
+            now = _per_member(value, self._batch, f"{family}: lr")
+            scales = []
+            for n, a in zip(now, group._initial_lr):
+                if not math.isfinite(n) or n < 0:
+                    raise ValueError(f"{family}: lr must be a finite number >= 0, got {n!r}")
+                if a == 0 and n != 0:
+                    raise ValueError(f"{family}: this group started with lr = 0, so a schedule (a multiple of "
+                                     "the initial lr) cannot change it; start from lr > 0")
+                scales.append(n / a if a else 1.0)
+            for s in seg:
+                level.set_fixed("lr_scale", s, scales)
+        elif name == "weight_decay":
+            vals = _per_member(value, self._batch, f"{family}: weight_decay")
+            if any(not math.isfinite(v) or v < 0 for v in vals):
+                raise ValueError(f"{family}: weight_decay must be a finite number >= 0, got {value!r}")
+            for s in seg:
+                level.set_fixed("weight_decay", s, vals)
+        elif name in hypers:
+            h = hypers[name]
+            vals = _per_member(value, self._batch, f"{family}: {name}")
+            for v in vals:
+                h.check(v, family, f"group {index}")
+            for s in seg:
+                self._set_values(level, s, h, vals)
+        elif key in ("params", "param_names"):
+            raise ValueError(f"{family}: to add parameters use add_param_group(); a group's parameters "
+                             "cannot be replaced")
+        elif key in UNSUPPORTED_KEYS or key in ("alpha", "mu", "beta1", "beta2", "gamma"):
+            raise ValueError(f"{family}: writing '{key}' cannot take effect: {family} has no such "
+                             f"hyperparameter (it has {sorted(hypers)}, weight_decay and lr)")
+
+    def _segment_of(self, group_index: int) -> list[int]:
+        return [group_index]
+
+    @staticmethod
+    def _set_values(level, s: int, hyper, values: list[float]) -> None:
+        if hyper.trainable:
+            j = s * len(level.trainable) + level.trainable.index(hyper)
+            level.raw[:, j].copy_(torch.tensor([hyper.param.to_raw(v) for v in values], dtype=level.raw.dtype))
+        else:
+            level.set_fixed(hyper.name, s, values)
 
     # -- torch.optim.Optimizer API --------------------------------------------------------------
-    def _require_bound(self):
+    def _require_bound(self) -> Engine:
         if self._engine is None:
             if self._owner is not None:
                 raise RuntimeError(f"{self!r} is a hyperoptimizer inside {self._owner!r}; step that one")
             raise RuntimeError(f"{self!r} has no parameters; pass them: {type(self).__name__}(model.parameters(), ...)")
         return self._engine
 
-    def step(self, closure=None):
-        """One step of every level: hypergradients, then hyperparameters top-down, then weights.
-
-        Step pre/post hooks run as for any ``torch.optim.Optimizer``; the profiler label
-        ``Optimizer.step#<class>.step`` is recorded only while a profiler runs (torch's own wrapper
-        records it always, which costs 20–60 µs per step on a CPU, a few % of a small model's step).
-        """
-        hooks = _optimizer_hooks(self)
-        if hooks is None and not torch._C._autograd._profiler_enabled():
-            return self._step(closure)
-        with torch.autograd.profiler.record_function(f"Optimizer.step#{type(self).__name__}.step"):
-            args, kwargs = (self,), {"closure": closure} if closure is not None else {}
-            for pre in (hooks or ([], []))[0]:
-                result = pre(self, args, kwargs)
-                if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {result!r}")
-                    args, kwargs = result
-            out = self._step(*args[1:], **kwargs)
-            for post in (hooks or ([], []))[1]:
-                post(self, args, kwargs)
-            return out
-
-    step.hooked = True  # tells torch.optim.Optimizer not to wrap it again (see _optimizer_hooks)
-
     @torch.no_grad()
-    def _step(self, closure=None):
+    def step(self, closure=None):
+        """One step of every level: hypergradients, then hyperparameters top-down, then weights."""
         engine = self._require_bound()
         loss = None
         if closure is not None:
@@ -123,58 +272,66 @@ class HyperOptimizer(torch.optim.Optimizer):
         engine.step()
         if self.check_every is not None:
             self._steps_since_check += 1
-            if self._steps_since_check >= self.check_every and not _capturing(engine.device):
+            capturing = engine.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+            if self._steps_since_check >= self.check_every and not capturing:
                 self._steps_since_check = 0
                 engine.check_finite()
         return loss
 
-    def add_param_group(self, param_group):
-        if getattr(self, "param_groups", None):
-            raise ValueError(
-                "hypernb optimizers learn one set of hyperparameters for all parameters, so they take "
-                "one parameter group; use SGDPerParam for one step size per parameter tensor"
-            )
-        super().add_param_group(param_group)
-
     # -- hyperparameters ---------------------------------------------------------------------------
-    def hyperparameters(self) -> dict[str, torch.Tensor]:
-        """Current effective values of every level, as 0-d tensors on the parameters' device.
+    def _out(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self._batch is not None else v[0]
 
-        Keys: ``alpha``, ``mu``, ``beta1``, … for level 0, ``hyper.alpha`` (κ of level 1), and so on.
-        Reading them does not synchronise with the host.
-        """
+    def hyperparameters(self) -> dict[str, torch.Tensor]:
+        """Current effective values of every level, on the parameters' device (no host sync):
+        0-d tensors, or [K] tensors with ``batch=K``.
+
+        Keys: ``alpha``, ``mu``, ``beta1``, … for level 0 (``alpha.<group>`` with several groups),
+        ``hyper.alpha`` (κ of level 1), and so on. α is the learned value, before any scheduler's
+        multiplier (``param_groups[i]["lr"]``)."""
         out = {}
         for k, lvl in enumerate(self._require_bound().levels):
-            out.update({"hyper." * k + name: v for name, v in lvl.values().items()})
+            out.update({"hyper." * k + name: self._out(v) for name, v in lvl.values().items()})
         return out
 
     @torch.no_grad()
     def set_hyperparameters(self, **values) -> None:
-        """Overwrite current effective values, e.g. ``opt.set_hyperparameters(alpha=0.01)`` for a
-        hand-made schedule, or ``**{"hyper.alpha": 1e-6}`` one level up. Runs on the device."""
+        """Overwrite current effective values, e.g. ``opt.set_hyperparameters(alpha=0.01)``, or
+        ``**{"hyper.alpha": 1e-6}`` one level up (a number, or K numbers with ``batch=K``)."""
         levels = self._require_bound().levels
         for key, value in values.items():
             k, name = key.count("hyper."), key.replace("hyper.", "")
-            if k >= len(levels) or name not in levels[k].names:
-                known = [kk for kk in self.hyperparameters() if not kk.endswith(tuple(levels[-1].fixed))]
+            lvl = levels[k] if k < len(levels) else None
+            if lvl is None or name not in lvl.names:
+                known = [kk for kk, lv in self._learnable()]
                 raise ValueError(f"no learnable hyperparameter {key!r}; choose from {known}")
-            lvl = levels[k]
             j = lvl.names.index(name)
-            hyper = lvl.trainable[0] if lvl.segment_ids is not None else lvl.trainable[j]
-            hyper.check(float(value), type(lvl.opt).__name__, "set_hyperparameters")
-            lvl.raw[j] = hyper.param.to_raw(float(value))
+            s, hyper = divmod(j, len(lvl.trainable))
+            hyper = lvl.trainable[hyper]
+            vals = _per_member(value, self._batch, key)
+            for v in vals:
+                hyper.check(v, type(lvl.opt).__name__, "set_hyperparameters")
+            self._set_values(lvl, s, hyper, vals)
+
+    def _learnable(self):
+        for k, lvl in enumerate(self._require_bound().levels[:-1]):
+            for name in lvl.names:
+                yield "hyper." * k + name, lvl
 
     def hypergradients(self) -> dict[str, torch.Tensor]:
         """The last hypergradients d loss / d (stored value) of every learned hyperparameter."""
         out = {}
-        levels = self._require_bound().levels
-        for k, lvl in enumerate(levels[:-1]):
-            out.update({"hyper." * k + name: lvl.G[j] for j, name in enumerate(lvl.names)})
+        for k, lvl in enumerate(self._require_bound().levels[:-1]):
+            out.update({"hyper." * k + name: self._out(lvl.G[:, j]) for j, name in enumerate(lvl.names)})
         return out
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` if anything became NaN/inf (one host sync)."""
         self._require_bound().check_finite()
+
+    def nonfinite(self) -> dict:
+        """{configuration: NonFiniteError} for every configuration with a non-finite value (one host sync)."""
+        return self._require_bound().nonfinite()
 
     @property
     def steps(self) -> torch.Tensor:
@@ -184,84 +341,137 @@ class HyperOptimizer(torch.optim.Optimizer):
     @property
     def height(self) -> int:
         """Number of hyperoptimizer levels above this one."""
-        n, node = 0, self.hyper
-        while node is not None:
-            n, node = n + 1, node.hyper
-        return n
+        return len(self._chain()) - 1
 
     # -- checkpointing -------------------------------------------------------------------------
     def _spec(self) -> list:
-        spec, node = [], self
-        while node is not None:
-            spec.append({"optimizer": type(node).__name__, "values": _plain(node._values),
-                         "rule": {k: v for k, v in vars(node._rule).items()}})
-            node = node.hyper
-        return spec
+        return [{"optimizer": type(node).__name__, "values": node._values, "rule": dict(vars(node._rule))}
+                for node in self._chain()]
 
     def state_dict(self) -> dict:
-        """Everything needed to resume exactly: every level's stored values, state and tangents."""
+        """Everything needed to resume exactly: every level's stored values, state and tangents,
+        and the groups' settings (``lr``, ``weight_decay``, …)."""
         e = self._require_bound()
         return {
             "format": STATE_DICT_FORMAT,
-            "tower": self._spec(),
+            "tower": [type(n).__name__ for n in self._chain()],
+            "batch": self._batch,
             "step": e.t.clone(),
             "first_bad": e.first_bad.clone(),
-            "levels": [
-                {"raw": lvl.raw.clone(), "state": {k: v.clone() for k, v in lvl.state.items()},
-                 "tangents": None if lvl.J is None else torch.stack(lvl.J),
-                 "tangent_scale": None if lvl.J is None else lvl.Jc.clone(), "hypergradient": lvl.G.clone()}
-                for lvl in e.levels
-            ],
-            "param_groups": [{"params": list(range(len(e.params))), **self.defaults}],
-            "state": {},
+            "levels": [lvl.saved() for lvl in e.levels],
+            "param_groups": [{k: v for k, v in g.items() if k not in ("params", "param_names")}
+                             for g in self.param_groups],
+            "param_sizes": [[p.numel() for p in g["params"]] for g in self.param_groups],
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a :meth:`state_dict`; anything that does not fit this optimizer is refused with
+        a message naming it (nothing is half-loaded)."""
         e = self._require_bound()
-        if state_dict.get("format") != STATE_DICT_FORMAT:
-            raise ValueError(
-                f"not a hypernb optimizer state dict (format {state_dict.get('format')!r}, "
-                f"expected {STATE_DICT_FORMAT!r})"
-            )
-        if [s["optimizer"] for s in state_dict["tower"]] != [s["optimizer"] for s in self._spec()]:
-            raise ValueError(
-                f"state dict is for the tower {[s['optimizer'] for s in state_dict['tower']]}, "
-                f"this optimizer is {[s['optimizer'] for s in self._spec()]}"
-            )
+        sd = state_dict
+        if not isinstance(sd, dict) or sd.get("format") != STATE_DICT_FORMAT:
+            got = sd.get("format") if isinstance(sd, dict) else type(sd).__name__
+            raise ValueError(f"not a hypernb optimizer state dict (format {got!r}, expected {STATE_DICT_FORMAT!r})")
+        missing = sorted({"tower", "batch", "step", "first_bad", "levels", "param_groups", "param_sizes"} - set(sd))
+        if missing:
+            raise ValueError(f"state dict lacks {missing}")
+        tower = [type(n).__name__ for n in self._chain()]
+        if sd["tower"] != tower:
+            raise ValueError(f"state dict is for the tower {sd['tower']}, this optimizer is {tower}")
+        if sd["batch"] != self._batch:
+            raise ValueError(f"state dict is for batch={sd['batch']}, this optimizer has batch={self._batch}")
+        sizes = [[p.numel() for p in g["params"]] for g in self.param_groups]
+        if sd["param_sizes"] != sizes:
+            raise ValueError(f"state dict is for parameter groups of sizes {sd['param_sizes']}, this optimizer "
+                             f"has {sizes}")
+        if len(sd["levels"]) != len(e.levels):
+            raise ValueError(f"state dict has {len(sd['levels'])} levels, this tower has {len(e.levels)}")
+        for k, (lvl, saved) in enumerate(zip(e.levels, sd["levels"])):
+            lvl.check(saved, f"level {k} ({lvl.family})")
         with torch.no_grad():
-            e.t.copy_(state_dict["step"])
-            e.first_bad.copy_(state_dict["first_bad"])
-            for lvl, saved in zip(e.levels, state_dict["levels"]):
-                _copy_checked(lvl.raw, saved["raw"], "stored hyperparameters")
-                lvl.G.copy_(saved["hypergradient"])
-                for k, v in lvl.state.items():
-                    _copy_checked(v, saved["state"][k], f"state '{k}'")
-                if lvl.J is not None:
-                    rows = saved["tangents"]
-                    if tuple(rows.shape) != (len(lvl.J), lvl.J[0].numel()):
-                        raise ValueError(f"state dict tangents have shape {tuple(rows.shape)}, expected "
-                                         f"{(len(lvl.J), lvl.J[0].numel())}")
-                    for row, src in zip(lvl.J, rows):
-                        row.copy_(src)
-                    _copy_checked(lvl.Jc, saved["tangent_scale"], "tangent scales")
+            for lvl, saved in zip(e.levels, sd["levels"]):
+                lvl.load(saved)
+            e.t.copy_(sd["step"])
+            e.first_bad.copy_(sd["first_bad"])
+        e.sync_host()
+        e._graph = None  # buffers may have been replaced: capture again
+        for i, (g, saved) in enumerate(zip(self.param_groups, sd["param_groups"])):
+            for key, value in saved.items():
+                dict.__setitem__(g, key, value)  # settings only: the values were loaded above
+            now = _per_member(g["lr"], self._batch, "lr")
+            for s in self._segment_of(i):
+                e.levels[0].set_fixed("lr_scale", s, [n / a if a else 1.0 for n, a in zip(now, g._initial_lr)])
+
+    def _rebuild(self) -> None:
+        """Rebuild the engine after ``add_param_group``: the old groups keep their learned values and
+        state; tangents start again (the next hypergradient is 0, as at a first step)."""
+        old = self._engine
+        self._engine = None
+        self._build()
+        new = self._engine
+        with torch.no_grad():
+            new.t.copy_(old.t)
+            for a, b in zip(old.levels, new.levels):
+                n = a.raw.shape[1]
+                b.raw[:, :n].copy_(a.raw)
+                for k in a.fixed:
+                    b.fixed[k][:, :a.fixed[k].shape[1]].copy_(a.fixed[k])
+                b.fixed_host = {k: v.tolist() for k, v in b.fixed.items()}
+                for sa, sb in zip(a.state, b.state):
+                    for k in sa:
+                        if b.small:
+                            sb[k][:len(sa[k])] = sa[k]
+                        else:
+                            sb[k][:, :sa[k].shape[1]].copy_(sa[k])
+        new.sync_host()
+
+    # -- pickling: rebuilt from its parts (a CUDA graph or live views cannot be pickled) ------------
+    def __getstate__(self):
+        if self._engine is None:
+            return {k: v for k, v in self.__dict__.items()}
+        return {"_unpickle": True, "cls": type(self), "groups": [dict(g) for g in self.param_groups],
+                "initial_lr": [g._initial_lr for g in self.param_groups], "chain": self._spec(),
+                "rule": self._rule, "values": self._values, "batch": self._batch, "options": self._options,
+                "hyper": self.hyper, "state": self.state_dict(), "repr": self._repr_hypers}
+
+    def __setstate__(self, state):
+        if not state.get("_unpickle"):
+            self.__dict__.update(state)
+            return
+        hyper = state["hyper"]
+        node = hyper
+        while node is not None:  # the unpickled chain is unbound again
+            node._owner, node._engine = None, None
+            node = node.hyper
+        self.__dict__.update(_rule=state["rule"], _values=state["values"], _batch=state["batch"],
+                             _options=state["options"], hyper=hyper, check_every=state["options"]["check_every"],
+                             _engine=None, _owner=None, _steps_since_check=0, _repr_hypers=state["repr"],
+                             defaults={**state["values"], "lr": state["values"]["alpha"]}, state={},
+                             param_groups=[], _optimizer_step_pre_hooks={}, _optimizer_step_post_hooks={})
+        import collections
+        self._optimizer_step_pre_hooks = collections.OrderedDict()
+        self._optimizer_step_post_hooks = collections.OrderedDict()
+        self._patch_step_function()
+        for g, lr0 in zip(state["groups"], state["initial_lr"]):
+            wrapped = _Group(g)
+            wrapped._initial_lr = lr0
+            self.param_groups.append(wrapped)
+        self._build()
+        for g in self.param_groups:
+            g.__dict__["_opt"] = self
+        self.load_state_dict(state["state"])
 
     # -- display -----------------------------------------------------------------------------
     def _level_repr(self) -> str:
-        parts = []
-        for name in self._repr_hypers:
-            value = self._values[name]
-            symbol = {"alpha": "α", "mu": "μ", "beta1": "β1", "beta2": "β2", "gamma": "γ"}[name]
-            parts.append(f"{symbol}={_fmt(value)}")
+        parts = [f"{SYMBOLS[name]}={_fmt(self._values[name])}" for name in self._repr_hypers]
+        if self._values.get("weight_decay"):
+            parts.append(f"weight_decay={_fmt(self._values['weight_decay'])}")
         if getattr(self._rule, "sign_safe", False):
             parts.append("sign_safe")
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def __repr__(self) -> str:
-        node, parts = self, []
-        while node is not None:
-            parts.append(node._level_repr())
-            node = node.hyper
-        return " / ".join(parts)
+        return " / ".join(node._level_repr() for node in self._chain())
 
 
 def _fmt(value) -> str:
@@ -271,33 +481,3 @@ def _fmt(value) -> str:
         vals = {float(v) for v in value}
         return _fmt(vals.pop()) if len(vals) == 1 else "[" + ", ".join(_fmt(v) for v in value) + "]"
     return f"{float(value):g}"
-
-
-def _plain(values: dict) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
-
-
-def _check_alphas(alpha, family: str) -> None:
-    items = alpha.values() if isinstance(alpha, dict) else (alpha if isinstance(alpha, (list, tuple)) else [alpha])
-    for a in items:
-        if not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
-            raise ValueError(f"{family}: every alpha must be a finite number >= 0, got {a!r}")
-
-
-def _copy_checked(dst: torch.Tensor, src: torch.Tensor, what: str) -> None:
-    if tuple(dst.shape) != tuple(src.shape):
-        raise ValueError(f"state dict {what} has shape {tuple(src.shape)}, expected {tuple(dst.shape)}")
-    dst.copy_(src)
-
-
-def _optimizer_hooks(opt) -> tuple[list, list] | None:
-    """(pre-hooks, post-hooks) registered on ``opt`` or globally, or None when there are none."""
-    from torch.optim import optimizer as torch_optimizer
-
-    pre = [*torch_optimizer._global_optimizer_pre_hooks.values(), *opt._optimizer_step_pre_hooks.values()]
-    post = [*opt._optimizer_step_post_hooks.values(), *torch_optimizer._global_optimizer_post_hooks.values()]
-    return (pre, post) if pre or post else None
-
-
-def _capturing(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()

@@ -7,155 +7,135 @@ step's gradient turns each tangent into a hypergradient with one dot product (pa
 running them on :class:`Dual` numbers yields the tangents automatically, so no optimizer needs a
 hand-derived hypergradient.
 
-Why not ``torch.func.jvp``: it propagates dense tangents and emits copies, costing several times
-the update itself. Here a tangent is a lazy linear combination Σ cᵢ·Bᵢ of tensors Bᵢ with scalar
-coefficients cᵢ, kept only for the hyperparameters a value depends on. A coefficient is a Python
-number times an optional 0-d tensor, so constants fold away while tracing and scalar factors cost
-one 0-d op; a full-size op happens only when a tangent meets a full-size factor. Traced once (see
-``engine``), Adam with three tangents costs about twice Adam's own arithmetic.
+Why not ``torch.func.jvp``: it propagates dense tangents, costing several times the update itself.
+Here a tangent is a lazy sum Σ cᵢ·Bᵢ of vectors Bᵢ with scalar coefficients cᵢ (a number, or one
+number per configuration), kept only for the hyperparameters a value depends on. Scalar factors
+only touch coefficients; a full-size op happens only when a tangent meets a full-size factor, and
+the sum is never formed: the engine dots each base with the next gradient. Adam with three
+tangents costs about twice Adam's own arithmetic.
+
+Values may be torch tensors, NumPy arrays or scalars (the engine runs the few-number part of a CPU
+step in NumPy float64, whose arithmetic gives inf/NaN where Python's raises); :func:`sqrt`,
+:func:`tanh`, :func:`exp` and :func:`ema` work on all of them.
 """
 from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 
 
-# -- coefficients: (k, T) means the Python number k times the 0-d tensor T (T None means 1) ---------
-def _coef(x):
-    return (float(x), None) if isinstance(x, numbers.Number) else (1.0, x)
+def sqrt(x):
+    return x.sqrt() if isinstance(x, (Dual, torch.Tensor)) else np.sqrt(x)  # correctly rounded in both
 
 
-def _cmul(a, b):
-    (ka, ta), (kb, tb) = a, b
-    t = ta if tb is None else tb if ta is None else ta * tb
-    return (ka * kb, t)
+def _like_torch(fn, x):
+    """A transcendental function of NumPy numbers computed by torch: NumPy's and torch's tanh and exp
+    differ in the last bit, and the CPU step must round exactly as the tensor step does."""
+    out = fn(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
+    return np.float64(out) if out.ndim == 0 else out
 
 
-def _cadd(a, b):
-    (ka, ta), (kb, tb) = a, b
-    if ta is None and tb is None:
-        return (ka + kb, None)
-    return (1.0, _ctensor(a) + _ctensor(b))
+def tanh(x):
+    return x.tanh() if isinstance(x, (Dual, torch.Tensor)) else _like_torch(torch.tanh, x)
 
 
-def _cdiv(c, x):
-    """Coefficient divided by a 0-d tensor x: one op (not a reciprocal and a multiply)."""
-    k, t = c
-    return (k, 1.0 / x if t is None else t / x)
-
-
-def _ctensor(c):
-    k, t = c
-    if t is None:
-        return k
-    return t if k == 1.0 else t * k
+def exp(x):
+    return x.exp() if isinstance(x, (Dual, torch.Tensor)) else _like_torch(torch.exp, x)
 
 
 def _full(x) -> bool:
-    return isinstance(x, torch.Tensor) and x.dim() > 0
+    """A full-size vector (not a per-configuration column [K, 1], a 0-d tensor or a number)."""
+    return isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim > 0 and x.shape[-1] > 1
 
 
-class Tangent:
-    """Σ coefᵢ · baseᵢ, with base a full-size tensor or ``None`` (the scalar 1)."""
-
-    __slots__ = ("terms",)
-
-    def __init__(self, terms):
-        self.terms = terms
-
-    def scale(self, s) -> "Tangent":
-        c = _coef(s)
-        return Tangent([(_cmul(k, c), b) for k, b in self.terms])
-
-    def plus(self, other: "Tangent") -> "Tangent":
-        terms = list(self.terms)
-        for c, b in other.terms:
-            for i, (c0, b0) in enumerate(terms):
-                if b0 is b:  # same base (or both scalar): add the coefficients
-                    terms[i] = (_cadd(c0, c), b0)
-                    break
-            else:
-                terms.append((c, b))
-        return Tangent(terms)
-
-    def _scalar(self):
-        """The coefficient of a tangent that has no full-size term."""
-        total = self.terms[0][0]
-        for c, _ in self.terms[1:]:
-            total = _cadd(total, c)
-        return total
-
-    def materialize(self):
-        """Σ coefᵢ·baseᵢ as one tensor (one full-size op per term)."""
-        acc, scalar = None, None
-        for (k, t), b in self.terms:
-            if b is None:
-                scalar = (k, t) if scalar is None else _cadd(scalar, (k, t))
-            elif acc is None:
-                acc = b if (k == 1.0 and t is None) else b * _ctensor((k, t))
-            elif t is None:
-                acc = torch.add(acc, b, alpha=k)
-            else:
-                acc = torch.addcmul(acc, b, t, value=k)
-        if acc is None:
-            return _ctensor(scalar)
-        return acc if scalar is None else acc + _ctensor(scalar)
-
-    def split(self):
-        """(coefficient, base): the tangent as one scalar times one tensor, computing as little as possible."""
-        if len(self.terms) == 1 and self.terms[0][1] is not None:
-            return self.terms[0]
-        if all(b is None for _, b in self.terms):
-            return self._scalar(), None
-        return (1.0, None), self.materialize()
-
-    def times(self, x) -> "Tangent":
-        """This tangent multiplied by the constant value ``x``."""
-        if not _full(x):
-            return self.scale(x)
-        c, base = self.split()
-        return Tangent([(c, x if base is None else base * x)])
-
-    def over(self, x) -> "Tangent":
-        """This tangent divided by the constant value ``x``."""
-        if not _full(x):
-            if isinstance(x, numbers.Number):
-                return self.scale(1.0 / x)
-            return Tangent([(_cdiv(c, x), b) for c, b in self.terms])
-        c, base = self.split()
-        return Tangent([(c, 1.0 / x if base is None else base / x)])
+def _mul(a, b):
+    """a·b for coefficients, skipping the multiplication by an exact Python 1.0."""
+    if type(a) is float and a == 1.0:
+        return b
+    if type(b) is float and b == 1.0:
+        return a
+    return a * b
 
 
-def _value(x):
-    return x.value if isinstance(x, Dual) else x
+# -- tangents: lists of (coefficient, base) terms; base None is a scalar term --------------------------
+def _scale(terms, s):
+    return [(_mul(c, s), b) for c, b in terms]
 
 
-def _tangents(x) -> dict:
-    return x.tangents if isinstance(x, Dual) else {}
+def _collapse(terms):
+    """Σ cᵢ·Bᵢ as one (coefficient, base): the few full-size ops that forming it takes."""
+    if len(terms) == 1:
+        return terms[0]
+    acc = scalar = None
+    for c, b in terms:
+        if b is None:
+            scalar = c if scalar is None else scalar + c
+        else:
+            term = _mul(b, c)
+            acc = term if acc is None else acc + term
+    if acc is None:
+        return scalar, None
+    return 1.0, acc if scalar is None else acc + scalar
 
 
-def _combine(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, t in b.items():
-        out[k] = out[k].plus(t) if k in out else t
+def _times(terms, x):
+    """The tangent times a constant x."""
+    if not _full(x):
+        return _scale(terms, x)
+    c, b = _collapse(terms)
+    return [(c, x if b is None else b * x)]
+
+
+def _over(terms, x):
+    """The tangent divided by a constant x."""
+    if not _full(x):
+        return [(c / x, b) for c, b in terms]
+    c, b = _collapse(terms)
+    return [(c, 1.0 / x if b is None else b / x)]
+
+
+def _plus(t1, t2):
+    """The sum of two tangents, adding coefficients of the same base (or of the scalar term)."""
+    out = list(t1)
+    for c, b in t2:
+        for i, (c0, b0) in enumerate(out):
+            if b0 is b:
+                out[i] = (c0 + c, b0)
+                break
+        else:
+            out.append((c, b))
     return out
 
 
-def _map(tangents: dict, fn) -> dict:
-    return {k: fn(t) for k, t in tangents.items()}
+def _combine(d1: dict, d2: dict) -> dict:
+    if not d2:
+        return d1
+    if not d1:
+        return d2
+    out = dict(d1)
+    for k, t in d2.items():
+        out[k] = _plus(out[k], t) if k in out else t
+    return out
+
+
+def _neg(d: dict) -> dict:
+    return {k: _scale(t, -1.0) for k, t in d.items()}
 
 
 class Dual:
-    """A value with sparse tangents: ``tangents[key]`` is ∂value/∂(seed ``key``).
+    """A value with sparse tangents: ``tangents[key]`` is ∂value/∂(seed ``key``) as a list of
+    (coefficient, base) terms.
 
     Supports the arithmetic that optimizer rules use: + − × ÷, ``**``, sqrt, tanh, exp, and
-    :func:`ema`. Operands may be Duals, tensors or Python numbers; anything that is not a Dual is a
+    :func:`ema`. Operands may be Duals, tensors, arrays or numbers; anything that is not a Dual is a
     constant (this is where the paper's *detach* happens: old weights, gradients and state carry no
     tangent).
     """
 
     __slots__ = ("value", "tangents")
+    __array_ufunc__ = None  # NumPy arrays defer to Dual's operators instead of making object arrays
 
     def __init__(self, value, tangents: dict | None = None):
         self.value = value
@@ -164,23 +144,30 @@ class Dual:
     @staticmethod
     def seed(value, key) -> "Dual":
         """An independent variable: ∂value/∂value = 1 (elementwise, for a vector of values)."""
-        return Dual(value, {key: Tangent([((1.0, None), None)])})
+        return Dual(value, {key: [(1.0, None)]})
 
     def __add__(self, other):
-        return Dual(self.value + _value(other), _combine(self.tangents, _tangents(other)))
+        if isinstance(other, Dual):
+            return Dual(self.value + other.value, _combine(self.tangents, other.tangents))
+        return Dual(self.value + other, self.tangents)
 
     __radd__ = __add__
 
     def __sub__(self, other):
-        return Dual(self.value - _value(other), _combine(self.tangents, _map(_tangents(other), lambda t: t.scale(-1.0))))
+        if isinstance(other, Dual):
+            return Dual(self.value - other.value, _combine(self.tangents, _neg(other.tangents)))
+        return Dual(self.value - other, self.tangents)
 
     def __rsub__(self, other):
-        return Dual(_value(other) - self.value, _combine(_tangents(other), _map(self.tangents, lambda t: t.scale(-1.0))))
+        return Dual(other - self.value, _neg(self.tangents))
 
     def __mul__(self, other):
-        a, b = self.value, _value(other)
-        return Dual(a * b, _combine(_map(self.tangents, lambda t: t.times(b)),
-                                    _map(_tangents(other), lambda t: t.times(a))))
+        a = self.value
+        if not isinstance(other, Dual):
+            return Dual(a * other, {k: _times(t, other) for k, t in self.tangents.items()})
+        b = other.value
+        return Dual(a * b, _combine({k: _times(t, b) for k, t in self.tangents.items()},
+                                    {k: _times(t, a) for k, t in other.tangents.items()}))
 
     __rmul__ = __mul__
 
@@ -193,66 +180,107 @@ class Dual:
     def __pow__(self, exponent):
         if isinstance(exponent, Dual):
             raise NotImplementedError("Dual ** Dual is not needed by any update rule")
+        a = self.value
         if isinstance(exponent, numbers.Number):
             if exponent == 0.5:
                 return self.sqrt()
             if exponent == 0:
-                return Dual(self.value ** 0)
-            a = self.value
-            dy = a if exponent == 2 else a ** (exponent - 1)
-            return Dual(a ** exponent, _map(self.tangents, lambda t: t.times(dy).scale(float(exponent))))
-        a = self.value  # a tensor exponent, e.g. the step count t in β^t
-        return Dual(a ** exponent, _map(self.tangents, lambda t: t.times(exponent * a ** (exponent - 1))))
+                return Dual(a ** 0)
+            dy = _mul(a if exponent == 2 else a ** (exponent - 1), float(exponent))
+        else:  # a tensor exponent, e.g. the step count t in β^t
+            dy = exponent * a ** (exponent - 1)
+        return Dual(a ** exponent, {k: _times(t, dy) for k, t in self.tangents.items()})
 
     def __rpow__(self, base):
         y = base ** self.value  # constant base: d/dx b^x = b^x ln b
-        log_b = torch.log(torch.as_tensor(base, dtype=y.dtype, device=y.device))
-        return Dual(y, _map(self.tangents, lambda t: t.times(y * log_b)))
+        log_b = torch.log(torch.as_tensor(base, dtype=y.dtype, device=y.device)) if isinstance(y, torch.Tensor) \
+            else np.log(base)
+        dy = y * log_b
+        return Dual(y, {k: _times(t, dy) for k, t in self.tangents.items()})
 
     def __neg__(self):
-        return Dual(-self.value, _map(self.tangents, lambda t: t.scale(-1.0)))
+        return Dual(-self.value, _neg(self.tangents))
 
     def sqrt(self):
-        y = self.value.sqrt()
-        return Dual(y, _map(self.tangents, lambda t: t.over(y).scale(0.5)))
+        y = sqrt(self.value)
+        return Dual(y, {k: _scale(_over(t, y), 0.5) for k, t in self.tangents.items()})
 
     def tanh(self):
-        y = self.value.tanh()
-        return Dual(y, _map(self.tangents, lambda t: t.times(1.0 - y * y)))
+        y = tanh(self.value)
+        dy = 1.0 - y * y
+        return Dual(y, {k: _times(t, dy) for k, t in self.tangents.items()})
 
     def exp(self):
-        y = self.value.exp()
-        return Dual(y, _map(self.tangents, lambda t: t.times(y)))
+        y = exp(self.value)
+        return Dual(y, {k: _times(t, y) for k, t in self.tangents.items()})
 
     def detach(self):
         return self.value
 
     def tangent(self, key):
-        """(coefficient, base) of ∂value/∂(seed key) with the coefficient as a tensor or number,
+        """(coefficient, base) of ∂value/∂(seed key), formed into one term (base None: a scalar),
         or None if the value does not depend on it."""
         t = self.tangents.get(key)
-        if t is None:
-            return None
-        c, base = t.split()
-        return _ctensor(c), base
+        return None if t is None else _collapse(t)
 
     def __repr__(self):
         return f"Dual({self.value!r}, d/d{sorted(self.tangents)})"
 
 
 def _div(num, den):
-    a, b = _value(num), _value(den)
+    if not isinstance(den, Dual):
+        return Dual(num.value / den, {k: _over(t, den) for k, t in num.tangents.items()})
+    a, b = num.value if isinstance(num, Dual) else num, den.value
     q = a / b
-    tangents = _map(_tangents(num), lambda t: t.over(b))
-    if isinstance(den, Dual):  # d(a/b) = −(a/b)·db/b
-        tangents = _combine(tangents, _map(den.tangents, lambda t: t.times(q).over(b).scale(-1.0)))
-    return Dual(q, tangents)
+    tangents = {k: _over(t, b) for k, t in num.tangents.items()} if isinstance(num, Dual) else {}
+    # d(a/b) = −(a/b)·db/b = −r·db with r = q/b: one full-size pass for r, shared by every term
+    if _full(q):
+        r = q / b
+        back = {k: [(_mul(c, -1.0), r if base is None else base * r) for c, base in t]
+                for k, t in den.tangents.items()}
+    else:
+        mr = -(q / b)
+        back = {k: _times(t, mr) for k, t in den.tangents.items()}
+    return Dual(q, _combine(tangents, back))
 
 
-def ema(old, new, beta):
-    """β·old + (1 − β)·new as one fused op (``torch.lerp``); its tangent in β is (old − new)·dβ."""
-    if not isinstance(beta, Dual):
-        return beta * old + (1.0 - beta) * new if isinstance(beta, numbers.Number) else torch.lerp(new, old, beta)
-    value = torch.lerp(new, old, beta.value)
-    diff = old - new
-    return Dual(value, _map(beta.tangents, lambda t: t.times(diff)))
+def scaled(scale, direction) -> dict:
+    """The tangents of scale × direction (a scalar times a vector) without forming the product:
+    the engine adds the step to the weights as one ``add_(direction, alpha=scale)``."""
+    out = {}
+    if isinstance(scale, Dual):
+        d = _value(direction)
+        out = {k: _times(t, d) for k, t in scale.tangents.items()}
+    if isinstance(direction, Dual):
+        s = _value(scale)
+        out = _combine(out, {k: _times(t, s) for k, t in direction.tangents.items()})
+    return out
+
+
+def _value(x):
+    return x.value if isinstance(x, Dual) else x
+
+
+FUSED_MIN = 4096  # vectors at least this long (a model's parameters) use fused torch ops
+
+
+def ema(old, new, beta, square: bool = False):
+    """β·old + (1 − β)·x with x = new (or new² with ``square``); its tangent in β is (old − x)·dβ.
+
+    On a model-sized tensor the difference d = old − x is formed once (``addcmul`` for new²) and
+    serves both the value, old − (1 − β)·d, and the tangent: two passes over the vector. The few
+    numbers of the levels above use the plain formula, which NumPy (the CPU step's few-number
+    part) rounds identically."""
+    b = beta.value if isinstance(beta, Dual) else beta
+    if isinstance(old, torch.Tensor) and old.shape[-1] >= FUSED_MIN:
+        if not isinstance(beta, Dual):  # a fixed β: no tangent, so the plain lerp
+            return torch.lerp(new * new if square else new, old, b)
+        diff = torch.addcmul(old, new, new, value=-1.0) if square else old - new
+        value = torch.addcmul(old, diff, b - 1.0) if isinstance(b, torch.Tensor) else torch.add(old, diff, alpha=b - 1.0)
+    else:
+        x = new * new if square else new
+        value = b * old + (1.0 - b) * x
+        if not isinstance(beta, Dual):
+            return value
+        diff = old - x
+    return Dual(value, {k: _times(t, diff) for k, t in beta.tangents.items()})

@@ -6,13 +6,19 @@ class NonFiniteError(FloatingPointError):
 
     Detected on the device without a host sync, and raised where values are read anyway
     (``check_finite()``, a :class:`~hypernb.optim.Recorder` read, or every ``check_every`` steps).
-    ``level`` is 0 for the optimizer that trains the model, 1 for its hyperoptimizer, and so on.
+    ``level`` is 0 for the optimizer that trains the model, 1 for its hyperoptimizer, and so on;
+    ``member`` is the configuration's index when several are trained together (``batch=K``).
     """
 
-    def __init__(self, level: int, optimizer: str, name: str, step: int, what: str):
+    def __init__(self, level: int, optimizer: str, name: str, step: int, what: str, member: int | None = None):
         self.level, self.optimizer, self.name, self.step, self.what = level, optimizer, name, step, what
+        self.member = member
+        who = "" if member is None else f" of configuration {member}"
         super().__init__(
-            f"non-finite {what} '{name}' at level {level} ({optimizer}), first at step {step}. "
+            f"non-finite {what} '{name}'{who} at level {level} ({optimizer}), first at step {step}. "
             "Lower the hyper-step size κ of the level above, or the initial value, "
             "or keep α positive with sign_safe=True; a NaN gradient usually means the model diverged."
         )
+
+    def __reduce__(self):  # picklable (sweep workers pass it between processes)
+        return (NonFiniteError, (self.level, self.optimizer, self.name, self.step, self.what, self.member))

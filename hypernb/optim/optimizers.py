@@ -1,19 +1,40 @@
 """The public optimizers. Each is a ``torch.optim.Optimizer``; built without parameters it is an
-*unbound* hyperoptimizer for ``hyper=``, whose ``alpha`` is κ of the level below.
+*unbound* hyperoptimizer for ``hyper=``, whose ``alpha`` (``lr``) is κ of the level below.
+
+The names ``torch.optim`` users type are accepted: ``lr`` for α, ``momentum`` for μ, ``betas`` for
+(β1, β2), ``eps`` for ε, ``weight_decay`` (L2 as ``torch.optim``; decoupled in :class:`AdamW`).
 
 Common keyword options: ``sign_safe=True`` stores log α so the step size stays positive (the
-COMP6258 report saw α cross zero); ``mode`` is ``"traced"`` (default), ``"eager"`` or
-``"compiled"`` (inductor-fused step); ``check_every=k`` checks for NaN/inf every k steps;
-``capturable`` (default: on CUDA) keeps every buffer at a fixed address, as a CUDA graph needs;
-``cuda_graph`` (default: on CUDA) captures the optimizer's own step after two warm-up steps and
-replays it, one launch instead of ~100 small kernels; ``host_scalars`` (default: on a CPU) runs the
-step's scalar arithmetic as Python numbers rounded like float32 tensors (``False``: 0-d tensors,
-bit-identical to ``mode="eager"``).
+COMP6258 report saw α cross zero); ``batch=K`` trains K configurations at once (parameters with a
+leading dimension K; any hyperparameter may be a list of K values); ``check_every=k`` checks for
+NaN/inf every k steps; ``capturable`` (default: on CUDA) keeps every buffer at a fixed address, as
+a CUDA graph needs; ``cuda_graph`` (default: on CUDA) captures the optimizer's own step after two
+warm-up steps and replays it, one launch instead of ~100 small kernels.
 """
 from __future__ import annotations
 
-from .base import HyperOptimizer
+import math
+
+from .base import HyperOptimizer, _per_member
+from .engine import Segment
 from .rules import AdaGradRule, AdamRule, RMSPropRule, SGDPerParamRule, SGDRule
+
+
+def _pick(family: str, alpha, lr, default: float):
+    """α from ``alpha`` or its torch.optim name ``lr`` (not both)."""
+    if alpha is not None and lr is not None:
+        raise ValueError(f"{family}: give the step size once, as alpha= or lr= (the same thing), not both")
+    return default if alpha is None and lr is None else (alpha if alpha is not None else lr)
+
+
+def _no_torch_extras(family: str, extras: dict) -> None:
+    """torch.optim options hypernb does not have: a clear error instead of a silent difference."""
+    allowed = {"batch", "check_every", "capturable", "cuda_graph"}
+    unknown = sorted(set(extras) - allowed)
+    if unknown:
+        raise ValueError(f"{family}: unsupported option(s) {unknown}; hypernb optimizers take the step size "
+                         "(alpha or lr), their hyperparameters, weight_decay, hyper=, sign_safe, batch, "
+                         "check_every, capturable and cuda_graph")
 
 
 class SGD(HyperOptimizer):
@@ -23,15 +44,26 @@ class SGD(HyperOptimizer):
 
     >>> import torch
     >>> w = torch.nn.Parameter(torch.ones(3))
-    >>> SGD([w], alpha=0.1, hyper=SGD(alpha=1e-3))
+    >>> SGD([w], lr=0.1, hyper=SGD(lr=1e-3))
     SGD(α=0.1) / SGD(α=0.001)
     """
 
-    def __init__(self, params=None, alpha: float = 0.01, mu: float = 0.0, hyper=None, *,
-                 sign_safe: bool = False, **options):
-        self._repr_hypers = ("alpha", "mu") if mu != 0.0 else ("alpha",)
-        super().__init__(params, SGDRule(momentum=mu != 0.0, sign_safe=sign_safe),
-                         {"alpha": alpha, "mu": mu}, hyper, **options)
+    def __init__(self, params=None, alpha: float | None = None, mu: float | None = None, hyper=None, *,
+                 lr: float | None = None, momentum: float | None = None, weight_decay: float = 0.0,
+                 sign_safe: bool = False, dampening: float = 0.0, nesterov: bool = False, **options):
+        family = type(self).__name__
+        if dampening or nesterov:
+            raise ValueError(f"{family}: dampening and nesterov are not supported (the paper's SGD has neither)")
+        if mu is not None and momentum is not None:
+            raise ValueError(f"{family}: give momentum once, as mu= or momentum= (the same thing), not both")
+        mu = 0.0 if mu is None and momentum is None else (mu if mu is not None else momentum)
+        _no_torch_extras(family, options)
+        on = any(m != 0.0 for m in _per_member(mu, options.get("batch"), f"{family}: mu"))
+        self._repr_hypers = ("alpha", "mu") if on else ("alpha",)
+        self._aliases = {"lr": "alpha", "momentum": "mu"}
+        super().__init__(params, SGDRule(momentum=on, sign_safe=sign_safe),
+                         {"alpha": _pick(family, alpha, lr, 0.01), "mu": mu, "weight_decay": weight_decay},
+                         hyper, **options)
 
 
 class SGDPerParam(HyperOptimizer):
@@ -39,12 +71,83 @@ class SGDPerParam(HyperOptimizer):
     hyperparameter of the level below). ``alpha`` is a number, a list, or a dict by name.
 
     .. math:: w^{(s)}_{t+1} = w^{(s)}_t - α_s g^{(s)}_t
+
+    Each parameter tensor is its own parameter group (``param_groups[i]`` for tensor i).
     """
 
-    def __init__(self, params=None, alpha=0.01, hyper=None, *, sign_safe: bool = False, **options):
+    def __init__(self, params=None, alpha=None, hyper=None, *, lr=None, weight_decay: float = 0.0,
+                 sign_safe: bool = False, **options):
+        family = type(self).__name__
+        _no_torch_extras(family, options)
+        alpha = _pick(family, alpha, lr, 0.01)
         if isinstance(alpha, tuple):
             alpha = list(alpha)
-        super().__init__(params, SGDPerParamRule(sign_safe=sign_safe), {"alpha": alpha}, hyper, **options)
+        self._alphas = alpha
+        if params is not None:
+            params = self._one_group_per_tensor(params, alpha)
+            alpha = 0.01  # the default of a group that gives none (each group gives its own)
+        elif isinstance(alpha, dict):
+            for a in alpha.values():
+                _check_alpha(a, family)
+        elif isinstance(alpha, list):
+            for a in alpha:
+                _check_alpha(a, family)
+        super().__init__(params, SGDPerParamRule(sign_safe=sign_safe),
+                         {"alpha": alpha if not isinstance(alpha, (list, dict)) else 0.01,
+                          "weight_decay": weight_decay}, hyper, **options)
+
+    def _one_group_per_tensor(self, params, alpha) -> list[dict]:
+        family = type(self).__name__
+        params = list(params)
+        if params and isinstance(params[0], dict):
+            raise ValueError(f"{family} makes one parameter group per tensor itself; pass parameters, not groups")
+        named = [(p if isinstance(p, tuple) else (str(i), p)) for i, p in enumerate(params)]
+        names = [n for n, _ in named]
+        alphas = _per_segment_values(alpha, names, family)
+        with_names = bool(params) and isinstance(params[0], tuple)
+        return [{"params": [(n, p)] if with_names else [p], "alpha": a, "name": n}
+                for (n, p), a in zip(named, alphas)]
+
+    def _per_tensor(self) -> bool:
+        return True
+
+    def _segments(self, below_names: list[str], K: int) -> list[Segment]:
+        """One segment per entry of the vector below, each with its own κ."""
+        alphas = _per_segment_values(self._alphas, below_names, type(self).__name__)
+        wd = _per_member(self._values.get("weight_decay", 0.0), self._batch, "weight_decay")
+        return [Segment(i, i + 1, name, {"alpha": _per_member(a, self._batch, f"alpha.{name}"), "weight_decay": wd})
+                for i, (name, a) in enumerate(zip(below_names, alphas))]
+
+    def _level_repr(self) -> str:
+        from .base import _fmt
+
+        return f"{type(self).__name__}(α={_fmt(self._alphas)})"
+
+
+def _check_alpha(a, family: str) -> None:
+    for v in (a if isinstance(a, list) else [a]):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{family}: every alpha must be a finite number >= 0, got {v!r}")
+
+
+def _per_segment_values(alpha, names: list[str], family: str) -> list:
+    if isinstance(alpha, dict):
+        unknown = sorted(set(alpha) - set(names))
+        if unknown:
+            raise ValueError(f"{family}: unknown names {unknown}; the level below has {names}")
+        missing = sorted(set(names) - set(alpha))
+        if missing:
+            raise ValueError(f"{family}: no step size given for {missing}")
+        out = [alpha[n] for n in names]
+    elif isinstance(alpha, list):
+        if len(alpha) != len(names):
+            raise ValueError(f"{family}: got {len(alpha)} step sizes for {len(names)} entries {names}")
+        out = list(alpha)
+    else:
+        out = [alpha] * len(names)
+    for a in out:
+        _check_alpha(a, family)
+    return out
 
 
 class AdaGrad(HyperOptimizer):
@@ -53,32 +156,49 @@ class AdaGrad(HyperOptimizer):
     .. math:: G_t = G_{t-1} + g_t^2,\quad w_{t+1} = w_t - α g_t / \sqrt{G_t + ε}
     """
 
-    def __init__(self, params=None, alpha: float = 0.01, hyper=None, *, eps: float = 1e-10,
-                 initial_accumulator: float = 0.1, sign_safe: bool = False, **options):
-        super().__init__(params, AdaGradRule(eps, initial_accumulator, sign_safe), {"alpha": alpha}, hyper, **options)
+    def __init__(self, params=None, alpha: float | None = None, hyper=None, *, lr=None, eps: float = 1e-10,
+                 initial_accumulator: float | None = None, initial_accumulator_value: float | None = None,
+                 weight_decay: float = 0.0, sign_safe: bool = False, **options):
+        family = type(self).__name__
+        _no_torch_extras(family, options)
+        if initial_accumulator is not None and initial_accumulator_value is not None:
+            raise ValueError(f"{family}: give initial_accumulator once")
+        start = 0.1 if initial_accumulator is None and initial_accumulator_value is None else (
+            initial_accumulator if initial_accumulator is not None else initial_accumulator_value)
+        _check_nonnegative(family, eps=eps, initial_accumulator=start)
+        super().__init__(params, AdaGradRule(eps, start, sign_safe),
+                         {"alpha": _pick(family, alpha, lr, 0.01), "weight_decay": weight_decay}, hyper, **options)
 
 
 class RMSProp(HyperOptimizer):
     r"""RMSProp (α stored as √α, γ squashed into (0, 1), ε = 1e-8 inside the square root); learns α, γ.
 
     .. math:: s_t = γ s_{t-1} + (1-γ) g_t^2,\quad w_{t+1} = w_t - α g_t / \sqrt{s_t + ε}
+
+    Note: here ``alpha`` is the step size (the paper's name); ``torch.optim.RMSprop``'s ``alpha``
+    is the smoothing constant, which is ``gamma`` here.
     """
 
     _repr_hypers = ("alpha", "gamma")
+    _learn_gamma = True
 
-    def __init__(self, params=None, alpha: float = 0.01, gamma: float = 0.99, hyper=None, *,
-                 eps: float = 1e-8, sign_safe: bool = False, **options):
-        super().__init__(params, RMSPropRule(True, eps, sign_safe), {"alpha": alpha, "gamma": gamma}, hyper, **options)
+    def __init__(self, params=None, alpha: float | None = None, gamma: float = 0.99, hyper=None, *, lr=None,
+                 eps: float = 1e-8, weight_decay: float = 0.0, sign_safe: bool = False, **options):
+        family = type(self).__name__
+        _no_torch_extras(family, options)
+        if alpha is not None and lr is not None:
+            raise ValueError(f"{family}: got alpha={alpha!r} and lr={lr!r}. In hypernb alpha IS the step size "
+                             "(lr); torch.optim.RMSprop's alpha (the smoothing constant) is gamma= here")
+        _check_nonnegative(family, eps=eps)
+        super().__init__(params, RMSPropRule(self._learn_gamma, eps, sign_safe),
+                         {"alpha": _pick(family, alpha, lr, 0.01), "gamma": gamma, "weight_decay": weight_decay},
+                         hyper, **options)
 
 
-class RMSPropAlpha(HyperOptimizer):
+class RMSPropAlpha(RMSProp):
     """RMSProp that learns only α (the paper's RMSProp_α); γ stays fixed."""
 
-    _repr_hypers = ("alpha", "gamma")
-
-    def __init__(self, params=None, alpha: float = 0.01, gamma: float = 0.99, hyper=None, *,
-                 eps: float = 1e-8, sign_safe: bool = False, **options):
-        super().__init__(params, RMSPropRule(False, eps, sign_safe), {"alpha": alpha, "gamma": gamma}, hyper, **options)
+    _learn_gamma = False
 
 
 class Adam(HyperOptimizer):
@@ -88,40 +208,59 @@ class Adam(HyperOptimizer):
     """
 
     _repr_hypers = ("alpha", "beta1", "beta2")
+    _learn_betas, _squash, _decoupled, _default_decay = True, True, False, 0.0
 
-    def __init__(self, params=None, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 log_eps: float = -8.0, hyper=None, *, sign_safe: bool = False, **options):
-        _check_log_eps(log_eps)
-        super().__init__(params, AdamRule(True, log_eps, sign_safe),
-                         {"alpha": alpha, "beta1": beta1, "beta2": beta2}, hyper, **options)
+    def __init__(self, params=None, alpha: float | None = None, beta1: float | None = None,
+                 beta2: float | None = None, log_eps: float | None = None, hyper=None, *, lr=None, betas=None,
+                 eps: float | None = None, weight_decay: float | None = None, sign_safe: bool = False,
+                 **options):
+        family = type(self).__name__
+        _no_torch_extras(family, options)
+        if betas is not None:
+            if beta1 is not None or beta2 is not None:
+                raise ValueError(f"{family}: give betas=(β1, β2) or beta1=/beta2=, not both")
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                raise ValueError(f"{family}: betas must be a pair (β1, β2), got {betas!r}")
+            beta1, beta2 = betas
+        if eps is not None and log_eps is not None:
+            raise ValueError(f"{family}: give eps= or log_eps= (ε = 10**log_eps), not both")
+        if eps is not None:
+            if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+                raise ValueError(f"{family}: eps must be a number in (0, 1), got {eps!r}")
+            log_eps = math.log10(eps)
+        log_eps = -8.0 if log_eps is None else log_eps
+        if isinstance(log_eps, bool) or not isinstance(log_eps, (int, float)) or not -400 < log_eps < 0:
+            raise ValueError(f"{family}: log_eps must be a number in (-400, 0) (ε = 10**log_eps), got {log_eps!r}")
+        self._aliases = {"lr": "alpha"}
+        super().__init__(params, AdamRule(self._learn_betas, log_eps, sign_safe, self._squash, self._decoupled),
+                         {"alpha": _pick(family, alpha, lr, 0.001), "beta1": 0.9 if beta1 is None else beta1,
+                          "beta2": 0.999 if beta2 is None else beta2,
+                          "weight_decay": self._default_decay if weight_decay is None else weight_decay},
+                         hyper, **options)
 
 
-class AdamUnclamped(HyperOptimizer):
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``torch.optim.AdamW``: w ← w − αλw − α·m̂/(√v̂+ε));
+    weight_decay defaults to 0.01 as in torch."""
+
+    _decoupled, _default_decay = True, 0.01
+
+
+class AdamBaydin(Adam):
+    """Adam that learns only α (the paper's Adam_α, after Baydin et al.); β1, β2 stay fixed."""
+
+    _learn_betas = False
+
+
+class AdamUnclamped(Adam):
     """Adam with β1, β2 stored and used *raw*: the COMP6258 report's modification of the paper's
     package (it removed the tanh squashing). Kept only to demonstrate its failure: a hyperoptimizer
     can push β2 past 1, after which v < 0 and the run turns to NaN. Do not use it to train."""
 
-    _repr_hypers = ("alpha", "beta1", "beta2")
-
-    def __init__(self, params=None, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 log_eps: float = -8.0, hyper=None, *, sign_safe: bool = False, **options):
-        _check_log_eps(log_eps)
-        super().__init__(params, AdamRule(True, log_eps, sign_safe, squash_betas=False),
-                         {"alpha": alpha, "beta1": beta1, "beta2": beta2}, hyper, **options)
+    _squash = False
 
 
-class AdamBaydin(HyperOptimizer):
-    """Adam that learns only α (the paper's Adam_α, after Baydin et al.); β1, β2 stay fixed."""
-
-    _repr_hypers = ("alpha", "beta1", "beta2")
-
-    def __init__(self, params=None, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 log_eps: float = -8.0, hyper=None, *, sign_safe: bool = False, **options):
-        _check_log_eps(log_eps)
-        super().__init__(params, AdamRule(False, log_eps, sign_safe),
-                         {"alpha": alpha, "beta1": beta1, "beta2": beta2}, hyper, **options)
-
-
-def _check_log_eps(log_eps) -> None:
-    if not isinstance(log_eps, (int, float)) or not -400 < log_eps < 0:
-        raise ValueError(f"log_eps must be a number in (-400, 0) (ε = 10**log_eps), got {log_eps!r}")
+def _check_nonnegative(family: str, **values) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{family}: {name} must be a finite number >= 0, got {v!r}")

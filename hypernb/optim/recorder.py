@@ -19,7 +19,8 @@ class Recorder:
         values = opt.hyperparameters()
         self.names = list(values)
         first = next(iter(values.values()))
-        self._buf = torch.empty(max(capacity, 1), len(self.names), dtype=first.dtype, device=first.device)
+        self._buf = torch.empty(max(capacity, 1), len(self.names), *first.shape, dtype=first.dtype,
+                                device=first.device)
         self._n, self._count, self.steps = 0, 0, []
         self._handle = opt.register_step_post_hook(self._hook) if attach else None
         self.record(step=0)
@@ -37,11 +38,16 @@ class Recorder:
         self._n += 1
         self.steps.append(self._count if step is None else step)
 
-    def read(self, check: bool = True) -> dict[str, list[float]]:
-        """The trajectory as ``{"step": [...], name: [...]}`` (one device→host copy)."""
+    def read(self, check: bool = True, member: int | None = None) -> dict[str, list[float]]:
+        """The trajectory as ``{"step": [...], name: [...]}`` (one device→host copy); with
+        several configurations (``batch=K``), that of configuration ``member``."""
         if check:
             self.opt.check_finite()
         data = self._buf[: self._n].double().cpu()
+        if data.dim() == 3:
+            if member is None:
+                raise ValueError("this optimizer trains several configurations: read(member=k)")
+            data = data[:, :, member]
         out = {"step": list(self.steps)}
         out.update({name: data[:, j].tolist() for j, name in enumerate(self.names)})
         return out
@@ -51,7 +57,8 @@ class Recorder:
 
     def load_state_dict(self, state: dict) -> None:
         values = state["values"]
-        self._buf = torch.empty(max(values.shape[0] * 2, 1), len(self.names), dtype=self._buf.dtype, device=self._buf.device)
+        self._buf = torch.empty(max(values.shape[0] * 2, 1), *values.shape[1:], dtype=self._buf.dtype,
+                                device=self._buf.device)
         self._buf[: values.shape[0]].copy_(values)
         self._n, self.steps, self._count = values.shape[0], list(state["steps"]), state["count"]
 

@@ -1,14 +1,18 @@
-r"""The update rules, written once as plain arithmetic on one flat vector.
+r"""The update rules, written once as plain arithmetic.
 
-Each rule maps (gradient ``g``, state, hyperparameters ``h``, step ``t``) to the step Δ and the new
-state; the new weights are w + Δ (applied in place to the model's parameters). The same rule serves every level of a tower: level 0 updates the model's
-flattened parameters; level k updates the stored hyperparameters of level k-1. Running a rule on
-:class:`~hypernb.optim.dual.Dual` hyperparameters yields the tangents the hypergradient needs.
+Each rule maps (gradient ``g``, current values ``w``, state, hyperparameters ``h``, step ``t``) to a
+direction, a scalar ``scale`` and the new state; the step is Δ = scale · direction and the new
+values are w + Δ (the engine adds it in one pass). Tensors are ``[K, n]``: one row per
+configuration trained together (K = 1 for an ordinary optimizer); each hyperparameter is a
+``[K, 1]`` column, so one rule serves every configuration at once. The same rule serves every level
+of a tower: level 0 updates the model's parameters; level k updates the stored hyperparameters of
+level k-1. Running a rule on :class:`~hypernb.optim.dual.Dual` hyperparameters yields the tangents
+the hypergradient needs.
 
 Everything that is not a hyperparameter (old weights, gradient, old state) enters as a constant,
 which is exactly where the paper detaches: ``g = p.grad.detach(); p = p.detach()``. Update rules,
 state initialisation and parametrisations follow the paper's package (gdtuo) so that trajectories
-match it; see ``shared/research/paper.md`` §1.3.
+match it (paper.md §1.3); weight decay follows ``torch.optim`` (L2: g + λw; decoupled: AdamW).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from .dual import ema
+from .dual import ema, exp, sqrt, tanh
 
 
 # -- parametrisations: how a hyperparameter is stored (raw) vs used (effective) -------------------
@@ -33,13 +37,13 @@ class Param:
 
 
 def _squash(x):  # (tanh x + 1) / 2 = sigmoid(2x): keeps β, γ inside (0, 1) (paper §1.5)
-    return (x.tanh() + 1.0) / 2.0
+    return (tanh(x) + 1.0) / 2.0
 
 
 IDENTITY = Param("identity", lambda v: v, lambda r: r)
 SQRT = Param("sqrt", math.sqrt, lambda r: r * r)  # RMSProp's α is stored as √α
 SQUASH = Param("squash", lambda v: math.atanh(2.0 * v - 1.0), _squash)
-LOG = Param("log", math.log, lambda r: r.exp())  # the opt-in sign-safe α: α = exp(raw) > 0
+LOG = Param("log", math.log, exp)  # the opt-in sign-safe α: α = exp(raw) > 0
 
 
 @dataclass(frozen=True)
@@ -51,39 +55,47 @@ class Hyper:
     param: Param
     trainable: bool = True
 
-    def check(self, value, family: str, level_name: str) -> None:
+    def check(self, value, family: str, where: str = "") -> None:
+        at = f" ({where})" if where else ""
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise ValueError(f"{family}: {self.name} must be a finite number, got {value!r}")
+            raise ValueError(f"{family}: {self.name}{at} must be a finite number, got {value!r}")
         if self.name in ("beta1", "beta2", "gamma") and not 0.0 < value < 1.0:
             raise ValueError(
-                f"{family}: {self.name} ({self.symbol}) must lie in the open interval (0, 1), got {value!r}"
+                f"{family}: {self.name} ({self.symbol}){at} must lie in the open interval (0, 1), got {value!r}"
             )
         if self.name == "mu" and not 0.0 <= value < 1.0:
-            raise ValueError(f"{family}: mu (μ) must lie in [0, 1), got {value!r}")
+            raise ValueError(f"{family}: mu (μ){at} must lie in [0, 1), got {value!r}")
         if self.name == "alpha" and value < 0.0:
-            raise ValueError(
-                f"{family}: alpha ({level_name}) must be >= 0, got {value!r}; "
-                "a step size cannot be negative"
-            )
+            raise ValueError(f"{family}: alpha{at} must be >= 0, got {value!r}; a step size cannot be negative")
         if self.name == "alpha" and self.param is LOG and value <= 0.0:
             raise ValueError(f"{family}: sign_safe=True stores log α, so alpha must be > 0, got {value!r}")
 
 
 class Rule:
-    """Base class of update rules. Subclasses list their hyperparameters and implement ``update``."""
+    """Base class of update rules. Subclasses list their hyperparameters and implement ``update``.
+
+    ``decoupled``: weight decay is subtracted from the weights (AdamW, −αλw) instead of added to
+    the gradient (L2, g + λw, as ``torch.optim``'s ``weight_decay``)."""
 
     family = "Rule"
-    per_segment = False  # True: one hyperparameter value per segment (SGDPerParam)
+    decoupled = False
 
     def hypers(self) -> list[Hyper]:
         raise NotImplementedError
 
-    def init_state(self, w: torch.Tensor, values: dict) -> dict[str, torch.Tensor]:
+    def init_state(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
 
-    def update(self, g, state: dict, h: dict, t):
-        """Return (Δ, new_state) with w_{t+1} = w_t + Δ."""
+    def update(self, g, w, state: dict, h: dict, t):
+        """Return (direction, scale, new_state): w_{t+1} = w_t + scale · direction. ``h`` may hold
+        ``weight_decay``."""
         raise NotImplementedError
+
+
+def decayed(g, w, h, rule: Rule):
+    """The gradient with L2 weight decay added (torch.optim's ``weight_decay``), if any."""
+    wd = h.get("weight_decay")
+    return g if wd is None or rule.decoupled else g + wd * w
 
 
 def _alpha(sign_safe: bool, param: Param = IDENTITY) -> Hyper:
@@ -107,33 +119,31 @@ class SGDRule(Rule):
     def hypers(self):
         return [_alpha(self.sign_safe), Hyper("mu", "μ", IDENTITY, trainable=self.momentum)]
 
-    def init_state(self, w, values):
+    def init_state(self, w):
         return {"buf": torch.zeros_like(w)} if self.momentum else {}
 
-    def update(self, g, state, h, t):
+    def update(self, g, w, state, h, t):
+        g = decayed(g, w, h, self)
         if not self.momentum:
-            return g * -h["alpha"], {}
+            return g, -h["alpha"], {}
         buf = state["buf"] * h["mu"] + g  # b_1 = g because b_0 = 0, as gdtuo's first step
-        return buf * -h["alpha"], {"buf": buf}
+        return buf, -h["alpha"], {"buf": buf}
 
 
-class SGDPerParamRule(Rule):
-    r"""SGD with one step size per segment (a parameter tensor, or one hyperparameter below).
+class SGDPerParamRule(SGDRule):
+    r"""SGD with one step size per segment: per parameter tensor at level 0, per hyperparameter
+    one level up (the engine gives each segment its own α).
 
     .. math:: w^{(s)}_{t+1} = w^{(s)}_t - α_s g^{(s)}_t
     """
 
     family = "SGDPerParam"
-    per_segment = True
 
     def __init__(self, sign_safe: bool = False):
-        self.sign_safe = sign_safe
+        super().__init__(momentum=False, sign_safe=sign_safe)
 
     def hypers(self):
         return [_alpha(self.sign_safe)]
-
-    def update(self, g, state, h, t):
-        return g * -h["alpha"], {}
 
 
 class AdaGradRule(Rule):
@@ -150,12 +160,13 @@ class AdaGradRule(Rule):
     def hypers(self):
         return [_alpha(self.sign_safe)]
 
-    def init_state(self, w, values):
+    def init_state(self, w):
         return {"G": torch.full_like(w, self.initial_accumulator)}
 
-    def update(self, g, state, h, t):
+    def update(self, g, w, state, h, t):
+        g = decayed(g, w, h, self)
         G = state["G"] + g * g
-        return -h["alpha"] * g / (G + self.eps).sqrt(), {"G": G}
+        return g / sqrt(G + self.eps), -h["alpha"], {"G": G}
 
 
 class RMSPropRule(Rule):
@@ -172,12 +183,13 @@ class RMSPropRule(Rule):
     def hypers(self):
         return [_alpha(self.sign_safe, SQRT), Hyper("gamma", "γ", SQUASH, trainable=self.learn_gamma)]
 
-    def init_state(self, w, values):
+    def init_state(self, w):
         return {"s": torch.zeros_like(w)}
 
-    def update(self, g, state, h, t):
-        s = ema(state["s"], g * g, h["gamma"])
-        return -h["alpha"] * g / (s + self.eps).sqrt(), {"s": s}
+    def update(self, g, w, state, h, t):
+        g = decayed(g, w, h, self)
+        s = ema(state["s"], g, h["gamma"], square=True)
+        return g / sqrt(s + self.eps), -h["alpha"], {"s": s}
 
 
 class AdamRule(Rule):
@@ -188,15 +200,15 @@ class AdamRule(Rule):
         w_{t+1} = w_t - α\, \frac{m_t / (1-β_1^t)}{\sqrt{v_t / (1-β_2^t)} + ε}
 
     v₀ = ε (not 0) because the square root has no derivative at 0; the betas receive
-    hypergradients through √v̂ (paper §1.5).
+    hypergradients through √v̂ (paper §1.5). ``decoupled=True`` is AdamW's weight decay.
     """
 
     family = "Adam"
 
     def __init__(self, learn_betas: bool = True, log_eps: float = -8.0, sign_safe: bool = False,
-                 squash_betas: bool = True):
+                 squash_betas: bool = True, decoupled: bool = False):
         self.learn_betas, self.eps, self.sign_safe = learn_betas, 10.0 ** log_eps, sign_safe
-        self.squash_betas = squash_betas
+        self.squash_betas, self.decoupled = squash_betas, decoupled
 
     def hypers(self):
         beta = SQUASH if self.learn_betas and self.squash_betas else IDENTITY
@@ -206,14 +218,21 @@ class AdamRule(Rule):
             Hyper("beta2", "β2", beta, trainable=self.learn_betas),
         ]
 
-    def init_state(self, w, values):
+    def init_state(self, w):
         return {"m": torch.zeros_like(w), "v": torch.full_like(w, self.eps)}
 
-    def update(self, g, state, h, t):
+    def update(self, g, w, state, h, t):
+        g = decayed(g, w, h, self)
         b1, b2 = h["beta1"], h["beta2"]
         m = ema(state["m"], g, b1)
-        v = ema(state["v"], g * g, b2)
-        # m̂/(√v̂ + ε) with the bias corrections folded into scalars (as torch.optim.Adam does):
-        # √(v / (1 − β2ᵗ)) = √v / √(1 − β2ᵗ), and 1 / (1 − β1ᵗ) joins −α; one full-size op fewer
-        den = v.sqrt() * (1.0 / (1.0 - b2 ** t).sqrt()) + self.eps
-        return (m / den) * (-h["alpha"] / (1.0 - b1 ** t)), {"m": m, "v": v}
+        v = ema(state["v"], g, b2, square=True)
+        # m̂/(√v̂ + ε) = m/(√v + ε·c) · c/(1 − β1ᵗ) with c = √(1 − β2ᵗ): the bias corrections are
+        # scalars, so they join the scale (as torch.optim.Adam folds them) and the vector work is
+        # √v, + ε·c and one division
+        c = sqrt(1.0 - b2 ** t)
+        correction = 1.0 - b1 ** t
+        direction = m / (sqrt(v) + self.eps * c)
+        wd = h.get("weight_decay")
+        if wd is not None and self.decoupled:  # AdamW: −α(m̂/(√v̂+ε) + λw), decay with the same α
+            direction = direction + (wd * correction / c) * w
+        return direction, -h["alpha"] * c / correction, {"m": m, "v": v}

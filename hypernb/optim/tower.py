@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, AdamUnclamped, RMSProp, RMSPropAlpha, SGDPerParam
+from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, AdamUnclamped, AdamW, RMSProp, RMSPropAlpha, SGDPerParam
 
 FAMILIES = {
     "sgd": SGD,
@@ -17,6 +17,7 @@ FAMILIES = {
     "rmsprop": RMSProp,
     "rmspropalpha": RMSPropAlpha,
     "adam": Adam,
+    "adamw": AdamW,
     "adambaydin": AdamBaydin,
     "sgdperparam": SGDPerParam,
     "adamunclamped": AdamUnclamped,  # the report's broken Adam, for demonstrations only
@@ -59,37 +60,48 @@ def parse_tower(spec: str) -> list[str]:
     return names
 
 
-def kappa_schedule(kappa, alpha0: float, height: int) -> list:
-    """Hyper-step sizes κ_1…κ_height from a number, a list, or a named rule (see KAPPA_RULES).
+def kappa_schedule(kappa, alpha0, height: int) -> list:
+    """Hyper-step sizes κ_1…κ_height from a number, a list (one entry per level), or a named rule
+    (see KAPPA_RULES). With several configurations (``alpha0`` a list), a rule gives each level
+    one κ per configuration, and a level's entry may itself be a list of per-configuration values.
     A dict (one κ per hyperparameter below) is passed to an SGDPerParam level 1 as is."""
     if isinstance(kappa, dict):
         if height != 1:
             raise ValueError("a dict of κ per hyperparameter needs a tower of height 1 ending in sgdperparam")
         for k in kappa.values():
-            if not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
-                raise ValueError(f"κ must be a finite number >= 0, got {k!r}")
+            _check_kappa(k)
         return [dict(kappa)]
     if isinstance(kappa, str):
         if kappa not in KAPPA_RULES:
             raise ValueError(f"unknown κ rule {kappa!r}; choose from {sorted(KAPPA_RULES)} or give numbers")
-        values = KAPPA_RULES[kappa](alpha0, height)
+        if isinstance(alpha0, (list, tuple)):
+            per = [KAPPA_RULES[kappa](float(a), height) for a in alpha0]
+            values = [[p[level] for p in per] for level in range(height)]
+        else:
+            values = KAPPA_RULES[kappa](float(alpha0), height)
     elif isinstance(kappa, numbers.Real) and not isinstance(kappa, bool):
         values = [float(kappa)] * height
     else:
-        values = [float(k) for k in kappa]
+        values = list(kappa)
         if len(values) != height:
             raise ValueError(f"kappa lists one value per hyper level: got {len(values)} for a tower of height {height}")
     for k in values:
-        if not math.isfinite(k) or k < 0:
-            raise ValueError(f"κ must be a finite number >= 0, got {k!r}")
+        _check_kappa(k)
     return values
 
 
-def tower(spec: str, params, alpha: float | None = None, kappa=1e-5, *, hyper_options: list[dict] | None = None,
-          sign_safe: bool = False, mode: str = "traced", check_every: int | None = None,
-          capturable: bool | None = None, cuda_graph: bool | None = None, **level0):
-    """Build a tower: level 0 gets ``params``, ``alpha`` and ``level0`` keyword arguments (``mu``,
-    ``beta1``…); level ℓ ≥ 1 gets α = κ_ℓ from ``kappa`` and ``hyper_options[ℓ-1]``.
+def _check_kappa(k) -> None:
+    for v in (k if isinstance(k, (list, tuple)) else [k]):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"κ must be a finite number >= 0, got {v!r}")
+
+
+def tower(spec: str, params, alpha=None, kappa=1e-5, *, hyper_options: list[dict] | None = None,
+          sign_safe: bool = False, batch: int | None = None, check_every: int | None = None,
+          capturable: bool | None = None, cuda_graph: bool | None = None, lr=None, **level0):
+    """Build a tower: level 0 gets ``params``, ``alpha`` (or ``lr``) and ``level0`` keyword
+    arguments (``mu``, ``beta1``, ``weight_decay``…); level ℓ ≥ 1 gets α = κ_ℓ from ``kappa`` and
+    ``hyper_options[ℓ-1]``. With ``batch=K`` any value may be a list of K values.
 
     >>> import torch
     >>> tower("sgd/sgd*2", [torch.nn.Parameter(torch.ones(2))], alpha=0.1, kappa="report")
@@ -98,9 +110,13 @@ def tower(spec: str, params, alpha: float | None = None, kappa=1e-5, *, hyper_op
     names = parse_tower(spec)
     height = len(names) - 1
     base_cls = FAMILIES[names[0]]
+    if alpha is not None and lr is not None:
+        raise ValueError("give the step size once, as alpha= or lr= (the same thing), not both")
+    alpha = lr if alpha is None else alpha
     if alpha is None:
-        alpha = 0.001 if base_cls in (Adam, AdamBaydin, AdamUnclamped) else 0.01
-    kappas = kappa_schedule(kappa, float(alpha) if not isinstance(alpha, (list, dict)) else 1.0, height)
+        alpha = 0.001 if issubclass(base_cls, Adam) else 0.01
+    alpha0 = alpha if not isinstance(alpha, dict) else 1.0
+    kappas = kappa_schedule(kappa, alpha0, height)
     if isinstance(kappa, dict) and names[-1] != "sgdperparam":
         raise ValueError("a dict of κ per hyperparameter needs an sgdperparam hyperoptimizer, e.g. 'sgd/sgdperparam'")
     hyper_options = hyper_options or [{}] * height
@@ -110,5 +126,5 @@ def tower(spec: str, params, alpha: float | None = None, kappa=1e-5, *, hyper_op
     for level in range(height, 0, -1):
         cls = FAMILIES[names[level]]
         hyper = cls(alpha=kappas[level - 1], hyper=hyper, sign_safe=sign_safe, **hyper_options[level - 1])
-    return base_cls(params, alpha=alpha, hyper=hyper, sign_safe=sign_safe, mode=mode,
-                    check_every=check_every, capturable=capturable, cuda_graph=cuda_graph, **level0)
+    return base_cls(params, alpha=alpha, hyper=hyper, sign_safe=sign_safe, batch=batch, check_every=check_every,
+                    capturable=capturable, cuda_graph=cuda_graph, **level0)
