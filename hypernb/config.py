@@ -21,7 +21,7 @@ TASKS = {
     "shakespeare-lstm": ("shakespeare", "lstm", "text"),
 }
 PROFILES = ("smoke", "demo", "full")
-ADAMS = ("adam", "adambaydin", "adamunclamped")
+ADAMS = ("adam", "adamw", "adambaydin", "adamunclamped")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
 AUTOCAST = ("none", "bf16", "fp16")
@@ -67,8 +67,9 @@ class RunConfig:
     height: int | None = _f(None, "tower height: repeat the last optimizer of the tower until it has "
                                   "this many hyper levels (0 = the plain optimizer)")
     sign_safe: bool = _f(False, "store log α so every step size stays positive")
+    weight_decay: float = _f(0.0, "weight decay λ (L2 as torch.optim; decoupled for adamw)")
     schedule: str = _f("none", "α schedule on top of the optimizer: none, or step (He et al. 2016: α×0.1 at "
-                               "50% and 75% of the epochs; use with a plain optimizer)")
+                               "50% and 75% of the epochs), a multiplier on the learned α")
     epochs: int | None = _f(None, "epochs (profile default)")
     batch_size: int | None = _f(None, "batch size (profile default)")
     seeds: list = _f((0,), "seeds; several give mean ± std")
@@ -185,6 +186,9 @@ class RunConfig:
         if self.alpha is not None and (not isinstance(self.alpha, numbers.Real) or not math.isfinite(self.alpha)
                                        or self.alpha < 0):
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        if (not isinstance(self.weight_decay, numbers.Real) or isinstance(self.weight_decay, bool)
+                or not math.isfinite(self.weight_decay) or self.weight_decay < 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         if not isinstance(self.dropout, numbers.Real) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         k = self.kappa
@@ -219,5 +223,7 @@ class RunConfig:
             extra.update(beta1=c.beta1, beta2=c.beta2)
         if names[0] in ("rmsprop", "rmspropalpha"):
             extra["gamma"] = c.gamma
+        if c.weight_decay:
+            extra["weight_decay"] = c.weight_decay
         kappa = list(c.kappa) if isinstance(c.kappa, tuple) else c.kappa
         return optim.tower("/".join(names), params, alpha=c.alpha, kappa=kappa, sign_safe=c.sign_safe, **extra)

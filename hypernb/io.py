@@ -37,9 +37,15 @@ def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
 
 
-def read_json(path: Path):
-    with open(path) as f:
-        return json.load(f)
+def read_json(path: Path, what: str = "a JSON file"):
+    """Read ``path``; a file that is not valid JSON is named with the way out (nothing is overwritten)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} should hold {what} but is not valid JSON ({e.msg} at line {e.lineno}, "
+                         f"column {e.colno}); it was probably cut short. Delete it (the run will be redone or "
+                         "resumed from its checkpoint), or restore it from a backup") from None
 
 
 def _json_default(o):

@@ -1,14 +1,21 @@
 """``run(config) -> Result``: the one entry point used by notebooks, sweeps, the CLI and the tests.
 
-A run trains one model per seed with the configured hyperoptimizer tower, keeping data on the
-device and synchronising with the host only every ``log_every`` steps (to check for divergence) and
-once per evaluation. With ``out_dir`` it writes ``config.json``, ``env.json`` and ``metrics.json``
-atomically, checkpoints every epoch, and a rerun in the same folder resumes where it stopped and
-ends with exactly the metrics of an uninterrupted run.
+``run`` takes one configuration (trained for each of its seeds) or a list of them, and trains
+compatible (configuration, seed) pairs together as one batched model (see :mod:`hypernb.groups`):
+a grid of α0 × κ over five seeds is one training loop. Data stay on the device; the host reads
+values only every ``log_every`` steps (to record the loss and check for divergence) and once per
+evaluation.
+
+With ``out_dir`` each configuration gets ``config.json``, ``env.json`` and ``metrics.json``,
+written atomically; every epoch is checkpointed, and a rerun resumes where it stopped and ends
+with exactly the metrics of an uninterrupted run. A seed that diverges — a non-finite value, a
+training loss above ``EXPLODE_FACTOR`` times its first logged value, or test accuracy at chance
+after an epoch — is recorded with its step and reason and reports no numbers; the others go on.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import random
 import resource
@@ -24,11 +31,15 @@ from torch.nn import functional as F
 from . import data as D
 from . import io
 from .config import RunConfig
-from .models import MLP, CharLSTM, ResNet20
-from .optim import NonFiniteError, Recorder
+from .groups import Member, build_optimizer, plan
+from .models import MLP, CharLSTM, ResNet20, batched
+from .optim import Recorder
 
 # fields that do not change what is computed: a rerun may change them and still resume
 NON_SEMANTIC = {"out_dir", "quiet", "data_root", "download", "device", "keep_checkpoint"}
+EXPLODE_FACTOR = 10.0  # a training loss above this × its first logged value counts as divergence
+CHANCE_MARGIN = 0.01  # test accuracy ≤ 1/classes + this after an epoch counts as a failure
+MAX_BATCH_CPU = 32  # default largest group on a CPU (a GPU takes every compatible run at once)
 
 
 @dataclass
@@ -47,11 +58,13 @@ class SeedResult:
     peak_memory_mb: float | None = None
     time_s: float = 0.0
     data: dict = field(default_factory=dict)  # what was trained on (says SUBSET for the CIFAR subset)
+    trained_with: int = 1  # how many runs shared its training loop (batched)
 
 
 @dataclass
 class Result:
-    """The outcome of ``run``: per-seed records and mean ± std over the seeds that finished."""
+    """The outcome of ``run`` for one configuration: per-seed records and mean ± std over the
+    seeds that finished."""
 
     config: dict
     seeds: list
@@ -77,7 +90,7 @@ class Result:
     @classmethod
     def load(cls, out_dir) -> "Result":
         """Read a finished (or partial) run back from its folder."""
-        return cls.from_dict(io.read_json(Path(out_dir) / "metrics.json"))
+        return cls.from_dict(io.read_json(Path(out_dir) / "metrics.json", what="a run's metrics"))
 
     def __repr__(self) -> str:
         parts = [f"{k}={v['mean']:.4g}±{v['std']:.2g}" for k, v in self.summary.items()
@@ -89,14 +102,16 @@ class Result:
 # -- data --------------------------------------------------------------------------------------------
 @dataclass
 class TaskData:
-    train: D.DeviceLoader
+    """A task's tensors on the device; ``train(seed)`` is one run's seeded loader."""
+
+    train: callable
     test: D.DeviceLoader
     kind: str  # image | text
     classes: int
     info: dict
 
 
-def prepare_data(c: RunConfig, device: torch.device, seed: int) -> TaskData:
+def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
     root = D.data_root(c.data_root)
     if c.is_text:
         corpus = D.load_corpus(c.dataset, root, c.download)
@@ -113,7 +128,7 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int) -> TaskData:
                 "train_chars": len(train_codes), "val_chars": len(val_codes),
                 "split": ("contiguous: first 90% train, last 10% validation" if c.text_split == "contiguous"
                           else "SHUFFLED characters (the report's bug, for demonstration)")}
-        return TaskData(D.DeviceLoader(train_w, None, c.batch_size, True, seed, drop_last=True),
+        return TaskData(lambda s: D.DeviceLoader(train_w, None, c.batch_size, True, s, drop_last=True),
                         D.DeviceLoader(val_w, None, 256, False), "text", corpus.vocab_size, info)
     if c.dataset == "mnist":
         arrays = D.load_mnist(root, c.download)
@@ -143,8 +158,9 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int) -> TaskData:
         return to_float(D.cifar_augment(x, gen) if c.augment else x)
 
     info = {"dataset": note, "train_examples": len(tx), "test_examples": len(vx), "augment": bool(c.augment)}
+    tx, ty = tx.to(device), ty.to(device)
     return TaskData(
-        D.DeviceLoader(tx.to(device), ty.to(device), c.batch_size, True, seed, train_transform),
+        lambda s: D.DeviceLoader(tx, ty, c.batch_size, True, s, train_transform),
         D.DeviceLoader(vx.to(device), vy.to(device), 1000, False, transform=lambda x, g: to_float(x)),
         "image", 10, info)
 
@@ -157,36 +173,45 @@ def build_model(c: RunConfig, task: TaskData) -> torch.nn.Module:
     return CharLSTM(task.classes, hidden=c.hidden, layers=c.lstm_layers, dropout=c.dropout)
 
 
-def _loss(out, y, kind):
-    if kind == "text":
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-    return F.cross_entropy(out, y)
+def _losses(out, y, kind) -> torch.Tensor:
+    """Mean cross-entropy of each run ([K]) from outputs [K, B, …] and targets [K, B, …]."""
+    K = out.shape[0]
+    per = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none")
+    return per.view(K, -1).mean(dim=1)
 
 
 def _split(batch, kind):
     x, y = batch
-    return (x[:, :-1], x[:, 1:]) if kind == "text" else (x, y)
+    return (x[..., :-1], x[..., 1:]) if kind == "text" else (x, y)
+
+
+def _forward(model, x, K: int, single: bool):
+    """Outputs [K, B, …]: a plain model sees one run's batch, a batched one all K."""
+    return model(x[0]).unsqueeze(0) if single else model(x)
 
 
 @torch.no_grad()
-def evaluate(model, loader: D.DeviceLoader, kind: str) -> dict:
-    """Mean loss and accuracy over a whole split (one host sync at the end)."""
+def evaluate(model, loader: D.DeviceLoader, kind: str, K: int = 1, single: bool = True) -> list[dict]:
+    """Mean loss and accuracy of each of the K runs over a whole split (one host sync at the end)."""
     model.eval()
     loss_sum = correct = count = None
     for batch in loader.epoch(0):
         x, y = _split(batch, kind)
-        out = model(x)
+        xs = x.unsqueeze(0).expand(K, *x.shape)  # shared by every run: not copied
+        out = _forward(model, xs, K, single)
         n = y.numel()
-        l_sum = _loss(out, y, kind).float() * n
-        c_sum = (out.argmax(-1) == y).sum()
+        l_sum = _losses(out, y.unsqueeze(0).expand(K, *y.shape), kind).double() * n
+        c_sum = (out.argmax(-1) == y.unsqueeze(0)).reshape(K, -1).sum(dim=1)
         loss_sum = l_sum if loss_sum is None else loss_sum + l_sum
         correct = c_sum if correct is None else correct + c_sum
         count = n if count is None else count + n
     model.train()
-    loss, acc = float(loss_sum) / count, float(correct) / count
-    out = {"loss": loss, "acc": acc}
-    if kind == "text":
-        out["bits"] = D.bits(loss)
+    out = []
+    for loss, c in zip(loss_sum.tolist(), correct.tolist()):
+        metrics = {"loss": loss / count, "acc": c / count}
+        if kind == "text":
+            metrics["bits"] = D.bits(metrics["loss"])
+        out.append(metrics)
     return out
 
 
@@ -206,106 +231,167 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _semantic(cfg: dict) -> dict:
+def semantic(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in NON_SEMANTIC}
 
 
-def run(config: RunConfig | dict, *, on_epoch_end=None) -> Result:
-    """Train ``config`` for every seed; see the module docstring.
+def grid(base: dict, **axes) -> list[dict]:
+    """Every combination of ``axes`` on top of ``base``: ``grid(dict(task=…), alpha=[…], kappa=[…])``."""
+    import itertools
 
-    ``on_epoch_end(seed_result, epoch)`` is called after each epoch's checkpoint (tests use it to
-    interrupt a run).
+    names = list(axes)
+    return [{**base, **dict(zip(names, values))} for values in itertools.product(*axes.values())]
+
+
+def run(config, *, batch: int | None = None, on_epoch_end=None):
+    """Train one configuration (a :class:`RunConfig` or dict; returns a :class:`Result`) or a list of
+    them (returns a list of Results in the same order), batching compatible runs.
+
+    ``batch``: the most runs trained together (default: all compatible ones on a GPU, up to
+    ``MAX_BATCH_CPU`` on a CPU; 1 trains each run alone). ``on_epoch_end(seed_results, epoch)`` is
+    called after each epoch's checkpoint (tests use it to interrupt a run).
     """
-    if isinstance(config, dict):
-        config = RunConfig.from_dict(config)
-    config = config.validate()
-    c = config.resolved()
-    device = _device(c.device)
-    out = Path(c.out_dir) if c.out_dir else None
-    cfg_dict = c.to_dict()
-    previous = {}
-    if out is not None:
-        if (out / "config.json").exists():
-            old = io.read_json(out / "config.json")
-            if _semantic(old) != _semantic(cfg_dict):
-                diff = sorted(k for k in set(old) | set(cfg_dict)
-                              if k not in NON_SEMANTIC and old.get(k) != cfg_dict.get(k))
-                raise ValueError(f"{out} already holds a run with a different configuration (differs in {diff}); "
+    single = not isinstance(config, (list, tuple))
+    configs = [config] if single else list(config)
+    configs = [(c if isinstance(c, RunConfig) else RunConfig.from_dict(c)).validate().resolved() for c in configs]
+    if batch is not None and (not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"batch must be a positive int (runs trained together), got {batch!r}")
+    records = [_Record(c) for c in configs]
+    members = []
+    for i, (c, rec) in enumerate(zip(configs, records)):
+        members += [Member(c, s, i) for s in c.seeds if not rec.finished(s)]
+    by_device: dict = {}
+    for m in members:
+        by_device.setdefault(str(_device(m.config.device)), []).append(m)
+    for device_name, ms in by_device.items():
+        device = torch.device(device_name)
+        limit = batch or (None if device.type == "cuda" else MAX_BATCH_CPU)
+        for group in plan(ms, limit):
+            _train_group(group, device, records, on_epoch_end)
+    results = [rec.result() for rec in records]
+    return results[0] if single else results
+
+
+class _Record:
+    """One configuration's files: its config, env and the metrics of every seed (merged as groups
+    finish: a configuration's seeds may train in different groups)."""
+
+    def __init__(self, c: RunConfig):
+        self.config, self.cfg = c, c.to_dict()
+        self.out = Path(c.out_dir) if c.out_dir else None
+        self.seeds: dict[int, SeedResult] = {}
+        self.env = None
+        if self.out is None:
+            return
+        if (self.out / "config.json").exists():
+            old = io.read_json(self.out / "config.json", what="a run's configuration")
+            if semantic(old) != semantic(self.cfg):
+                diff = sorted(k for k in set(old) | set(self.cfg)
+                              if k not in NON_SEMANTIC and old.get(k) != self.cfg.get(k))
+                raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff}); "
                                  "choose another out_dir, or delete that folder to start over")
-            if (out / "metrics.json").exists():
-                previous = {s["seed"]: s for s in io.read_json(out / "metrics.json")["seeds"]}
-    env = io.environment(device)
-    if out is not None:
-        io.write_json(out / "config.json", cfg_dict)
-        io.write_json(out / "env.json", env)
-    results = []
-    for seed in c.seeds:
-        done = previous.get(seed)
-        if done and done["status"] in ("ok", "diverged"):
-            results.append(SeedResult(**done))
-            continue
-        results.append(None)
-        results[-1] = _run_seed(c, seed, device, out, results, cfg_dict, env, on_epoch_end)
-    result = Result(cfg_dict, results, summarize(results), env, str(out) if out else None)
-    if out is not None:
-        io.write_json(out / "metrics.json", result.to_dict())
-    return result
+        if (self.out / "metrics.json").exists():
+            saved = io.read_json(self.out / "metrics.json", what="a run's metrics")
+            self.seeds = {s["seed"]: SeedResult(**s) for s in saved["seeds"]}
+            self.env = saved.get("env")
+        io.write_json(self.out / "config.json", self.cfg)
+
+    def finished(self, seed: int) -> bool:
+        s = self.seeds.get(seed)
+        return s is not None and s.status in ("ok", "diverged")
+
+    def update(self, results: list[SeedResult], env: dict) -> None:
+        for r in results:
+            self.seeds[r.seed] = r
+        if self.env is None:
+            self.env = env
+            if self.out is not None and not (self.out / "env.json").exists():
+                io.write_json(self.out / "env.json", env)
+        if self.out is not None:
+            io.write_json(self.out / "metrics.json", self.result().to_dict())
+
+    def result(self) -> Result:
+        seeds = [self.seeds[s] for s in self.config.seeds if s in self.seeds]
+        return Result(self.cfg, seeds, summarize(seeds), self.env or {}, str(self.out) if self.out else None)
 
 
-def _save_progress(out, cfg_dict, env, results):
-    if out is not None:
-        done = [r for r in results if r is not None]
-        io.write_json(out / "metrics.json", Result(cfg_dict, done, summarize(done), env, str(out)).to_dict())
+def _checkpoint_path(group: list[Member]) -> Path | None:
+    """Where a group checkpoints: in its run's folder, or (several runs) under their common parent
+    in ``.groups/<id>``, named by exactly who is in the group (a different grouping starts over)."""
+    outs = [Path(m.config.out_dir) for m in group if m.config.out_dir]
+    if len(outs) != len(group):
+        return None
+    gid = hashlib.sha1("|".join(m.key() for m in group).encode()).hexdigest()[:12]
+    if len({str(o) for o in outs}) == 1:
+        return outs[0] / f"checkpoint-{gid}.pt"
+    import os
+
+    return Path(os.path.commonpath([str(o.resolve()) for o in outs])) / ".groups" / gid / "checkpoint.pt"
 
 
-def _run_seed(c: RunConfig, seed: int, device, out, results, cfg_dict, env, on_epoch_end) -> SeedResult:
-    seed_everything(seed)
-    task = prepare_data(c, device, seed)
-    model = build_model(c, task).to(device=device, dtype=getattr(torch, c.dtype))
-    opt = c.build_optimizer(model.parameters())
-    recorder = Recorder(opt, every=c.log_every)
-    res = SeedResult(seed)
-    ckpt_path = out / f"seed{seed}" / "checkpoint.pt" if out else None
-    start_epoch, global_step, window, window_n = 0, 0, torch.zeros((), device=device), 0
-    if ckpt_path is not None and ckpt_path.exists():
-        ck = io.load_checkpoint(ckpt_path, device)
+def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
+    """Train the members of one group together; write their records as it goes."""
+    c0 = group[0].config
+    K, batched_model = len(group), len(group) > 1
+    task = prepare_data(c0, device, group[0].seed)
+    dtype = getattr(torch, c0.dtype)
+    models = []
+    for m in group:  # each run's own initialisation, exactly as alone
+        seed_everything(m.seed)
+        models.append(build_model(m.config, task).to(device=device, dtype=dtype))
+    model = models[0] if not batched_model else batched(models).to(device)
+    opt = build_optimizer(group, model.parameters(), batched_model)
+    recorder = Recorder(opt, every=c0.log_every)
+    results = [SeedResult(m.seed, data=task.info, trained_with=K) for m in group]
+    loaders = [task.train(m.seed) for m in group]
+    alive = [True] * K
+    stopped: list = [None] * K  # the step at which a diverged run was stopped
+    first_loss: list = [None] * K
+    ckpt = _checkpoint_path(group)
+    start_epoch, global_step = 0, 0
+    window = torch.zeros(K, device=device, dtype=torch.float64)
+    window_n = 0
+    if ckpt is not None and ckpt.exists():
+        ck = io.load_checkpoint(ckpt, device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         recorder.load_state_dict(ck["recorder"])
-        res = SeedResult(**ck["seed_result"])
+        results = [SeedResult(**r) for r in ck["results"]]
+        alive, first_loss, stopped = ck["alive"], ck["first_loss"], ck["stopped"]
         start_epoch, global_step = ck["epoch"] + 1, ck["global_step"]
         window, window_n = ck["window"].to(device), ck["window_n"]
-        torch.set_rng_state(ck["rng_cpu"])
-        if device.type == "cuda" and ck.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng_cuda"], device)
-    res.status = "running"
-    res.data = task.info
+    env = io.environment(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    amp = _autocast(c, device)
-    scaler = torch.amp.GradScaler(device.type) if c.autocast == "fp16" else None
-    steps_per_epoch = min(len(task.train), c.max_steps or len(task.train))
+    amp = _autocast(c0, device)
+    scaler = torch.amp.GradScaler(device.type) if c0.autocast == "fp16" else None
+    steps_per_epoch = min(len(loaders[0]), c0.max_steps or len(loaders[0]))
     from tqdm.auto import tqdm
 
-    alpha0 = c.alpha
-    for epoch in range(start_epoch, c.epochs):
+    lr0 = [m.config.alpha for m in group]
+    for epoch in range(start_epoch, c0.epochs):
         t_epoch = time.perf_counter()
-        if c.schedule == "step":  # He et al. (2016): divide α by 10 at 50 % and 75 % of training
-            opt.set_hyperparameters(alpha=alpha0 * 0.1 ** sum(epoch >= f * c.epochs for f in (0.5, 0.75)))
+        scales = [0.1 ** sum(epoch >= f * c0.epochs for f in (0.5, 0.75)) if m.config.schedule == "step" else 1.0
+                  for m in group]  # He et al. (2016): α ÷ 10 at 50 % and 75 % of training, on the learned α
+        opt.param_groups[0]["lr"] = [a * s for a, s in zip(lr0, scales)] if batched_model else lr0[0] * scales[0]
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
+        loss_sum = torch.zeros(K, device=device, dtype=torch.float64)
+        correct = torch.zeros(K, device=device, dtype=torch.long)
         count = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"seed {seed} · epoch {epoch + 1}/{c.epochs}", disable=c.quiet,
+        who = f"{K} runs" if batched_model else f"seed {group[0].seed}"
+        bar = tqdm(total=steps_per_epoch, desc=f"{who} · epoch {epoch + 1}/{c0.epochs}", disable=c0.quiet,
                    leave=False, dynamic_ncols=True)
-        for i, batch in enumerate(task.train.epoch(epoch)):
+        for i, batches in enumerate(zip(*[loader.epoch(epoch) for loader in loaders])):
             if i >= steps_per_epoch:
                 break
-            x, y = _split(batch, task.kind)
+            x = torch.stack([b[0] for b in batches])
+            y = None if batches[0][1] is None else torch.stack([b[1] for b in batches])
+            x, y = _split((x, y), task.kind)
             opt.zero_grad(set_to_none=True)
             with amp:
-                logits = model(x)
-                loss = _loss(logits, y, task.kind)
+                logits = _forward(model, x, K, not batched_model)
+                losses = _losses(logits, y, task.kind)
+                loss = losses.sum()
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.step(opt)
@@ -313,75 +399,132 @@ def _run_seed(c: RunConfig, seed: int, device, out, results, cfg_dict, env, on_e
             else:
                 loss.backward()
                 opt.step()
-            detached = loss.detach().float()
-            n = y.numel()
+            detached = losses.detach().double()
+            n = y[0].numel()
             loss_sum += detached * n
-            correct += (logits.detach().argmax(-1) == y).sum()
+            correct += (logits.detach().argmax(-1) == y).reshape(K, -1).sum(dim=1)
             count += n
             window += detached
             window_n += 1
             global_step += 1
             bar.update()
-            if global_step % c.log_every == 0:
-                value = float(window / window_n)  # the host reads here, every log_every steps
-                res.steps.append(global_step)
-                res.loss.append(value)
-                window, window_n = torch.zeros((), device=device), 0
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-                reason = _divergence(value, opt)
-                if reason:
-                    res.status, res.diverged_at_step, res.reason = "diverged", reason[0], reason[1]
+            if global_step % c0.log_every == 0:
+                values = (window / window_n).tolist()  # the host reads here, every log_every steps
+                window, window_n = torch.zeros(K, device=device, dtype=torch.float64), 0
+                bad = opt.nonfinite()
+                for k, value in enumerate(values):
+                    if not alive[k]:
+                        continue
+                    results[k].steps.append(global_step)
+                    results[k].loss.append(value)
+                    if first_loss[k] is None:
+                        first_loss[k] = value
+                    reason = _divergence(value, first_loss[k], bad.get(k), global_step)
+                    if reason:
+                        _stop(results[k], *reason)
+                        alive[k], stopped[k] = False, global_step
+                if sum(alive) == 1:
+                    bar.set_postfix(loss=f"{values[alive.index(True)]:.4f}", refresh=False)
+                if not any(alive):
                     break
         bar.close()
-        if res.status == "diverged":
+        if not any(alive):
             break
-        test = evaluate(model, task.test, task.kind)
+        tests = evaluate(model, task.test, task.kind, K, not batched_model)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        epoch_metrics = {"epoch": epoch + 1, "step": global_step, "train_loss": float(loss_sum) / count,
-                         "train_acc": float(correct) / count, "test_loss": test["loss"], "test_acc": test["acc"],
-                         "time_s": time.perf_counter() - t_epoch}
-        if task.kind == "text":
-            epoch_metrics.update(train_bits=D.bits(epoch_metrics["train_loss"]), test_bits=test["bits"])
-        reason = _divergence(epoch_metrics["train_loss"], opt) or _divergence(test["loss"], opt)
-        if reason:
-            res.status, res.diverged_at_step, res.reason = "diverged", global_step, reason[1]
-            break
-        res.epochs.append(epoch_metrics)
-        res.trajectory = recorder.read(check=False)
-        res.time_s += epoch_metrics["time_s"]
-        res.peak_memory_mb = _peak_memory_mb(device)
-        res.final = {"test_loss": test["loss"], "test_acc": test["acc"], **({"test_bits": test["bits"]}
-                                                                            if task.kind == "text" else {})}
-        res.final.update({f"final_{k}": float(v) for k, v in opt.hyperparameters().items()})
-        if ckpt_path is not None:
-            io.save_checkpoint(ckpt_path, {
+        elapsed = time.perf_counter() - t_epoch
+        train_loss, train_correct = (loss_sum / count).tolist(), correct.tolist()
+        bad = opt.nonfinite()
+        finals = opt.hyperparameters()
+        for k, (m, res) in enumerate(zip(group, results)):
+            if not alive[k]:
+                continue
+            test = tests[k]
+            metrics = {"epoch": epoch + 1, "step": global_step, "train_loss": train_loss[k],
+                       "train_acc": train_correct[k] / count, "test_loss": test["loss"], "test_acc": test["acc"],
+                       "time_s": elapsed}
+            if task.kind == "text":
+                metrics.update(train_bits=D.bits(train_loss[k]), test_bits=test["bits"])
+            reason = (_divergence(train_loss[k], first_loss[k], bad.get(k), global_step)
+                      or _divergence(test["loss"], None, None, global_step)
+                      or _at_chance(test["acc"], train_loss[k], first_loss[k], task, epoch, global_step))
+            if reason:
+                _stop(res, *reason)
+                alive[k], stopped[k] = False, global_step
+                continue
+            res.epochs.append(metrics)
+            res.time_s += elapsed
+            res.peak_memory_mb = _peak_memory_mb(device)
+            res.final = {"test_loss": test["loss"], "test_acc": test["acc"],
+                         **({"test_bits": test["bits"]} if task.kind == "text" else {})}
+            res.final.update({f"final_{name}": float(v if v.dim() == 0 else v[k])
+                              for name, v in finals.items() if name.count("hyper.") <= m.height})
+        for k, (m, res) in enumerate(zip(group, results)):
+            res.trajectory = _trajectory(recorder, k if batched_model else None, m.height, stopped[k])
+        if ckpt is not None:
+            io.save_checkpoint(ckpt, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "recorder": recorder.state_dict(),
-                "seed_result": asdict(res), "epoch": epoch, "global_step": global_step, "window": window.cpu(),
-                "window_n": window_n, "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
-            _save_progress(out, cfg_dict, env, results[:-1] + [res])
+                "results": [asdict(r) for r in results], "alive": alive, "first_loss": first_loss,
+                "stopped": stopped, "epoch": epoch,
+                "global_step": global_step, "window": window.cpu(), "window_n": window_n})
+        _publish(group, results, records, env)
         if on_epoch_end is not None:
-            on_epoch_end(res, epoch)
-    if res.status == "diverged":
-        res.final = {}  # no numbers from a diverged model
-        res.trajectory = recorder.read(check=False)
-    else:
-        res.status = "ok"
-    if ckpt_path is not None and not c.keep_checkpoint:
-        _save_progress(out, cfg_dict, env, results[:-1] + [res])  # the finished record first, then
-        ckpt_path.unlink(missing_ok=True)  # the checkpoint is no longer needed to resume
-    return res
+            on_epoch_end(results, epoch)
+    for k, res in enumerate(results):
+        if alive[k]:
+            res.status = "ok"
+        res.trajectory = _trajectory(recorder, k if batched_model else None, group[k].height, stopped[k])
+    _publish(group, results, records, env)  # the finished records first, then
+    if ckpt is not None and not any(m.config.keep_checkpoint for m in group):
+        ckpt.unlink(missing_ok=True)  # the checkpoint is no longer needed to resume
+        if ckpt.parent.parent.name == ".groups":
+            with contextlib.suppress(OSError):
+                ckpt.parent.rmdir()
+                ckpt.parent.parent.rmdir()
 
 
-def _divergence(loss_value: float, opt):
-    """(step, reason) if the loss or any value of the optimizer stopped being finite."""
-    try:
-        opt.check_finite()
-    except NonFiniteError as e:
-        return e.step, str(e)
+def _publish(group, results, records, env) -> None:
+    by_config: dict = {}
+    for m, r in zip(group, results):
+        by_config.setdefault(m.index, []).append(r)
+    for index, rs in by_config.items():
+        records[index].update(rs, env)
+
+
+def _trajectory(recorder: Recorder, member: int | None, height: int, stopped: int | None) -> dict:
+    """One run's hyperparameter trajectory: its own levels only (a padded tower has more), up to
+    the step at which it was stopped (the others may train on)."""
+    traj = recorder.read(check=False, member=member)
+    keep = len(traj["step"]) if stopped is None else sum(s <= stopped for s in traj["step"])
+    return {k: v[:keep] for k, v in traj.items() if k == "step" or k.count("hyper.") <= height}
+
+
+def _stop(res: SeedResult, step: int, reason: str) -> None:
+    res.status, res.diverged_at_step, res.reason = "diverged", step, reason
+    res.final = {}  # no numbers from a diverged model
+
+
+def _divergence(loss_value: float, first: float | None, nonfinite, step: int):
+    """(step, reason) if a value of the optimizer or the loss stopped being finite, or the loss exploded."""
+    if nonfinite is not None:
+        return nonfinite.step, str(nonfinite)
     if not math.isfinite(loss_value):
-        return int(opt.steps), f"training loss became {loss_value}"
+        return step, f"training loss became {loss_value}"
+    if first is not None and loss_value > EXPLODE_FACTOR * max(first, 1e-3):
+        return step, (f"the loss exploded: {loss_value:.4g}, more than {EXPLODE_FACTOR:g}× its first logged value "
+                      f"{first:.4g}; lower the step size (or κ)")
+    return None
+
+
+def _at_chance(acc: float, train_loss: float, first: float | None, task: TaskData, epoch: int, step: int):
+    """(step, reason) if a classifier is at chance after an epoch *and* its training loss did not go
+    down: it learned nothing (a run that is merely slow is not stopped)."""
+    chance = 1.0 / task.classes
+    if task.kind == "image" and acc <= chance + CHANCE_MARGIN and (first is None or train_loss >= 0.99 * first):
+        return step, (f"test accuracy {100 * acc:.2f} % after epoch {epoch + 1} is at chance ({100 * chance:.0f} %) "
+                      f"and the training loss did not go down ({first:.4g} → {train_loss:.4g}): the model learned "
+                      "nothing; change the step size")
     return None
 
 

@@ -180,3 +180,23 @@ def test_dual_numbers_match_autograd_on_each_primitive():
         coef, base = d.tangent(0)
         tangent = coef if base is None else coef * base
         assert torch.allclose(torch.broadcast_to(torch.as_tensor(tangent, dtype=torch.float64), y.shape).sum(), expected), f
+
+
+def test_sgd_sgd_closed_form_holds_for_each_member_of_a_batch():
+    """batch=2, each configuration on its own data: each hypergradient is −⟨g_t, g_{t−1}⟩ of its own."""
+    from hypernb import models
+
+    together = models.batched([mlp(seed=0), mlp(seed=1)])
+    opt = optim.SGD(together.parameters(), alpha=[0.05, 0.02], hyper=optim.SGD(alpha=[1e-3, 1e-2]), batch=2)
+    streams = [batches(6, seed=3), batches(6, seed=4)]
+    previous = None
+    for step in range(6):
+        x = torch.stack([s[step][0] for s in streams])
+        opt.zero_grad()
+        out = together(x)
+        sum(torch.nn.functional.cross_entropy(out[k], streams[k][step][1]) for k in range(2)).backward()
+        g = torch.cat([p.grad.reshape(2, -1) for p in together.parameters()], dim=1).clone()
+        opt.step()
+        expected = torch.zeros(2, dtype=torch.float64) if previous is None else -(g * previous).sum(dim=1)
+        torch.testing.assert_close(opt.hypergradients()["alpha"], expected, rtol=1e-12, atol=1e-300)
+        previous = g

@@ -66,3 +66,35 @@ def test_matches_paper_package(case):
         initial = {k: float(v) for k, v in hypernb_spec(case, mlp().parameters()).hyperparameters().items()}
         moved = [k for k in expected if k.count("hyper.") == 0 and abs(got[k] - initial[k]) > 1e-9 * max(1, abs(initial[k]))]
         assert moved, f"no level-0 hyperparameter moved: {got} vs {initial}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if len(c) > 1][::3], ids=[ids(c) for c in CASES if len(c) > 1][::3])
+def test_each_member_of_a_batch_matches_the_papers_package(case):
+    """Three configurations trained at once (batch=3: one MLP each, in one batched model), each from
+    its own initialisation on its own batches: every one equals the paper's package run alone.
+    (Batched runs with different α, κ, μ0 and heights equal their runs alone: tests/test_batch.py.)"""
+    from hypernb import models
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        K = 3
+        streams = [batches(20, seed=1 + k) for k in range(K)]
+        together = models.batched([mlp(seed=k) for k in range(K)])
+        opt = hypernb_spec(case, together.parameters(), batch=K)
+        for step in range(20):
+            x = torch.stack([s[step][0] for s in streams])
+            y = [s[step][1] for s in streams]
+            opt.zero_grad()
+            out = together(x)
+            sum(torch.nn.functional.cross_entropy(out[k], y[k]) for k in range(K)).backward()
+            opt.step()
+        for k in range(K):
+            theirs = train_gdtuo(mlp(seed=k), build_gdtuo(case), streams[k])
+            state = together.member_state(k)
+            for pname, p in theirs.module.named_parameters():
+                torch.testing.assert_close(state[pname], p.detach(), rtol=1e-10, atol=1e-13, msg=f"member {k}: {pname}")
+            got = {key: float(v[k]) for key, v in opt.hyperparameters().items()}
+            for key, value in gdtuo_effective(theirs.optimizer).items():
+                assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-15), (k, key)
+    finally:
+        torch.set_default_dtype(torch.float32)

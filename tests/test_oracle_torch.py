@@ -68,3 +68,39 @@ def test_adam_default_v0_is_a_large_early_epsilon():
     torch.testing.assert_close(ours, predicted, rtol=1e-9, atol=1e-15)
     small = (g.abs() < 1e-4) & (g != 0)
     assert small.any() and (ours[small].abs() < 0.05 * theirs[small].abs()).all()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_member_of_a_batch_reduces_to_torch_optim(name):
+    """Two configurations trained at once with κ = 0, each from its own initialisation: each equals
+    torch.optim alone."""
+    from hypernb import models
+
+    ours_fn, torch_fn = CASES[name]
+    data = batches(20)
+    together = models.batched([mlp(seed=0), mlp(seed=1)])
+    hyper = optim.SGD(alpha=0.0)
+    probe = ours_fn([torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], None)  # the case's values
+    kw = {k: v for k, v in probe._values.items()}
+    rule = probe._rule
+    options = {"eps": getattr(rule, "eps", None)} if name in ("adagrad", "rmsprop") else {}
+    if name == "adam":
+        options = {"log_eps": -300}
+    if name == "adagrad":
+        options["initial_accumulator"] = rule.initial_accumulator
+    opt = type(probe)(together.parameters(), hyper=hyper, batch=2, **kw, **options)
+    for x, y in data:
+        opt.zero_grad()
+        out = together(x.unsqueeze(0).expand(2, *x.shape))
+        (torch.nn.functional.cross_entropy(out[0], y) + torch.nn.functional.cross_entropy(out[1], y)).backward()
+        opt.step()
+    for k in range(2):
+        reference = mlp(seed=k)
+        t = torch_fn(reference.parameters())
+        for x, y in data:
+            t.zero_grad()
+            torch.nn.functional.cross_entropy(reference(x), y).backward()
+            t.step()
+        state = together.member_state(k)
+        for n, p in reference.named_parameters():
+            torch.testing.assert_close(state[n], p.detach(), rtol=1e-12, atol=1e-14, msg=f"{name} member {k}: {n}")

@@ -55,28 +55,31 @@ SMOKE = dict(task="mnist-mlp", optimizer="adam/sgd", profile="smoke", epochs=3, 
              kappa=1e-4, seeds=[0, 1])
 
 
-def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("batch", [None, 1])  # both seeds in one training loop, or one after the other
+def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path, batch):
     require("mnist")
-    reference = run(dict(SMOKE, out_dir=str(tmp_path / "ref")))
+    reference = run(dict(SMOKE, out_dir=str(tmp_path / "ref")), batch=batch)
 
     class Stop(Exception):
         pass
 
-    def interrupt(seed_result, epoch):
-        if seed_result.seed == 1 and epoch == 0:
+    def interrupt(seed_results, epoch):
+        if seed_results[-1].seed == 1 and epoch == 0:
             raise Stop
 
     with pytest.raises(Stop):
-        run(dict(SMOKE, out_dir=str(tmp_path / "resumed")), on_epoch_end=interrupt)
+        run(dict(SMOKE, out_dir=str(tmp_path / "resumed")), batch=batch, on_epoch_end=interrupt)
     partial = hypernb.Result.load(tmp_path / "resumed")
-    assert [s.status for s in partial.seeds] == ["ok", "running"]  # seed 0 finished, seed 1 mid-way
-    resumed = run(dict(SMOKE, out_dir=str(tmp_path / "resumed")))
+    expected = ["running", "running"] if batch is None else ["ok", "running"]
+    assert [s.status for s in partial.seeds] == expected  # together: both mid-way; alone: seed 0 finished
+    resumed = run(dict(SMOKE, out_dir=str(tmp_path / "resumed")), batch=batch)
     for a, b in zip(reference.seeds, resumed.seeds):
         strip = ("time_s",)
         assert [{k: v for k, v in e.items() if k not in strip} for e in a.epochs] == \
                [{k: v for k, v in e.items() if k not in strip} for e in b.epochs]
         assert a.loss == b.loss and a.steps == b.steps and a.trajectory == b.trajectory and a.final == b.final
     assert resumed.summary["test_acc"] == reference.summary["test_acc"]
+    assert not list(tmp_path.rglob("*.pt"))  # finished: the checkpoints are gone
 
 
 def test_rerun_of_a_finished_run_does_no_work(tmp_path):
@@ -84,9 +87,9 @@ def test_rerun_of_a_finished_run_does_no_work(tmp_path):
     first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
     again = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
     assert again.seeds[0].time_s == first.seeds[0].time_s  # loaded, not retrained
-    assert not (tmp_path / "seed0" / "checkpoint.pt").exists()  # finished: the metrics suffice
+    assert not list(tmp_path.glob("checkpoint*.pt"))  # finished: the metrics suffice
     kept = run(dict(SMOKE, epochs=1, seeds=[0], keep_checkpoint=True, out_dir=str(tmp_path / "kept")))
-    assert kept.ok and (tmp_path / "kept" / "seed0" / "checkpoint.pt").exists()
+    assert kept.ok and list((tmp_path / "kept").glob("checkpoint*.pt"))
 
 
 def test_other_config_in_the_same_out_dir_is_refused(tmp_path):

@@ -37,15 +37,18 @@ UNSUPPORTED_KEYS = {"momentum", "betas", "eps", "dampening", "nesterov", "amsgra
                     "log_eps", "decoupled_weight_decay"}
 
 
-def _per_member(value, K: int | None, what: str) -> list[float]:
-    """One float per configuration from a number or (with batch=K) a list of K numbers."""
+def _per_member(value, K, what: str) -> list[float]:
+    """One float per configuration from a number or (with batch=K) a list of K numbers
+    (K = "any": a list of any length, for a hyperoptimizer not yet in a tower)."""
     if isinstance(value, (list, tuple)):
+        if K == "any":
+            return [_number(v, what) for v in value]
         if K is None:
             raise ValueError(f"{what}: a list of values needs batch=K (one value per configuration), got {value!r}")
         if len(value) != K:
             raise ValueError(f"{what}: got {len(value)} values for batch={K}")
         return [_number(v, what) for v in value]
-    return [_number(value, what)] * (K or 1)
+    return [_number(value, what)] * (K if isinstance(K, int) else 1)
 
 
 def _number(v, what: str) -> float:
@@ -83,7 +86,8 @@ class HyperOptimizer(torch.optim.Optimizer):
             raise ValueError(f"batch must be a positive int (the number of configurations), got {batch!r}")
         self._rule, self._values, self._batch = rule, dict(values), batch
         self._options = {"check_every": check_every, "capturable": capturable, "cuda_graph": cuda_graph}
-        self._check_values(self._values, family, batch)
+        # an unbound hyperoptimizer learns its batch from the tower it joins (checked again there)
+        self._check_values(self._values, family, batch if params is not None else "any")
         if hyper is not None:
             if not isinstance(hyper, HyperOptimizer):
                 raise ValueError(f"hyper= must be a hypernb optimizer such as SGD(alpha=1e-5), got {hyper!r}")

@@ -56,10 +56,12 @@ def _value(x):
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise dot products of [K, n] matrices ([K]): one BLAS dot for one configuration (no
-    temporary), a batched matrix product for several."""
+    """Row-wise dot products of [K, n] matrices ([K]): a BLAS dot per row on a CPU (no temporary;
+    each configuration rounds exactly as it would alone), one batched product on a GPU."""
     if a.shape[0] == 1:
         return torch.dot(a[0], b[0]).unsqueeze(0)
+    if a.device.type == "cpu":
+        return torch.stack([torch.dot(x, y) for x, y in zip(a, b)])
     return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 

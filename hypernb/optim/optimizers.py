@@ -58,7 +58,8 @@ class SGD(HyperOptimizer):
             raise ValueError(f"{family}: give momentum once, as mu= or momentum= (the same thing), not both")
         mu = 0.0 if mu is None and momentum is None else (mu if mu is not None else momentum)
         _no_torch_extras(family, options)
-        on = any(m != 0.0 for m in _per_member(mu, options.get("batch"), f"{family}: mu"))
+        on = any(m != 0.0 for m in _per_member(mu, options.get("batch") if params is not None else "any",
+                                                 f"{family}: mu"))
         self._repr_hypers = ("alpha", "mu") if on else ("alpha",)
         self._aliases = {"lr": "alpha", "momentum": "mu"}
         super().__init__(params, SGDRule(momentum=on, sign_safe=sign_safe),

@@ -1,0 +1,136 @@
+"""Many configurations at once: batched models and runs equal the same configurations trained alone
+(float64, ≤ 1e-10 relative), with different α0, κ, μ0, seeds and padded tower heights in one batch."""
+import math
+
+import pytest
+import torch
+
+from conftest import require
+from hypernb import groups, models, run
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*functorch.*:UserWarning")
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet20", "lstm-loop", "lstm-blockdiag"])
+def test_a_batched_model_computes_what_each_model_computes_alone(name):
+    torch.set_default_dtype(torch.float64)
+    try:
+        K = 3
+        make = {"mlp": lambda: models.MLP(), "resnet20": lambda: models.ResNet20(),
+                "lstm-loop": lambda: models.CharLSTM(20, hidden=16), "lstm-blockdiag": lambda: models.CharLSTM(20, hidden=16)}
+        singles = []
+        for k in range(K):
+            torch.manual_seed(k)
+            singles.append(make[name]())
+        x = {"mlp": torch.rand(K, 5, 1, 28, 28), "resnet20": torch.rand(K, 4, 3, 32, 32)}.get(
+            name, torch.randint(0, 20, (K, 4, 7)))
+        together = models.batched(singles, impl=name.split("-")[1] if name.startswith("lstm") else "auto")
+        out = together(x)
+        out.square().sum().backward()
+        for k, m in enumerate(singles):
+            ref = m(x[k])
+            ref.square().sum().backward()
+            torch.testing.assert_close(out[k], ref, rtol=1e-10, atol=1e-12)
+            for pname, p in m.named_parameters():
+                mine = dict(together.named_parameters())[pname.replace(".", "__")]
+                torch.testing.assert_close(mine.grad[k], p.grad, rtol=1e-10, atol=1e-12, msg=pname)
+        if name == "resnet20":  # BatchNorm statistics per configuration
+            torch.testing.assert_close(together.member_state(1)["bn.running_mean"], singles[1].bn.running_mean)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def _close(a, b, what):
+    assert a.status == b.status, (what, a.status, b.status, a.reason, b.reason)
+    assert set(a.trajectory) == set(b.trajectory), what
+    for key in a.trajectory:
+        torch.testing.assert_close(torch.tensor(a.trajectory[key]), torch.tensor(b.trajectory[key]), rtol=1e-10,
+                                   atol=1e-12, msg=f"{what}: {key}")
+    torch.testing.assert_close(torch.tensor(a.loss), torch.tensor(b.loss), rtol=1e-10, atol=1e-12, msg=what)
+    for k, v in a.final.items():
+        assert v == pytest.approx(b.final[k], rel=1e-10, abs=1e-12), (what, k)
+
+
+TASKS = {
+    "mlp": (dict(task="mnist-mlp", train_limit=640, test_limit=200, batch_size=32), "mnist"),
+    "resnet20": (dict(task="cifar10subset-resnet20", train_limit=160, test_limit=40, batch_size=8), "cifar10subset"),
+    "lstm": (dict(task="warpeace-lstm", train_limit=4000, test_limit=1000, batch_size=8, seq_len=20, hidden=24),
+             "warpeace"),
+}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_runs_trained_together_equal_runs_trained_alone(task):
+    """20 steps in float64: different α0, κ, μ0 and seeds, towers of height 0–3 padded to one."""
+    common, dataset = TASKS[task]
+    require(dataset)
+    base = dict(common, profile="smoke", epochs=1, max_steps=20, dtype="float64", quiet=True, log_every=5)
+    if task == "lstm":
+        configs = [dict(base, optimizer="adam", alpha=2e-3, seeds=[0]),
+                   dict(base, optimizer="adam/sgd", alpha=5e-3, kappa=1e-4, seeds=[1]),
+                   dict(base, optimizer="adam/sgd*3", alpha=1e-3, kappa=[1e-4, 1e-5, 1e-6], seeds=[2])]
+    else:
+        # ResNet's hypergradients are ~10³ larger, and a tower multiplies them level by level
+        a, k = (1.0, [1e-3, 1e-4, 1e-5]) if task == "mlp" else (0.03, [1e-6, 1e-12, 1e-18])
+        configs = [dict(base, optimizer="sgd/sgd", alpha=0.05 * a, mu=0.9, kappa=k[0], seeds=[0]),
+                   dict(base, optimizer="sgd", alpha=0.02 * a, mu=0.5, seeds=[1]),
+                   dict(base, optimizer="sgd/sgd*3", alpha=0.1 * a, mu=0.8, kappa=k, seeds=[2])]
+    together = run(configs)
+    assert all(r.seeds[0].trained_with == 3 for r in together)
+    assert all(r.seeds[0].status == "ok" for r in together), [r.seeds[0].reason for r in together]
+    for c, t in zip(configs, together):
+        alone = run(c, batch=1)
+        assert alone.seeds[0].trained_with == 1
+        _close(t.seeds[0], alone.seeds[0], f"{c['optimizer']} α0={c['alpha']}")
+
+
+def test_one_diverging_run_leaves_the_others_unchanged():
+    require("mnist")
+    base = dict(TASKS["mlp"][0], profile="smoke", epochs=1, max_steps=30, dtype="float64", quiet=True, log_every=5,
+                optimizer="sgd/sgd")
+    good = [dict(base, alpha=0.05, kappa=1e-3, seeds=[0]), dict(base, alpha=0.1, kappa=1e-4, seeds=[1])]
+    bad = dict(base, alpha=0.05, kappa=1e300, seeds=[2])  # α overflows at the second step
+    together = run(good + [bad])
+    assert together[2].seeds[0].status == "diverged" and together[2].seeds[0].final == {}
+    assert "exploded" in together[2].seeds[0].reason or "non-finite" in together[2].seeds[0].reason
+    for c, t in zip(good, together):
+        _close(t.seeds[0], run(c, batch=1).seeds[0], "a healthy run beside a diverging one")
+
+
+def test_an_exploding_but_finite_loss_is_divergence():
+    """SGD with α = 100 keeps every value finite while the loss explodes (the report's failure
+    regime): recorded as diverged, with its step and reason, not as ok."""
+    require("mnist")
+    r = run(dict(TASKS["mlp"][0], profile="smoke", epochs=1, quiet=True, log_every=2, optimizer="sgd", alpha=100.0))
+    s = r.seeds[0]
+    assert s.status == "diverged" and s.final == {} and s.diverged_at_step is not None
+    assert "exploded" in s.reason or "chance" in s.reason, s.reason
+
+
+def test_grouping_keeps_incompatible_runs_apart_and_pads_towers():
+    from hypernb.config import RunConfig
+
+    def member(**kw):
+        return groups.Member(RunConfig.from_dict({"task": "mnist-mlp", **kw}).resolved(), 0, 0)
+
+    ms = [member(optimizer="sgd"), member(optimizer="sgd/sgd*2"), member(optimizer="sgd/adam"),
+          member(optimizer="sgd", mu=0.9), member(optimizer="sgd", hidden=64), member(optimizer="adam/sgd")]
+    plan = groups.plan(ms, batch=None)
+    assert [[m.config.optimizer for m in g] for g in plan] == [["sgd", "sgd/sgd*2"], ["sgd/adam"], ["sgd"], ["sgd"],
+                                                             ["adam/sgd"]]
+    assert [len(g) for g in groups.plan(ms[:2] * 3, batch=4)] == [4, 2]
+
+
+def test_a_padded_level_leaves_the_level_below_exactly_unchanged():
+    """κ = 0 at the padded levels: SGD alone inside an sgd/sgd*3 batch keeps α bit for bit."""
+    w = torch.nn.Parameter(torch.randn(2, 5, dtype=torch.float64))
+    from hypernb import optim
+
+    opt = optim.tower("sgd/sgd*3", [w], alpha=[0.1, 0.1], kappa=[[0.0, 1e-2], [0.0, 1e-3], [0.0, 1e-4]], batch=2)
+    for _ in range(5):
+        opt.zero_grad()
+        (w ** 4).sum().backward()
+        opt.step()
+    alpha = opt.hyperparameters()["alpha"]
+    assert alpha[0].item() == 0.1 and alpha[1].item() != 0.1
+    assert math.isfinite(alpha[1].item())
