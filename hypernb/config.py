@@ -83,6 +83,9 @@ class RunConfig:
     keep_checkpoint: bool = _f(False, "keep each finished seed's last checkpoint (model + optimizer state)")
     profile: str = _f("demo", f"default sizes: {', '.join(PROFILES)}")
     train_limit: int | None = _f(None, "use only the first N training examples (characters for text)")
+    val_examples: int = _f(0, "hold out the last N training examples (characters for text) as a validation "
+                              "split, evaluated every epoch (val_loss, val_acc): for choosing α or κ without the "
+                              "test set")
     test_limit: int | None = _f(None, "use only the first N test examples (characters for text)")
     max_steps: int | None = _f(None, "stop each epoch after this many steps")
     augment: bool | None = _f(None, "CIFAR crop+flip augmentation (default on for CIFAR)")
@@ -170,6 +173,9 @@ class RunConfig:
         self.seeds = tuple(self.seeds)
         if not self.seeds or not all(isinstance(s, numbers.Integral) and s >= 0 for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
+        if not isinstance(self.val_examples, numbers.Integral) or isinstance(self.val_examples, bool) \
+                or self.val_examples < 0:
+            raise ValueError(f"val_examples must be an integer >= 0, got {self.val_examples!r}")
         for name in ("epochs", "batch_size", "log_every", "train_limit", "test_limit", "max_steps", "hidden",
                      "seq_len", "lstm_layers"):
             value = getattr(self, name)

@@ -109,6 +109,7 @@ class TaskData:
     kind: str  # image | text
     classes: int
     info: dict
+    val: D.DeviceLoader | None = None  # held out from the training data (val_examples)
 
 
 def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
@@ -117,6 +118,11 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
         corpus = D.load_corpus(c.dataset, root, c.download)
         train_codes = corpus.train[: c.train_limit] if c.train_limit else corpus.train
         val_codes = corpus.val[: c.test_limit] if c.test_limit else corpus.val
+        held = None
+        if c.val_examples:
+            if c.val_examples >= len(train_codes) // 2:
+                raise ValueError(f"val_examples={c.val_examples} leaves too little training text ({len(train_codes)})")
+            train_codes, held = train_codes[:-c.val_examples], train_codes[-c.val_examples:]
         if c.text_split == "shuffled":  # the report's bug: characters at random positions, no context left
             gen = torch.Generator().manual_seed(seed)
             codes = torch.cat([corpus.train, corpus.val])
@@ -125,11 +131,15 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
         train_w = D.windows(train_codes, c.seq_len).to(device)
         val_w = D.windows(val_codes, c.seq_len).to(device)
         info = {"vocab_size": corpus.vocab_size, "unigram_entropy_nats": corpus.unigram_entropy(),
-                "train_chars": len(train_codes), "val_chars": len(val_codes),
-                "split": ("contiguous: first 90% train, last 10% validation" if c.text_split == "contiguous"
+                "train_chars": len(train_codes), "test_chars": len(val_codes),
+                "split": ("contiguous: first 90% train, last 10% test" if c.text_split == "contiguous"
                           else "SHUFFLED characters (the report's bug, for demonstration)")}
+        if held is not None:
+            info["validation"] = f"the last {len(held)} training characters, held out"
         return TaskData(lambda s: D.DeviceLoader(train_w, None, c.batch_size, True, s, drop_last=True),
-                        D.DeviceLoader(val_w, None, 256, False), "text", corpus.vocab_size, info)
+                        D.DeviceLoader(val_w, None, 256, False), "text", corpus.vocab_size, info,
+                        None if held is None else D.DeviceLoader(D.windows(held, c.seq_len).to(device), None, 256,
+                                                                 False))
     if c.dataset == "mnist":
         arrays = D.load_mnist(root, c.download)
         note = "MNIST (60,000 / 10,000)"
@@ -144,6 +154,11 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
         tx, ty = tx[: c.train_limit], ty[: c.train_limit]
     if c.test_limit:
         vx, vy = vx[: c.test_limit], vy[: c.test_limit]
+    hx = hy = None
+    if c.val_examples:
+        if c.val_examples >= len(tx) // 2:
+            raise ValueError(f"val_examples={c.val_examples} leaves too few training examples ({len(tx)})")
+        tx, ty, hx, hy = tx[:-c.val_examples], ty[:-c.val_examples], tx[-c.val_examples:], ty[-c.val_examples:]
     dtype = getattr(torch, c.dtype)
     if c.dataset.startswith("cifar"):
         mean = torch.tensor(D.CIFAR_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
@@ -158,11 +173,14 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
         return to_float(D.cifar_augment(x, gen) if c.augment else x)
 
     info = {"dataset": note, "train_examples": len(tx), "test_examples": len(vx), "augment": bool(c.augment)}
+    if hx is not None:
+        info["validation"] = f"the last {len(hx)} training examples, held out"
     tx, ty = tx.to(device), ty.to(device)
+    plain = lambda x, g: to_float(x)  # noqa: E731
     return TaskData(
         lambda s: D.DeviceLoader(tx, ty, c.batch_size, True, s, train_transform),
-        D.DeviceLoader(vx.to(device), vy.to(device), 1000, False, transform=lambda x, g: to_float(x)),
-        "image", 10, info)
+        D.DeviceLoader(vx.to(device), vy.to(device), 1000, False, transform=plain), "image", 10, info,
+        None if hx is None else D.DeviceLoader(hx.to(device), hy.to(device), 1000, False, transform=plain))
 
 
 def build_model(c: RunConfig, task: TaskData) -> torch.nn.Module:
@@ -431,6 +449,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
         if not any(alive):
             break
         tests = evaluate(model, task.test, task.kind, K, not batched_model)
+        vals = evaluate(model, task.val, task.kind, K, not batched_model) if task.val is not None else None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t_epoch
@@ -446,6 +465,8 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
                        "time_s": elapsed}
             if task.kind == "text":
                 metrics.update(train_bits=D.bits(train_loss[k]), test_bits=test["bits"])
+            if vals is not None:
+                metrics.update({f"val_{name}": v for name, v in vals[k].items()})
             reason = (_divergence(train_loss[k], first_loss[k], bad.get(k), global_step)
                       or _divergence(test["loss"], None, None, global_step)
                       or _at_chance(test["acc"], train_loss[k], first_loss[k], task, epoch, global_step))
@@ -457,7 +478,8 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
             res.time_s += elapsed
             res.peak_memory_mb = _peak_memory_mb(device)
             res.final = {"test_loss": test["loss"], "test_acc": test["acc"],
-                         **({"test_bits": test["bits"]} if task.kind == "text" else {})}
+                         **({"test_bits": test["bits"]} if task.kind == "text" else {}),
+                         **({f"val_{name}": v for name, v in vals[k].items()} if vals is not None else {})}
             res.final.update({f"final_{name}": float(v if v.dim() == 0 else v[k])
                               for name, v in finals.items() if name.count("hyper.") <= m.height})
         for k, (m, res) in enumerate(zip(group, results)):
