@@ -3,8 +3,9 @@
 The notebooks stay thin (narrative, parameters, calls into this package, figures); everything that
 computes lives here, so it is tested and shared by the batch and interactive paths.
 """
-from . import charrnn, cifar, mnist, references, summary, towers
-from .common import Claim, Setup, claims_table, describe, output_root, resolve_profile, run_grid, save_claims, setup
+from . import charrnn, cifar, claims, mnist, references, sources, stats, summary, towers
+from .common import (Claim, MissingRecords, Setup, claims_table, describe, output_root, resolve_profile, run_grid,
+                     save_claims, save_verdicts, setup, show_table, verdict_table)
 
 NOTEBOOKS = {m.NAME: m for m in (mnist, cifar, charrnn, towers, summary)}
 
@@ -17,5 +18,6 @@ def start(notebook: str, namespace: dict) -> Setup:
     return setup(notebook, namespace, m.SPEC, m.DEFAULTS)
 
 
-__all__ = ["Claim", "Setup", "claims_table", "describe", "output_root", "resolve_profile", "run_grid", "save_claims",
-           "setup", "start", "NOTEBOOKS", "references", "mnist", "cifar", "charrnn", "towers", "summary"]
+__all__ = ["MissingRecords", "Setup", "describe", "output_root", "resolve_profile", "run_grid", "save_verdicts", "setup",
+           "show_table", "verdict_table", "start", "NOTEBOOKS", "claims", "sources", "stats", "mnist", "cifar",
+           "charrnn", "towers", "summary"]

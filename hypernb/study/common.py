@@ -1,6 +1,13 @@
 """What every notebook shares: its validated parameters, its output folder, grids of runs that are
-cached by configuration (a re-executed notebook resumes instead of retraining), figures, tables and
-the claims it checks."""
+cached by configuration (a re-executed notebook reads finished runs back instead of retraining, and
+resumes unfinished ones), figures and tables.
+
+Where results go: the full and demo profiles keep their run records in ``evidence/<profile>/<notebook>``
+of this checkout — the committed evidence the notebooks are rendered from — and the smoke profile in
+``outputs/smoke``; ``$HYPERNB_OUT`` or a notebook's ``OUT_DIR`` choose another folder (start afresh
+there to retrain everything). ``TRAIN = False`` (or ``$HYPERNB_TRAIN=0``) never trains: a missing
+record is reported instead (what ``make test`` does when it re-executes the committed notebooks).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -13,22 +20,37 @@ from .. import __version__, io
 from ..config import PROFILES, RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
-VERDICTS = ("reproduced", "refuted", "inconclusive")
+EVIDENCE = REPO / "evidence"
 
 
-def resolve_profile(profile: str) -> str:
-    """``auto`` → $HYPERNB_PROFILE if set, else ``smoke`` when $CI is set, else ``demo``."""
+def resolve_profile(profile: str, notebook: str | None = None) -> str:
+    """``auto`` → $HYPERNB_PROFILE if set, else the profile whose records this checkout holds for
+    the notebook (full, else demo), else ``demo``."""
     if profile == "auto":
-        profile = os.environ.get("HYPERNB_PROFILE") or ("smoke" if os.environ.get("CI") else "demo")
+        profile = os.environ.get("HYPERNB_PROFILE") or ""
+        if not profile and notebook:
+            profile = next((p for p in ("full", "demo") if (EVIDENCE / p / notebook / "runs").is_dir()), "")
+        profile = profile or "demo"
     if profile not in PROFILES:
         raise ValueError(f"PROFILE must be one of {('auto',) + PROFILES}, got {profile!r}")
     return profile
 
 
 def output_root(profile: str) -> Path:
-    """$HYPERNB_OUT if set, else outputs/<profile>/ in this checkout."""
+    """$HYPERNB_OUT if set, else evidence/<profile>/ (full, demo) or outputs/smoke/ in this checkout."""
     env = os.environ.get("HYPERNB_OUT")
-    return Path(env) if env else REPO / "outputs" / profile
+    if env:
+        return Path(env)
+    return EVIDENCE / profile if profile in ("full", "demo") else REPO / "outputs" / profile
+
+
+def training_allowed(value: bool = True) -> bool:
+    """A notebook's TRAIN parameter, overridden off by $HYPERNB_TRAIN=0."""
+    return bool(value) and os.environ.get("HYPERNB_TRAIN", "1") != "0"
+
+
+class MissingRecords(RuntimeError):
+    """Runs a notebook needs whose records are not there, while training is off."""
 
 
 @dataclass
@@ -80,7 +102,7 @@ def setup(notebook: str, namespace: dict, spec: dict, defaults: dict) -> Setup:
         raise ValueError(f"the parameters cell does not define {missing}")
     for name, kind in spec.items():
         _check_type(name, given[name], kind)
-    profile = resolve_profile(given["PROFILE"])
+    profile = resolve_profile(given["PROFILE"], notebook)
     params = dict(given)
     for key, value in defaults[profile].items():
         if params.get(key) is None:
@@ -91,8 +113,7 @@ def setup(notebook: str, namespace: dict, spec: dict, defaults: dict) -> Setup:
     io.write_json(out / "parameters.json", params)
     import matplotlib
 
-    if profile == "smoke":
-        matplotlib.rcParams["figure.dpi"] = 40  # keep the committed smoke outputs small
+    matplotlib.rcParams["figure.dpi"] = 100
     import seaborn as sns
 
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
@@ -115,18 +136,34 @@ def config_key(cfg: RunConfig) -> str:
 
 
 def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
-    """Run every config (a RunConfig or dict) into ``<out>/runs/<hash>``: finished runs are read back
-    instead of retrained, interrupted ones resume. Returns the Results in order."""
-    from tqdm.auto import tqdm
+    """Every config (a RunConfig or dict) into ``<out>/runs/<hash>``, trained together in compatible
+    batches: finished runs are read back instead of retrained, interrupted ones resume. Returns the
+    Results in order. With training off, missing records raise :class:`MissingRecords`."""
+    from ..train import Result, run
 
-    from ..train import run
-
-    results = []
-    for cfg in tqdm(configs, desc=desc, disable=s.quiet):
+    cfgs = []
+    for cfg in configs:
         cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
-        cfg = cfg.replace(out_dir=str(s.out_dir / "runs" / config_key(cfg)), quiet=True)
-        results.append(run(cfg))
-    return results
+        cfgs.append(cfg.replace(out_dir=str(s.out_dir / "runs" / config_key(cfg)), quiet=s.quiet))
+    if not training_allowed(s.params.get("TRAIN", True)):
+        missing = [c for c in cfgs if not _finished(Path(c.out_dir), c.seeds)]
+        if missing:
+            raise MissingRecords(f"{len(missing)} of {len(cfgs)} runs of {desc} have no finished record under "
+                                 f"{s.out_dir / 'runs'} and training is off (TRAIN = False or HYPERNB_TRAIN=0); e.g. "
+                                 f"{missing[0].optimizer} α={missing[0].alpha} seeds {list(missing[0].seeds)}")
+        return [Result.load(c.out_dir) for c in cfgs]
+    if not s.quiet:
+        print(f"{desc}: {len(cfgs)} configurations", flush=True)
+    return run(cfgs)
+
+
+def _finished(out: Path, seeds) -> bool:
+    try:
+        saved = io.read_json(out / "metrics.json")
+    except (FileNotFoundError, ValueError):
+        return False
+    done = {r["seed"] for r in saved["seeds"] if r["status"] in ("ok", "diverged")}
+    return set(seeds) <= done
 
 
 def save_figure(s: Setup, fig, name: str) -> Path:
@@ -141,6 +178,31 @@ def save_table(s: Setup, df, name: str) -> Path:
     path = s.path("tables", f"{name}.csv")
     io.atomic_write_bytes(path, df.to_csv(index=False).encode())
     return path
+
+
+def save_verdicts(s: Setup, verdicts: list) -> Path:
+    """The notebook's verdicts (and the profile they come from) as ``verdicts.json`` for the summary."""
+    path = s.path("verdicts.json")
+    io.write_json(path, {"notebook": s.notebook, "profile": s.profile, "verdicts": [v.to_dict() for v in verdicts]})
+    return path
+
+
+def verdict_table(verdicts: list, columns=("claim", "claimant", "comparison", "n", "effect", "95 % interval",
+                                           "verdict", "why")):
+    """One row per claim: what is compared, n, effect, interval, verdict and why (nothing cut short)."""
+    import pandas as pd
+
+    return pd.DataFrame([{k: v.row()[k] for k in columns} for v in verdicts], columns=list(columns))
+
+
+def show_table(df, caption: str = ""):
+    """A table whose cells wrap instead of being cut with "…" (for the notebooks)."""
+    styler = df.style.hide(axis="index").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+    return styler.set_caption(caption) if caption else styler
+
+
+# -- legacy claim records (notebooks 02, 03, 04 until they move to claims.py) ----------------------
+VERDICTS = ("reproduced", "refuted", "inconclusive")
 
 
 @dataclass

@@ -1,143 +1,318 @@
-"""Notebook 01: the paper's MNIST table, the report's claims about it, and Adam/Adam."""
+"""Notebook 01: the paper's MNIST table, fair (tuned) baselines, re-training from the learned
+values, the sensitivity the report argued about, and the report's Adam/Adam.
+
+Runs, all on the paper's MLP (784-128-10 tanh, batch 256, 30 epochs in the full profile):
+
+1. *the table*: SGD, AdaGrad, RMSProp, Adam alone and with each of 4 hyperoptimizers, at the
+   paper's default α and the κ of Huang et al.'s run of the official code (else the report's);
+2. *tuning*, on a validation split carved from the training set (never the test set): each X over
+   a log grid of α, each X/SGD over a log grid of κ (α0 at its default), same epochs;
+3. *tuned comparison*: X at the α and X/SGD at the κ chosen on validation, on fresh seeds;
+4. *re-training*: X from the hyperparameters X/SGD learned (its final values, seed by seed), the
+   paper's second MNIST experiment.
+"""
 from __future__ import annotations
 
 import math
 import statistics
 
-from . import references as R
-from .common import Claim, Setup, run_grid, save_figure, save_table
+from . import claims as C
+from . import sources as S
+from .common import Setup, run_grid, save_figure, save_table
+from .stats import interval, mean_sd, paired
 
 NAME = "01_mlp_mnist"
 SPEC = {
     "PROFILE": "str", "SEEDS": ("list", "none"), "EPOCHS": ("int", "none"), "OPTIMIZERS": "list",
-    "HYPEROPTIMIZERS": "list", "KAPPA": "dict", "ACTIVATION": "str", "OUT_DIR": "str", "INTERACTIVE": "bool",
-    "QUIET": "bool",
+    "HYPEROPTIMIZERS": "list", "TUNE_SEEDS": ("list", "none"), "FRESH_SEEDS": ("list", "none"),
+    "ALPHA_GRID": ("list", "none"), "KAPPA_DECADES": ("int", "none"), "VAL_EXAMPLES": ("int", "none"),
+    "TRAIN": "bool", "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
-    "smoke": {"SEEDS": [0], "EPOCHS": 1},
-    "demo": {"SEEDS": [0, 1, 2], "EPOCHS": 3},
-    "full": {"SEEDS": [0, 1, 2], "EPOCHS": 30},
+    "smoke": {"SEEDS": [0], "EPOCHS": 1, "TUNE_SEEDS": [0], "FRESH_SEEDS": [100], "ALPHA_GRID": [1e-3, 1e-1],
+              "KAPPA_DECADES": 1, "VAL_EXAMPLES": 512},
+    "demo": {"SEEDS": [0, 1], "EPOCHS": 2, "TUNE_SEEDS": [0], "FRESH_SEEDS": [100, 101],
+             "ALPHA_GRID": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "KAPPA_DECADES": 2, "VAL_EXAMPLES": 10_000},
+    "full": {"SEEDS": [0, 1, 2, 3, 4], "EPOCHS": 30, "TUNE_SEEDS": [0, 1, 2], "FRESH_SEEDS": [100, 101, 102, 103, 104],
+             "ALPHA_GRID": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], "KAPPA_DECADES": 3, "VAL_EXAMPLES": 10_000},
 }
+NAMES = {"sgd": "SGD", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam", "none": "–"}
+DIVERGED_ERROR = 90.0  # a diverged run counts as chance-level error wherever runs are ranked or spread
+LEARNED = {"sgd": ("alpha",), "adagrad": ("alpha",), "rmsprop": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2")}
 
 
-def kappa_for(s: Setup, opt: str, hyper: str) -> float:
-    """κ: the notebook's override, else the calibrated value of the paper's code, else the report's."""
-    key = f"{opt}/{hyper}"
-    if key in s["KAPPA"]:
-        return float(s["KAPPA"][key])
-    paper = R.PAPER_MNIST.get((opt, hyper))
-    if paper and paper[1] is not None:
-        return paper[1]
-    return R.REPORT_MNIST_KAPPA[opt][hyper]
+def base(s: Setup, **kw) -> dict:
+    cfg = dict(task="mnist-mlp", profile=s.profile, epochs=s["EPOCHS"], batch_size=256, activation="tanh",
+               log_every=50 if s.profile == "full" else 10)
+    if s.profile == "smoke":
+        cfg.update(train_limit=2048, test_limit=1024)
+    cfg.update(kw)
+    return cfg
 
 
-def grid(s: Setup) -> list[tuple[str, str, dict]]:
+def table_kappa(opt: str, hyper: str) -> tuple[float, str]:
+    """κ of a table cell and where it comes from: Huang et al.'s run of the official code for X/SGD,
+    else the report's κ table."""
+    if hyper == "sgd":
+        return S.HUANG_KAPPA[opt], S.HUANG.tag
+    return S.REPORT_MNIST_KAPPA[opt][hyper], "report's κ table"
+
+
+def _error(res, seed=None, metric="test_acc") -> dict:
+    """seed → error % (a diverged seed: DIVERGED_ERROR)."""
+    out = {}
+    for sd in res.seeds:
+        if seed is not None and sd.seed != seed:
+            continue
+        out[sd.seed] = DIVERGED_ERROR if sd.status != "ok" else 100 * (1 - sd.final[metric])
+    return out
+
+
+# -- 1. the table ------------------------------------------------------------------------------------
+def table_configs(s: Setup) -> list[tuple[str, str, dict]]:
     points = []
     for opt in s["OPTIMIZERS"]:
         for hyper in s["HYPEROPTIMIZERS"]:
-            cfg = dict(task="mnist-mlp", profile=s.profile, optimizer=opt if hyper == "none" else f"{opt}/{hyper}",
-                       alpha=R.MNIST_ALPHA[opt], epochs=s["EPOCHS"], seeds=list(s["SEEDS"]),
-                       activation=s["ACTIVATION"], log_every=10)
+            cfg = base(s, optimizer=opt if hyper == "none" else f"{opt}/{hyper}", alpha=S.DEFAULT_ALPHA[opt],
+                       seeds=list(s["SEEDS"]))
             if hyper != "none":
-                cfg["kappa"] = kappa_for(s, opt, hyper)
+                cfg["kappa"] = table_kappa(opt, hyper)[0]
             points.append((opt, hyper, cfg))
     return points
 
 
 def run_table(s: Setup):
-    """Train the grid; return (table DataFrame, {(opt, hyper): Result})."""
+    """Train (or read back) the table; return (DataFrame, {(opt, hyper): Result})."""
     import pandas as pd
 
-    points = grid(s)
-    results = run_grid(s, [cfg for _, _, cfg in points], desc="MNIST grid")
+    points = table_configs(s)
+    results = run_grid(s, [cfg for _, _, cfg in points], desc="the MNIST table")
     by_key = {(o, h): r for (o, h, _), r in zip(points, results)}
     rows = []
     for (opt, hyper, cfg), r in zip(points, results):
-        acc = r.summary.get("test_acc")
-        finals = [sd.final.get("final_alpha") for sd in r.seeds if sd.status == "ok"]
-        first = [sd.epochs[0]["train_loss"] for sd in r.seeds if sd.epochs]
-        last = [sd.epochs[-1]["train_loss"] for sd in r.seeds if sd.epochs and sd.status == "ok"]
+        err = _error(r)
+        ok = [sd for sd in r.seeds if sd.status == "ok"]
+        huang = S.HUANG_MNIST_ERROR.get((opt, hyper))
+        report = S.REPORT_MNIST_ERROR.get((opt, hyper))
         rows.append({
-            "optimizer": opt, "hyperoptimizer": hyper, "kappa": cfg.get("kappa"),
-            "test_error_%": None if acc is None else 100 * (1 - acc["mean"]),
-            "std_%": None if acc is None else 100 * acc["std"],
-            "seeds_ok": sum(sd.status == "ok" for sd in r.seeds), "seeds": len(r.seeds),
-            "train_loss_epoch1": statistics.fmean(first) if first else None,
-            "train_loss_final": statistics.fmean(last) if last else None,
-            "final_alpha": statistics.fmean(finals) if finals else None,
-        })
-    table = pd.DataFrame(rows)
-    save_table(s, table, "mnist_grid")
-    return table, by_key
-
-
-def comparison(s: Setup, table):
-    """Ours next to the paper's code (JH calibration) and the report, as test error %."""
-    import pandas as pd
-
-    rows = []
-    for _, row in table.iterrows():
-        key = (row.optimizer, row.hyperoptimizer)
-        paper = R.PAPER_MNIST.get(key)
-        report = R.REPORT_MNIST_ACC.get(key)
-        ours = ("diverged" if row.seeds_ok == 0 else f"{row['test_error_%']:.2f} ± {row['std_%']:.2f}"
-                f" (n={row.seeds_ok})")
-        rows.append({
-            "optimizer / hyperoptimizer": f"{row.optimizer} / {row.hyperoptimizer}",
-            "κ": "–" if row.kappa is None or (isinstance(row.kappa, float) and math.isnan(row.kappa)) else f"{row.kappa:g}",
-            "paper's code (JH, 3 runs)": "–" if not paper else f"{paper[0]:.2f} ({paper[2]} ep.)",
-            "report (ReLU, 1 run, 30 ep.)": "–" if report is None else f"{100 - report:.2f}",
-            f"ours ({s.profile}, {s['EPOCHS']} ep.)": ours,
+            "optimizer": NAMES[opt], "hyperoptimizer": NAMES[hyper],
+            "κ": "–" if hyper == "none" else f"{cfg['kappa']:g} ({table_kappa(opt, hyper)[1]})",
+            "ours: test error % (mean ± sd)": mean_sd([e for sd, e in zip(r.seeds, err.values()) if sd.status == "ok"]),
+            "diverged": f"{len(r.seeds) - len(ok)} of {len(r.seeds)}",
+            f"{S.HUANG.tag}: test error %": "–" if huang is None else f"{huang} ({huang.setting})",
+            f"{S.REPORT_LOGS.tag}: test error %": "–" if report is None else f"{report} (ReLU, 1 seed)",
+            "learned α (mean)": "–" if hyper == "none" or not ok else
+            f"{statistics.fmean(sd.final['final_alpha'] for sd in ok):.3g}",
         })
     df = pd.DataFrame(rows)
-    save_table(s, df, "paper_report_ours")
+    save_table(s, df, "mnist_table")
+    return df, by_key
+
+
+# -- 2. tuning on the validation split ---------------------------------------------------------------
+def kappa_grid(s: Setup, opt: str) -> list[float]:
+    """κ over 2·KAPPA_DECADES + 1 decades centred on Huang et al.'s κ for X/SGD."""
+    c = S.HUANG_KAPPA[opt]
+    return [c * 10.0 ** d for d in range(-s["KAPPA_DECADES"], s["KAPPA_DECADES"] + 1)]
+
+
+def tuning_configs(s: Setup) -> list[tuple[str, str, float, dict]]:
+    points = []
+    for opt in s["OPTIMIZERS"]:
+        for a in s["ALPHA_GRID"]:
+            points.append((opt, "none", a, base(s, optimizer=opt, alpha=a, seeds=list(s["TUNE_SEEDS"]),
+                                                val_examples=s["VAL_EXAMPLES"])))
+        for k in kappa_grid(s, opt):
+            points.append((opt, "sgd", k, base(s, optimizer=f"{opt}/sgd", alpha=S.DEFAULT_ALPHA[opt], kappa=k,
+                                               seeds=list(s["TUNE_SEEDS"]), val_examples=s["VAL_EXAMPLES"])))
+    return points
+
+
+def run_tuning(s: Setup):
+    """Train the α and κ grids; return a tidy DataFrame (one row per run and seed)."""
+    import pandas as pd
+
+    points = tuning_configs(s)
+    results = run_grid(s, [cfg for *_, cfg in points], desc="tuning on the validation split")
+    rows = []
+    for (opt, hyper, value, _), r in zip(points, results):
+        val, test = _error(r, metric="val_acc"), _error(r)
+        for sd in r.seeds:
+            rows.append({"optimizer": opt, "hyperoptimizer": hyper, "knob": "α" if hyper == "none" else "κ",
+                         "value": value, "seed": sd.seed, "status": sd.status, "val_error": val[sd.seed],
+                         "test_error": test[sd.seed]})
+    df = pd.DataFrame(rows)
+    save_table(s, df, "tuning")
     return df
 
 
-def loss_figure(s: Setup, results: dict):
+def chosen(tuning) -> dict:
+    """(opt, hyper) → the α (or κ) with the lowest mean validation error (diverged counted as 90 %)."""
+    out = {}
+    for (opt, hyper), g in tuning.groupby(["optimizer", "hyperoptimizer"]):
+        means = g.groupby("value").val_error.mean()
+        out[(opt, hyper)] = float(means.idxmin())
+    return out
+
+
+# -- 3. the tuned comparison on fresh seeds --------------------------------------------------------------
+def run_tuned(s: Setup, tuning):
+    best = chosen(tuning)
+    points = []
+    for opt in s["OPTIMIZERS"]:
+        points.append((opt, "none", base(s, optimizer=opt, alpha=best[(opt, "none")], seeds=list(s["FRESH_SEEDS"]),
+                                         val_examples=s["VAL_EXAMPLES"])))
+        points.append((opt, "sgd", base(s, optimizer=f"{opt}/sgd", alpha=S.DEFAULT_ALPHA[opt],
+                                        kappa=best[(opt, "sgd")], seeds=list(s["FRESH_SEEDS"]),
+                                        val_examples=s["VAL_EXAMPLES"])))
+    results = run_grid(s, [cfg for *_, cfg in points], desc="tuned comparison (fresh seeds)")
+    return {(o, h): r for (o, h, _), r in zip(points, results)}, best
+
+
+# -- 4. re-training from the learned values -------------------------------------------------------------
+def retrain_configs(s: Setup, table: dict) -> list[tuple[str, int, dict]]:
+    """X from the final values X/SGD learned with the same seed (the paper's second experiment)."""
+    points = []
+    for opt in s["OPTIMIZERS"]:
+        hyper = table.get((opt, "sgd"))
+        if hyper is None:
+            continue
+        for sd in hyper.seeds:
+            if sd.status != "ok":
+                continue
+            values = {name: sd.final[f"final_{name}"] for name in LEARNED[opt]}
+            if values["alpha"] <= 0 or not all(math.isfinite(v) for v in values.values()):
+                continue  # a learned α ≤ 0 cannot be a plain optimizer's step size
+            cfg = base(s, optimizer=opt, seeds=[sd.seed], **values)
+            points.append((opt, sd.seed, cfg))
+    return points
+
+
+def run_retrain(s: Setup, table: dict) -> dict:
+    points = retrain_configs(s, table)
+    results = run_grid(s, [cfg for *_, cfg in points], desc="re-training from the learned values")
+    out: dict = {}
+    for (opt, seed, _), r in zip(points, results):
+        out.setdefault(opt, {}).update(_error(r))
+    return out
+
+
+# -- the Adam/Adam demonstration ------------------------------------------------------------------------
+def adam_adam_demo(s: Setup):
+    """The report's Adam/Adam setting (ReLU MLP, κ = 1e-3, β2 = 0.99), with and without the β squashing."""
+    epochs = 1 if s.profile == "smoke" else 3
+    cfgs = [base(s, optimizer=opt, kappa=1e-3, beta2=0.99, epochs=epochs, activation="relu", seeds=[0], log_every=1)
+            for opt in ("adam/adam", "adamunclamped/adam")]
+    clamped, unclamped = run_grid(s, cfgs, desc="Adam/Adam")
+    return {"Adam/Adam, β squashed (the paper's code)": clamped,
+            "Adam/Adam, β stored raw (the report's change)": unclamped}
+
+
+# -- figures ----------------------------------------------------------------------------------------------
+def loss_figure(s: Setup, table: dict):
     from ..viz import grid_of_curves
 
     groups = {}
-    for (opt, hyper), r in results.items():
-        groups.setdefault(f"{opt}", {})[f"{opt}/{hyper}" if hyper != "none" else f"{opt} (baseline)"] = r
+    for (opt, hyper), r in table.items():
+        groups.setdefault(NAMES[opt], {})[f"{NAMES[opt]}/{NAMES[hyper]}" if hyper != "none" else
+                                          f"{NAMES[opt]} alone"] = r
     fig = grid_of_curves(groups, "loss", ncols=2, logy=True, ylabel="training loss")
     save_figure(s, fig, "loss_curves")
     return fig
 
 
-def alpha_figure(s: Setup, results: dict):
+def alpha_figure(s: Setup, table: dict):
+    """Learned α over training (symmetric-log axis: α can cross zero)."""
     from ..viz import grid_of_curves
 
     groups = {}
-    for (opt, hyper), r in results.items():
+    for (opt, hyper), r in table.items():
         if hyper != "none":
-            groups.setdefault(f"{opt}: learned α", {})[f"/{hyper}"] = r
-    fig = grid_of_curves(groups, "alpha", ncols=2, logy=False, ylabel="α")
+            groups.setdefault(f"{NAMES[opt]}: learned α", {})[f"/{NAMES[hyper]}"] = r
+    fig = grid_of_curves(groups, "alpha", ncols=2, ylabel="α")
+    for ax in fig.axes:
+        if ax.lines:
+            ax.set_yscale("symlog", linthresh=1e-5)
+            ax.axhline(0, color="k", lw=0.6)
     save_figure(s, fig, "alpha_trajectories")
     return fig
 
 
-def learned_alpha_spread(table) -> dict:
-    """How much of the spread of the learned log α is between optimizers vs between hyperoptimizers."""
-    t = table[(table.hyperoptimizer != "none") & table.final_alpha.notna() & (table.final_alpha > 0)].copy()
-    if t.optimizer.nunique() < 2 or t.hyperoptimizer.nunique() < 2:
-        return {"between_optimizers": None, "between_hyperoptimizers": None}
-    t["log_alpha"] = t.final_alpha.map(math.log10)
-    # log α relative to each optimizer's initial α, so a fixed α0 per optimizer does not count as "learned"
-    t["log_change"] = t.log_alpha - t.optimizer.map(lambda o: math.log10(R.MNIST_ALPHA[o]))
-    by_opt = t.groupby("optimizer").log_change.mean().std()
-    by_hyper = t.groupby("hyperoptimizer").log_change.mean().std()
-    return {"between_optimizers": float(by_opt), "between_hyperoptimizers": float(by_hyper)}
+def sensitivity_figure(s: Setup, tuning):
+    """Test error against α for X and against κ for X/SGD over the same number of decades; a
+    diverged seed is drawn as an × at the top (counted as 90 %)."""
+    import matplotlib.pyplot as plt
+
+    opts = list(s["OPTIMIZERS"])
+    fig, axes = plt.subplots(2, len(opts), figsize=(3.4 * len(opts), 5.6), squeeze=False)
+    for j, opt in enumerate(opts):
+        for i, (hyper, knob) in enumerate((("none", "α"), ("sgd", "κ"))):
+            ax = axes[i][j]
+            g = tuning[(tuning.optimizer == opt) & (tuning.hyperoptimizer == hyper)]
+            for value, sub in g.groupby("value"):
+                ok = sub[sub.status == "ok"]
+                ax.scatter([value] * len(ok), ok.test_error, s=10, color="C0", alpha=0.6)
+                bad = sub[sub.status != "ok"]
+                if len(bad):
+                    ax.scatter([value] * len(bad), [DIVERGED_ERROR] * len(bad), marker="x", color="C3", s=30)
+            means = g.groupby("value").test_error.mean()
+            ax.plot(means.index, means.values, color="C0")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_ylim(1, 100)
+            ax.set_xlabel(knob if hyper == "none" else f"κ ({NAMES[opt]}/SGD, α0 = {S.DEFAULT_ALPHA[opt]:g})")
+            if j == 0:
+                ax.set_ylabel("test error % (× diverged)")
+            ax.set_title(f"{NAMES[opt]}" + (" alone: α" if hyper == "none" else "/SGD: κ"), fontsize=10)
+            ax.grid(True, which="both", lw=0.3)
+            ax.set_yticks([1, 2, 5, 10, 20, 50, 90])
+            ax.set_yticklabels(["1", "2", "5", "10", "20", "50", "90"])
+    fig.suptitle("One hyperparameter replaced by another? Final test error over the same number of decades",
+                 fontsize=11)
+    fig.tight_layout()
+    save_figure(s, fig, "sensitivity_alpha_vs_kappa")
+    return fig
 
 
-def adam_adam_demo(s: Setup):
-    """The report's Adam/Adam: its ReLU MLP, κ = 1e-3, β2 = 0.99, with and without the β squashing."""
-    epochs = 1 if s.profile == "smoke" else 3
-    cfgs = [dict(task="mnist-mlp", profile=s.profile, optimizer=opt, kappa=1e-3, beta2=0.99, epochs=epochs,
-                 activation="relu", seeds=[0], log_every=5) for opt in ("adam/adam", "adamunclamped/adam")]
-    clamped, unclamped = run_grid(s, cfgs, desc="Adam/Adam")
-    return {"hypernb Adam/Adam (β squashed, as the paper)": clamped,
-            "Adam/Adam without the squashing (the report)": unclamped}
+def sensitivity_table(tuning):
+    """Per optimizer: how many grid points (of the same number of decades) land within 1 point of the
+    best mean test error, for α (X alone) and κ (X/SGD)."""
+    import pandas as pd
+
+    rows = []
+    for opt in tuning.optimizer.unique():
+        row = {"optimizer": NAMES[opt]}
+        for hyper, knob in (("none", "α"), ("sgd", "κ")):
+            g = tuning[(tuning.optimizer == opt) & (tuning.hyperoptimizer == hyper)]
+            means = g.groupby("value").test_error.mean()
+            row[f"{knob}: grid points within 1 pp of the best"] = f"{int((means <= means.min() + 1).sum())} of {len(means)}"
+            row[f"{knob}: range of mean error (pp)"] = f"{means.min():.2f} … {means.max():.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def retrain_figure(s: Setup, table: dict, retrained: dict):
+    import matplotlib.pyplot as plt
+
+    opts = [o for o in s["OPTIMIZERS"] if o in retrained]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for i, opt in enumerate(opts):
+        series = {"X, α0 default": _error(table[(opt, "none")]), "X/SGD": _error(table[(opt, "sgd")]),
+                  "X from the learned values": retrained[opt]}
+        for j, (label, err) in enumerate(series.items()):
+            xs = [i + (j - 1) * 0.25] * len(err)
+            ax.scatter(xs, list(err.values()), color=f"C{j}", s=14, label=label if i == 0 else None)
+            if err:
+                ax.hlines(statistics.fmean(err.values()), xs[0] - 0.1, xs[0] + 0.1, color=f"C{j}")
+    ax.set_xticks(range(len(opts)))
+    ax.set_xticklabels([NAMES[o] for o in opts])
+    ax.set_yscale("log")
+    ax.set_ylabel("test error % (each dot a seed)")
+    ax.legend(fontsize=8)
+    ax.set_title("Re-training plain X from the values X/SGD learned (the paper's second experiment)", fontsize=10)
+    fig.tight_layout()
+    save_figure(s, fig, "retrain")
+    return fig
 
 
 def adam_figure(s: Setup, demo: dict):
@@ -145,8 +320,8 @@ def adam_figure(s: Setup, demo: dict):
 
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10.5, 3.5))
-    curves(demo, "loss", ax=a, logy=True, title="training loss (ReLU MLP, κ = 1e-3)")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+    curves(demo, "loss", ax=a, logy=True, title="training loss (ReLU MLP, κ = 10⁻³)")
     curves(demo, "beta2", ax=b, title="β2 learned by the hyper-Adam", ylabel="β2")
     b.axhline(1.0, color="k", lw=0.8, ls="--")
     fig.tight_layout()
@@ -154,63 +329,66 @@ def adam_figure(s: Setup, demo: dict):
     return fig
 
 
-def claims(s: Setup, table, demo: dict) -> list[Claim]:
+# -- the verdicts --------------------------------------------------------------------------------------
+def verdicts(s: Setup, table: dict, tuned: dict, retrained: dict) -> list:
+    """Every MNIST claim of claims.py, judged by its pre-declared rule."""
     out = []
-    smoke = s.profile == "smoke"
-    # 1. the paper: a hyperoptimized optimizer beats its baseline
-    wins, pairs = 0, 0
     for opt in s["OPTIMIZERS"]:
-        base = table[(table.optimizer == opt) & (table.hyperoptimizer == "none")]["test_error_%"]
-        hyp = table[(table.optimizer == opt) & (table.hyperoptimizer == "sgd")]["test_error_%"]
-        if len(base) and len(hyp) and base.notna().all() and hyp.notna().all():
-            pairs += 1
-            wins += float(hyp.iloc[0]) < float(base.iloc[0])
-    verdict = "inconclusive" if smoke or pairs == 0 else ("reproduced" if wins >= max(1, pairs - 1) else "refuted")
-    out.append(Claim("mnist-hyper-beats-baseline", "Hyperoptimizing (X/SGD) lowers MNIST test error vs X alone",
-                     "paper", "SGD 8.96→4.90, Adam 4.63→3.14, RMSProp 3.91→3.36, AdaGrad 7.38→6.92 % (code, JH)",
-                     "mixed: better for SGD, worse for AdaGrad/SGD (1 seed)",
-                     f"X/SGD better in {wins} of {pairs} optimizers ({s['EPOCHS']} epochs, {len(s['SEEDS'])} seeds)",
-                     verdict, "figures/loss_curves.png"))
-    # 2. the report: hyperoptimized runs converge faster, baselines catch up
-    early = late = n = 0
+        if (opt, "sgd") in table and (opt, "none") in table:
+            effect = paired(_error(table[(opt, "sgd")]), _error(table[(opt, "none")]))
+            out.append(C.judge(C.BY_ID[f"mnist-{opt}-sgd-beats-{opt}"], effect, s.profile,
+                               evidence="figures/loss_curves.png"))
+        if opt in retrained and (opt, "none") in table:
+            effect = paired(retrained[opt], _error(table[(opt, "none")]))
+            out.append(C.judge(C.BY_ID[f"mnist-{opt}-learned-beats-initial"], effect, s.profile,
+                               evidence="figures/retrain.png"))
+        if (opt, "sgd") in tuned:
+            effect = paired(_error(tuned[(opt, "sgd")]), _error(tuned[(opt, "none")]))
+            out.append(C.judge(C.BY_ID[f"mnist-{opt}-sgd-matches-tuned-{opt}"], effect, s.profile,
+                               evidence="figures/sensitivity_alpha_vs_kappa.png"))
+    # the report's claims, pooled over the optimizers (paired by optimizer and seed)
+    early, late = [], []
     for opt in s["OPTIMIZERS"]:
-        base = table[(table.optimizer == opt) & (table.hyperoptimizer == "none")]
-        for _, row in table[(table.optimizer == opt) & (table.hyperoptimizer != "none")].iterrows():
-            if row.train_loss_final is None or base.train_loss_final.isna().any():
+        h, b = table.get((opt, "sgd")), table.get((opt, "none"))
+        if h is None or b is None:
+            continue
+        hs = {sd.seed: sd for sd in h.seeds}
+        for sd in b.seeds:
+            other = hs.get(sd.seed)
+            if other is None or sd.status != "ok" or other.status != "ok":
                 continue
-            n += 1
-            early += row.train_loss_epoch1 < float(base.train_loss_epoch1.iloc[0])
-            late += row.train_loss_final < float(base.train_loss_final.iloc[0])
-    if smoke or s["EPOCHS"] < 3 or n == 0:
-        verdict, ours = "inconclusive", f"needs several epochs (ran {s['EPOCHS']})"
-    else:
-        ours = f"hyperoptimized ahead after epoch 1 in {early}/{n} pairs, at the end in {late}/{n}"
-        verdict = "reproduced" if early > n / 2 and late < early else ("refuted" if early <= n / 2 else "inconclusive")
-    out.append(Claim("mnist-faster-then-caught-up", "Hyperoptimized runs converge faster, but the baselines "
-                     "catch up by the end of training", "report", "–", "stated from single 30-epoch runs",
-                     ours, verdict, "figures/loss_curves.png"))
-    # 3. the report: learned values depend more on the optimizer than on the hyperoptimizer
-    spread = learned_alpha_spread(table)
-    if spread["between_optimizers"] is None or smoke:
-        verdict, ours = "inconclusive", "needs ≥ 2 optimizers and hyperoptimizers beyond the smoke profile"
-    else:
-        a, b = spread["between_optimizers"], spread["between_hyperoptimizers"]
-        ours = f"spread of learned log10(α/α0): {a:.2f} across optimizers vs {b:.2f} across hyperoptimizers"
-        verdict = "reproduced" if a > b else "refuted"
-    out.append(Claim("mnist-learned-depends-on-optimizer", "Learned hyperparameters depend more on the optimizer "
-                     "than on the hyperoptimizer", "report", "–", "stated from final values of single runs",
-                     ours, verdict, "figures/alpha_trajectories.png"))
-    # 4. Adam/Adam
-    clamped, unclamped = demo.values()
-    ok = clamped.seeds[0].status == "ok"
-    broke = unclamped.seeds[0].status == "diverged"
-    b2max = max(unclamped.seeds[0].trajectory.get("beta2", [0]))
-    ours = (f"with squashing: {'finite, test error ' + format(100 * (1 - clamped.mean('test_acc')), '.2f') + ' %' if ok else 'diverged'}; "
-            f"without: {'diverged at step ' + str(unclamped.seeds[0].diverged_at_step) if broke else 'finite'} "
-            f"(max β2 {b2max:.4f})")
-    verdict = "inconclusive" if smoke else ("refuted" if ok else "reproduced")
-    out.append(Claim("mnist-adam-adam-nan", "Adam/Adam fails (NaN, 9.8 % accuracy)", "report",
-                     "Adam/Adam 94.35 % (V1, 1 epoch)", "NaN from epoch 1 after removing the β squashing",
-                     ours, verdict, "figures/adam_adam.png",
-                     notes="the failure comes from the report's code change, not from the method"))
+            early.append(math.log(other.epochs[0]["train_loss"]) - math.log(sd.epochs[0]["train_loss"]))
+            late.append(_error(b, sd.seed)[sd.seed] - _error(h, sd.seed)[sd.seed])
+    out.append(C.judge(C.BY_ID["report-mnist-faster-early"], interval(early) if early else None, s.profile,
+                       evidence="figures/loss_curves.png"))
+    out.append(C.judge(C.BY_ID["report-mnist-baselines-catch-up"], interval(late) if late else None, s.profile,
+                       evidence="figures/loss_curves.png"))
+    out.append(_depends_on_optimizer(s, table))
+    adam_adam = table.get(("adam", "adam"))
+    if adam_adam is not None:
+        failed = sum(sd.status != "ok" or sd.final["test_acc"] <= 0.11 for sd in adam_adam.seeds)
+        out.append(C.judge(C.BY_ID["report-adam-adam-fails"], None, s.profile, failures=(failed, len(adam_adam.seeds)),
+                           evidence="figures/adam_adam.png"))
     return out
+
+
+def _depends_on_optimizer(s: Setup, table: dict):
+    """Per seed: sd of the mean log10(α_final/α0) between optimizers minus between hyperoptimizers."""
+    hypers = [h for h in s["HYPEROPTIMIZERS"] if h != "none"]
+    per_seed = {}
+    for seed in s["SEEDS"]:
+        grid = {}
+        for opt in s["OPTIMIZERS"]:
+            for h in hypers:
+                r = table.get((opt, h))
+                sd = next((x for x in (r.seeds if r else []) if x.seed == seed and x.status == "ok"), None)
+                if sd is not None and sd.final.get("final_alpha", 0) > 0:
+                    grid[(opt, h)] = math.log10(sd.final["final_alpha"] / S.DEFAULT_ALPHA[opt])
+        if len({o for o, _ in grid}) < 2 or len({h for _, h in grid}) < 2:
+            continue
+        by_opt = [statistics.fmean(v for (o, _), v in grid.items() if o == opt) for opt in {o for o, _ in grid}]
+        by_hyp = [statistics.fmean(v for (_, h), v in grid.items() if h == hyp) for hyp in {h for _, h in grid}]
+        per_seed[seed] = statistics.pstdev(by_opt) - statistics.pstdev(by_hyp)
+    claim = C.BY_ID["report-mnist-learned-depend-on-optimizer"]
+    return C.judge(claim, interval(per_seed.values()) if per_seed else None, s.profile,
+                   evidence="figures/alpha_trajectories.png")
