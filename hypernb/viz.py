@@ -1,7 +1,12 @@
 """Figures from Results. Every function returns a matplotlib Figure (nothing is shown or saved here)."""
 from __future__ import annotations
 
+import math
+import textwrap
+
 import numpy as np
+
+PANEL_DPI = 100  # the interactive panel's figures (PNG) and its static preview
 
 
 def _plt():
@@ -21,14 +26,18 @@ def _mean_curve(result, key: str):
     else:
         steps = seeds[0].trajectory["step"]
         values = [s.trajectory[key] for s in seeds]
-    n = min(len(v) for v in values)
+    n = min([len(steps)] + [len(v) for v in values])
     arr = np.array([v[:n] for v in values], dtype=float)
+    arr[~np.isfinite(arr)] = np.nan  # a diverged value ends the line instead of breaking the axis
     return np.asarray(steps[:n]), arr.mean(0), arr.min(0), arr.max(0)
 
 
-def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title: str = "", ylabel: str = ""):
+def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title: str = "", ylabel: str = "",
+           symlog: bool = False):
     """One line per labelled Result (mean over seeds, band = min..max). ``key``: "loss" or a
-    hyperparameter name from the trajectory ("alpha", "mu", "hyper.alpha", …)."""
+    hyperparameter name from the trajectory ("alpha", "mu", "hyper.alpha", …). ``symlog``: a
+    symmetric-log y axis (for values that may cross zero, such as a learned α); a curve of one or
+    two points is drawn with markers, so it never leaves the axes empty."""
     plt = _plt()
     fig = None
     if ax is None:
@@ -38,13 +47,15 @@ def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title:
         if c is None:
             continue
         x, mean, lo, hi = c
-        (line,) = ax.plot(x, mean, label=label, lw=1.4)
+        (line,) = ax.plot(x, mean, label=label, lw=1.4, marker="o" if len(x) <= 2 else None, ms=4)
         if len(result.seeds) > 1:
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
         for s in result.seeds:
             if s.status == "diverged" and s.diverged_at_step:
                 ax.axvline(s.diverged_at_step, color=line.get_color(), ls=":", lw=1)
-    if logy:
+    if symlog:
+        symlog_axis(ax, [line.get_ydata() for line in ax.lines])
+    elif logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel or ("training loss" if key == "loss" else key))
@@ -73,8 +84,221 @@ def grid_of_curves(groups: dict, key: str = "loss", ncols: int = 2, logy: bool =
 def run_summary(result):
     """Loss and learned α of one Result (what the interactive panel shows)."""
     plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=PANEL_DPI)
     curves({result.config["optimizer"]: result}, "loss", ax=a, title="training loss")
-    curves({"α": result}, "alpha", ax=b, logy=True, title="learned step size α", ylabel="α")
+    curves({"α": result}, "alpha", ax=b, symlog=True, title="learned step size α (symmetric log: α may cross 0)",
+           ylabel="α")
     fig.tight_layout()
     return fig
+
+
+# -- the interactive panel's figures ----------------------------------------------------------------------
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_METRICS = {"test_acc": ("test accuracy (%)", 100.0), "test_bits": ("test bits per character", 1.0),
+            "test_loss": ("test loss", 1.0)}
+
+
+def level_name(key: str) -> str:
+    """A trajectory key as the panel writes it: "alpha" → "α", "hyper.alpha" → "κ₁" (the step size
+    of hyper level 1), "hyper.hyper.alpha" → "κ₂", "beta1" → "β₁", "hyper.mu" → "μ (level 1)"."""
+    level = key.count("hyper.")
+    name = key.rsplit(".", 1)[-1]
+    if name == "alpha":
+        return "α" if level == 0 else f"κ{str(level).translate(_SUB)}"
+    pretty = {"mu": "μ", "beta1": "β₁", "beta2": "β₂", "gamma": "γ", "eps": "ε"}.get(name, name)
+    return pretty if level == 0 else f"{pretty} (level {level})"
+
+
+def _sci(v: float) -> str:
+    if v == 0:
+        return "0"
+    e = int(round(math.log10(abs(v))))
+    return f"${'-' if v < 0 else ''}10^{{{e}}}$"
+
+
+def symlog_axis(ax, arrays) -> None:
+    """A symmetric-log y axis whose linear part ends at the smallest non-zero |value| plotted, so
+    values that span many decades and cross zero (a learned α can go negative) all stay visible;
+    at most about six decades are labelled on each side."""
+    arrays = [np.asarray(a, dtype=float).ravel() for a in arrays]
+    vals = np.concatenate(arrays) if arrays else np.array([])
+    mags = np.abs(vals[np.isfinite(vals)])
+    mags = mags[mags > 0]
+    if not mags.size:
+        ax.set_yscale("symlog", linthresh=1e-8)
+        return
+    lo, hi = math.floor(math.log10(mags.min())), math.ceil(math.log10(mags.max()))
+    ax.set_yscale("symlog", linthresh=10.0 ** lo, linscale=0.3)
+    step = max(1, math.ceil((hi - lo) / 5))
+    ticks = [10.0 ** e for e in range(hi, lo - 1, -step)]
+    if any((a[np.isfinite(a)] < 0).any() for a in arrays):
+        ticks += [-t for t in ticks]
+    ticks = sorted(set(ticks + [0.0]))
+    ax.set_yticks(ticks, [_sci(t) for t in ticks])
+    from matplotlib.ticker import NullLocator
+
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _levels(result) -> list[str]:
+    """The hyper levels' step-size keys a Result recorded: ["hyper.alpha", "hyper.hyper.alpha", …]."""
+    keys = set()
+    for s in result.seeds:
+        keys.update(k for k in s.trajectory if k.endswith("alpha") and k.startswith("hyper."))
+    return sorted(keys, key=lambda k: k.count("hyper."))
+
+
+def _learned_momenta(result) -> list[str]:
+    """μ and β keys of level 0 that a hyper level learns in this Result (μ only when it is not 0)."""
+    if not _levels(result):
+        return []
+    keys = []
+    for key in ("mu", "beta1", "beta2"):
+        values = [v for s in result.seeds for v in s.trajectory.get(key, [])]
+        if values and (key != "mu" or any(v != 0 for v in values)):
+            keys.append(key)
+    return keys
+
+
+def _epoch_metric(result, metric: str):
+    seeds = [s for s in result.seeds if s.epochs]
+    if not seeds:
+        return None
+    n = min(len(s.epochs) for s in seeds)
+    x = np.array([seeds[0].epochs[i]["epoch"] for i in range(n)], dtype=float)
+    y = np.array([[s.epochs[i].get(metric, np.nan) for i in range(n)] for s in seeds], dtype=float).mean(0)
+    return x, y * _METRICS.get(metric, ("", 1.0))[1]
+
+
+def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
+                 note: str = "press Run: each run adds its curves here"):
+    """The panel's comparison: training loss per step, the test metric per epoch, the learned α,
+    the hyper levels' step sizes κ₁, κ₂, … (symmetric-log axes) and learned μ/β, with one colour
+    per run and a legend of full labels. ``entries``: ``(number, label, result, highlight)`` tuples,
+    where ``result`` has ``.seeds`` (SeedResults, possibly still training). A matplotlib Figure
+    without pyplot (nothing is shown)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(11.5, 6.9), dpi=PANEL_DPI)  # fixed margins: a constrained layout doubles the time
+    top = 0.95
+    if header:
+        fig.text(0.01, 0.995, header, fontsize=9.5, ha="left", va="top", wrap=True)
+        top = 0.95 - 0.028 * (header.count("\n") + 1)
+    grid = fig.add_gridspec(2, 3, width_ratios=[1, 1, 0.85], left=0.07, right=0.99, bottom=0.07, top=top,
+                            wspace=0.3, hspace=0.38)
+    ax_loss, ax_metric, ax_key = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[0, 2])
+    ax_alpha, ax_kappa, ax_mom = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1]), fig.add_subplot(grid[1, 2])
+    palette = [f"C{i}" for i in range(10)]
+    styles = ["-", "--", ":", "-."]
+    handles, labels, losses, alphas, kappas, moms = [], [], [], [], [], []
+    max_levels = 0
+    for number, label, result, highlight in entries:
+        color = palette[(number - 1) % len(palette)]
+        lw = 2.6 if highlight else 1.4
+        diverged = [s for s in result.seeds if s.status == "diverged"]
+        c = _mean_curve(result, "loss")
+        if c is not None:
+            x, y = c[0], c[1]
+            losses.append(y)
+            ax_loss.plot(x, y, color=color, lw=lw, marker="o" if len(x) <= 2 else None, ms=4)
+            finite = np.isfinite(y)
+            if diverged and finite.any():
+                ax_loss.plot(x[finite][-1], y[finite][-1], "x", color=color, ms=9, mew=2)
+        m = _epoch_metric(result, metric)
+        if m is not None:
+            ax_metric.plot(m[0], m[1], color=color, lw=lw, marker="o", ms=5)
+        a = _mean_curve(result, "alpha")
+        if a is not None:
+            ax_alpha.plot(a[0], a[1], color=color, lw=lw, marker="o" if len(a[0]) <= 2 else None, ms=4)
+            alphas.append(a[1])
+            finite = np.isfinite(a[1])
+            if diverged and finite.any():
+                ax_alpha.plot(a[0][finite][-1], a[1][finite][-1], "x", color=color, ms=9, mew=2)
+        levels = _levels(result)
+        max_levels = max(max_levels, len(levels))
+        for i, key in enumerate(levels):
+            k = _mean_curve(result, key)
+            if k is not None:
+                ax_kappa.plot(k[0], k[1], color=color, lw=lw * (1 if i == 0 else 0.8), ls=styles[i % len(styles)],
+                              marker="o" if len(k[0]) <= 2 else None, ms=3)
+                kappas.append(k[1])
+        for key, ls in zip(_learned_momenta(result), ("-", "--", ":")):
+            mm = _mean_curve(result, key)
+            if mm is not None:
+                ax_mom.plot(mm[0], mm[1], color=color, lw=lw, ls=ls, marker="o" if len(mm[0]) <= 2 else None, ms=3)
+                moms.append(key)
+        for s in diverged:
+            if s.diverged_at_step:
+                for ax in (ax_loss, ax_alpha, ax_kappa):
+                    ax.axvline(s.diverged_at_step, color=color, ls=":", lw=1)
+        handles.append(Line2D([], [], color=color, lw=lw))
+        labels.append(textwrap.fill(label, 46, subsequent_indent="   "))
+    metric_label = _METRICS.get(metric, (metric.replace("_", " "), 1.0))[0]
+    for ax, title, ylabel in ((ax_loss, "training loss", "training loss (mean over the last logged steps)"),
+                              (ax_metric, f"{metric_label} after each epoch", metric_label),
+                              (ax_alpha, "learned step size α (level 0, symmetric log)", "α"),
+                              (ax_kappa, "hyper levels' step sizes κ₁, κ₂, … (symmetric log)", "κ"),
+                              (ax_mom, "learned μ / β (level 0)", "value")):
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_xlabel("epoch" if ax is ax_metric else "step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if not ax.lines:
+            empty = note if not entries else "nothing recorded yet"
+            if entries and ax is ax_kappa:
+                empty = "no hyper level in these runs (height 0)"
+            if entries and ax is ax_mom:
+                empty = ("no μ or β learned in these runs (SGD's μ is learned when μ ≠ 0, Adam's β₁, β₂ whenever "
+                         "the height is ≥ 1)")
+            ax.text(0.5, 0.5, textwrap.fill(empty, 40), transform=ax.transAxes, ha="center", va="center",
+                    fontsize=8, color="0.45")
+    finite = np.concatenate([v[np.isfinite(v)] for v in losses]) if losses else np.array([])
+    if finite.size and (finite > 0).all() and finite.max() > 10 * finite.min():  # log only over a decade or more
+        ax_loss.set_yscale("log")
+    if alphas:
+        symlog_axis(ax_alpha, alphas)
+        ax_alpha.axhline(0, color="k", lw=0.5)
+    if kappas:
+        symlog_axis(ax_kappa, kappas)
+        ax_kappa.axhline(0, color="k", lw=0.5)
+    epochs = sorted({float(x) for line in ax_metric.lines for x in line.get_xdata()})
+    if 0 < len(epochs) <= 12:
+        ax_metric.set_xticks(epochs, [f"{e:g}" for e in epochs])
+    elif epochs:
+        from matplotlib.ticker import MaxNLocator
+
+        ax_metric.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (ax_loss, ax_metric, ax_alpha, ax_kappa, ax_mom):
+        if not ax.lines:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    ax_key.axis("off")
+    if handles:
+        extra_h, extra_l = [], []
+        if max_levels > 1:
+            for i in range(min(max_levels, len(styles))):
+                extra_h.append(Line2D([], [], color="0.3", ls=styles[i]))
+                extra_l.append(f"κ{str(i + 1).translate(_SUB)}" + (" (and every 4th above)" if max_levels > 4 else ""))
+        if moms:
+            for key, ls in zip(("μ or β₁", "β₂"), ("-", ":")):
+                extra_h.append(Line2D([], [], color="0.3", ls=ls))
+                extra_l.append(key)
+        if extra_h:  # the line styles first (added as an artist), then the runs (the axes' legend)
+            styles_legend = ax_key.legend(extra_h, extra_l, loc="lower left", fontsize=7.5, frameon=False,
+                                          title="line styles", title_fontsize=8, borderaxespad=0, ncol=2)
+            ax_key.add_artist(styles_legend)
+        ax_key.legend(handles, labels, loc="upper left", fontsize=7.5, frameon=False, title="runs",
+                      title_fontsize=8, borderaxespad=0)
+    else:
+        ax_key.text(0, 1, textwrap.fill(note, 40), va="top", fontsize=8, color="0.45", transform=ax_key.transAxes)
+    return fig
+
+
+def figure_png(fig, dpi: int = PANEL_DPI) -> bytes:
+    """A Figure as PNG bytes (what the panel and its static preview display)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()

@@ -1,9 +1,9 @@
-"""The notebook layer: validated parameters, batch execution, the interactive panel."""
+"""The notebook layer: validated parameters, batch execution (the interactive panel: test_panel.py)."""
 import pytest
 import yaml
 
 from conftest import require
-from hypernb import batch, study, widgets
+from hypernb import batch, study
 
 
 def namespace(**over):
@@ -70,25 +70,3 @@ def test_notebooks_command_runs_papermill_and_writes_outputs(tmp_path, capsys):
     assert (tmp_path / "05_summary.ipynb").exists() and (tmp_path / "05_summary" / "parameters.json").exists()
     assert "all notebooks done" in capsys.readouterr().out
     assert main(["notebooks", "--only", "05", "-p", "EPOHCS", "3", "--out", str(tmp_path)]) == 2
-
-
-def test_panel_trains_only_when_run_is_pressed(monkeypatch):
-    require("mnist")
-    calls = []
-    import hypernb.train
-
-    real = hypernb.train.run
-    monkeypatch.setattr(hypernb.train, "run", lambda cfg: calls.append(cfg) or real(cfg))
-    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="sgd", hyperoptimizer="sgd", alpha=0.05,
-                             kappa=1e-3, height=2, epochs=1)
-    assert calls == []  # building the panel (what papermill and nbval do) trains nothing
-    panel.run(None)
-    assert len(calls) == 1 and calls[0].optimizer == "sgd/sgd*2" and calls[0].alpha == 0.05
-    status = panel.children[0].children[-1].value
-    assert status.startswith("Result(mnist-mlp, sgd/sgd*2")
-
-
-def test_panel_config_matches_the_batch_path():
-    cfg = widgets.panel_config("mnist-mlp", "demo", "adam", "none", 1e-3, 0.5, 1e-5, 3, 2)
-    assert cfg.optimizer == "adam" and cfg.mu == 0.0 and cfg.epochs == 2
-    assert widgets.tower_string("sgd", "rmsprop", 3) == "sgd/rmsprop*3"

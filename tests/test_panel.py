@@ -1,0 +1,240 @@
+"""The interactive panel (hypernb.widgets) without a browser: it trains only on Run, each Run adds to the
+comparison, finished runs are cached, divergence is reported in the command line's words, progress and
+curves update every epoch, the notebooks' default settings train at every height 0–5, and a panel shown
+where no widget frontend runs it is a static picture, never a ``VBox(...)`` repr. The same panel in a
+real browser: tests/test_browser.py."""
+import ast
+import base64
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import require
+from hypernb import viz, widgets
+from hypernb.train import Result, SeedResult
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def counting(monkeypatch):
+    """Count the trainings (the panel calls hypernb.train.run)."""
+    import hypernb.train
+
+    calls, real = [], hypernb.train.run
+
+    def run(cfg, **kw):
+        calls.append(cfg)
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(hypernb.train, "run", run)
+    return calls
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def rows(panel, status=""):
+    return panel.table.value.count(f"hypernb-row hypernb-row-{status}")
+
+
+def test_panel_trains_only_when_run_is_pressed(monkeypatch):
+    require("mnist")
+    calls = counting(monkeypatch)
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="sgd", hyperoptimizer="sgd", alpha=0.05,
+                             kappa=1e-3, height=2, epochs=1)
+    panel._repr_mimebundle_()
+    assert calls == []  # building and displaying the panel (what papermill and nbval do) trains nothing
+    entry = panel.run(None)
+    assert len(calls) == 1 and calls[0].optimizer == "sgd/sgd*2" and calls[0].alpha == 0.05
+    assert calls[0].kappa == 1e-3  # sgd above sgd: one κ at every level by default
+    assert entry.status == "ok" and entry.result.seeds[0].status == "ok"
+    assert "#1</b> ok" in panel.status.value and rows(panel, "ok") == 1
+
+
+def test_panel_config_matches_the_batch_path():
+    cfg = widgets.panel_config("mnist-mlp", "demo", "adam", "none", 1e-3, 0.5, 1e-5, 3, 2)
+    assert cfg.optimizer == "adam" and cfg.mu == 0.0 and cfg.epochs == 2
+    assert widgets.tower_string("sgd", "rmsprop", 3) == "sgd/rmsprop*3"
+    assert widgets.tower_label("adam", "sgd", 1) == "adam/sgd"
+    # κ rules: "paper"/"report" go to run() by name (as in a sweep), "decay" as one κ per level
+    assert widgets.panel_config("mnist-mlp", "demo", "sgd", "sgd", 0.01, 0, 1e-3, 3, 1, kappa_rule="report").kappa \
+        == "report"
+    cfg = widgets.panel_config("mnist-mlp", "demo", "adam", "sgd", 1e-3, 0, 1e-5, 5, 1, kappa_rule="decay")
+    assert cfg.kappa == pytest.approx([1e-5, 1e-13, 1e-21, 1e-29, 0.0], rel=1e-9)
+    assert widgets.kappa_levels("report", 1e-3, 0.02, 2) == pytest.approx([0.02 / 200, 0.02 / 300])
+    assert widgets.kappa_levels("paper", 1e-3, 0.02, 2) == [0.02, 0.02]
+    assert widgets.kappa_levels("same", 1e-3, 0.02, 0) == []
+    assert widgets.default_kappa_rule("adam", "sgd") == "decay"
+    assert widgets.default_kappa_rule("sgd", "sgd") == widgets.default_kappa_rule("adam", "adam") == "same"
+    with pytest.raises(ValueError, match="unknown κ rule"):
+        widgets.explorer(kappa_rule="halving")
+    with pytest.raises(ValueError, match="unknown config key"):
+        widgets.explorer(train_limt=100)  # a typo in a fixed field fails when the panel is built
+
+
+def test_panel_ranges_cover_the_notebooks_experiments():
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke")
+    c = panel.controls
+    assert (c["alpha"].min, c["alpha"].max) == (-6, 3)  # α from 1e-6 to 1e3 (04_towers: α0 up to 1)
+    assert (c["kappa"].min, c["kappa"].max) == (-8, 0)
+    assert (c["height"].min, c["height"].max) == (0, 20)
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", alpha=1e-7, kappa=3.0, height=50)
+    assert panel.controls["alpha"].value == 1e-7 and panel.controls["kappa"].value == 3.0
+    assert panel.controls["height"].value == 50  # a notebook's own setting always fits its sliders
+
+
+def test_each_run_adds_to_the_comparison_and_finished_runs_are_cached(monkeypatch):
+    require("mnist")
+    calls = counting(monkeypatch)
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="sgd", hyperoptimizer="sgd", alpha=0.01,
+                             kappa=1e-3, height=1, epochs=1)
+    first = panel.run()
+    panel.controls["alpha"].value = 0.1
+    second = panel.run()
+    assert len(calls) == 2 and [r.number for r in panel.runs] == [1, 2] and rows(panel, "ok") == 2
+    assert panel.label(first) == "#1 α=0.01" and panel.label(second) == "#2 α=0.1"  # labelled by what changed
+    assert second.result.config["alpha"] == 0.1 and second.time_s > 0
+    assert "test accuracy" in panel.table.value and "κ₁ = 1e-03" not in panel.table.value
+    assert "α = " in panel._learned_text(second)  # the learned values at the end
+    # moving back to a setting that ran shows it at once (highlighted), without training
+    panel.controls["alpha"].value = 0.01
+    assert len(calls) == 2 and "ran before as <b>#1</b>" in panel.status.value and panel._highlight is first
+    assert "background:#fff3c4" in panel.table.value
+    panel.clear()
+    assert panel.runs == [] and len(panel.cache) == 2 and rows(panel) == 0
+    assert panel.run() is first and len(calls) == 2 and panel.runs == [first]  # from the cache
+    panel.controls["alpha"].value = 0.1  # moving to a cached setting puts it back into the comparison
+    assert panel.runs == [first, second] and len(calls) == 2
+
+
+def test_divergence_shows_the_command_lines_words_and_stays_in_the_comparison():
+    require("mnist")
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="adam", hyperoptimizer="sgd", alpha=1e-3,
+                             kappa=1e-5, height=3, epochs=1, kappa_rule="same")  # κ = 1e-5 at every level diverges
+    entry = panel.run()
+    assert entry.status == "diverged" and entry in panel.runs and rows(panel, "diverged") == 1
+    seed = entry.result.seeds[0]
+    cli = f"seed {seed.seed}: {seed.status} at step {seed.diverged_at_step}: {seed.reason}"  # hypernb/cli.py
+    assert "at level 0" in seed.reason and "Lower the hyper-step size" in seed.reason
+    import html
+
+    assert html.escape(cli) in panel.message.value
+    assert f"diverged at step {seed.diverged_at_step}, level 0" in panel.table.value
+    label = [lbl for _, lbl, _, _ in panel._entries()][0]
+    assert label.endswith("— diverged")  # the figures' legend marks it too
+
+
+def test_progress_and_curves_update_after_every_epoch(monkeypatch):
+    require("mnist")
+    import hypernb.train
+
+    real, seen = hypernb.train.run, []
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="sgd", hyperoptimizer="sgd", alpha=0.05,
+                             kappa=1e-3, height=1, epochs=2)
+    before = panel.figure.value
+
+    def run(cfg, on_epoch_end=None, **kw):
+        def hook(results, epoch):
+            on_epoch_end(results, epoch)
+            seen.append((panel.progress.value, panel.progress_text.value, panel.figure.value, panel.table.value))
+        return real(cfg, on_epoch_end=hook, **kw)
+
+    monkeypatch.setattr(hypernb.train, "run", run)
+    panel.run()
+    assert [s[0] for s in seen] == [1, 2]
+    assert "epoch 1 of 2 done" in seen[0][1] and "training loss" in seen[0][1] and "test accuracy" in seen[0][1]
+    assert "running (epoch 1 of 2 done)" in seen[0][3]
+    assert seen[0][2] != before and seen[1][2] != seen[0][2]  # the figure was redrawn each epoch
+    assert rows(panel, "ok") == 1 and panel.progress_text.value == ""
+
+
+def notebook_panel_call(name: str) -> dict:
+    """The literal keyword arguments of the ``explorer(...)`` call in a committed notebook's panel cell."""
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    for cell in reversed(nb["cells"]):
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] != "code" or "explorer(" not in src:
+            continue
+        lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "explorer":
+                kwargs = {}
+                for kw in node.keywords:
+                    try:
+                        kwargs[kw.arg] = ast.literal_eval(kw.value)
+                    except ValueError:
+                        pass  # e.g. profile=s.profile
+                return kwargs
+    raise AssertionError(f"notebooks/{name}.ipynb has no panel cell calling explorer(...)")
+
+
+@pytest.mark.parametrize("notebook", ["01_mlp_mnist", "04_towers"])
+def test_the_notebooks_default_panel_settings_train_at_every_height(notebook):
+    """The committed notebook's panel, with its own default settings, trains at heights 0–5 (smoke profile;
+    the demo profile was checked by hand for 01_mlp_mnist: all six heights train, test accuracy 96–97 %)."""
+    require("mnist")
+    kwargs = notebook_panel_call(notebook)
+    assert kwargs.get("task", "mnist-mlp") == "mnist-mlp"
+    from hypernb.train import run
+
+    panel = widgets.explorer(**{**kwargs, "profile": "smoke"})
+    statuses = {}
+    for height in range(6):
+        panel.controls["height"].value = height
+        cfg = panel.config()  # what Run trains (pressing it is tested above)
+        assert cfg.optimizer.count("/") == (height > 0)
+        result = run(cfg)
+        statuses[height] = (cfg.optimizer, cfg.kappa, [(s.status, s.reason) for s in result.seeds])
+    assert all(s == "ok" for _, _, seeds in statuses.values() for s, _ in seeds), statuses
+
+
+def test_a_panel_without_a_widget_frontend_is_a_static_picture():
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="adam", hyperoptimizer="sgd", alpha=1e-3,
+                             kappa=1e-5, height=2, epochs=1)
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(panel)  # what display(panel) stores in a notebook
+    assert "application/vnd.jupyter.widget-view+json" in data  # a live frontend shows the panel itself
+    assert "VBox" not in data["text/plain"] and "run the notebook to use the panel" in data["text/plain"]
+    width, height = png_size(base64.b64decode(data["image/png"]))  # everyone else: a picture of it
+    assert width >= 1000 and height >= 600  # 11.5 × 6.9 in at 100 dpi
+    assert "κ₂ = 1e-13" in panel.header()  # the settings it shows, κ per level included
+
+
+def fake_result(alpha, loss, diverged_at=None, epochs=1):
+    steps = list(range(10, 10 * len(loss) + 1, 10))
+    seed = SeedResult(0, status="diverged" if diverged_at else "ok", diverged_at_step=diverged_at,
+                      reason="non-finite hyperparameter 'alpha' at level 0" if diverged_at else None,
+                      steps=steps, loss=loss,
+                      trajectory={"step": [10 * i for i in range(len(alpha))], "alpha": alpha,
+                                  "hyper.alpha": [1e-5] * len(alpha),
+                                  "hyper.hyper.alpha": [1e-13] * len(alpha), "beta1": [0.9] * len(alpha)},
+                      epochs=[{"epoch": e + 1, "test_acc": 0.5 + 0.1 * e} for e in range(epochs)])
+    return Result({"task": "mnist-mlp", "optimizer": "adam/sgd*2"}, [seed], {}, {})
+
+
+def test_figures_are_readable():
+    # a learned α that crosses zero stays visible (symmetric log), a one-point curve is drawn
+    r = fake_result([1e-3, 5e-3, -2e-3], [2.3], epochs=1)
+    fig = viz.curves({"a": r}, "alpha", symlog=True)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "symlog" and min(ax.lines[0].get_ydata()) < 0
+    fig = viz.curves({"a": r}, "loss")
+    assert fig.axes[0].lines[0].get_marker() == "o"
+    assert viz.run_summary(r).axes[1].get_yscale() == "symlog"
+    entries = [(1, "#1 α=0.001, a label long enough that it has to wrap in the legend instead of being cut", r, False),
+               (2, "#2 α=0.01 — diverged", fake_result([1e-2, float("nan")], [2.3, float("inf")], 15), True)]
+    fig = viz.panel_figure(entries)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "learned step size α (level 0, symmetric log)" in titles
+    alpha_ax = fig.axes[titles.index("learned step size α (level 0, symmetric log)")]
+    kappa_ax = fig.axes[titles.index("hyper levels' step sizes κ₁, κ₂, … (symmetric log)")]
+    assert alpha_ax.get_yscale() == kappa_ax.get_yscale() == "symlog"
+    legend_texts = [t.get_text().replace("\n   ", " ") for t in fig.axes[2].get_legend().get_texts()]
+    assert legend_texts == [e[1] for e in entries]  # full labels, wrapped, never cut
+    assert fig.dpi >= 90 and png_size(viz.figure_png(fig))[0] >= 1000
+    assert viz.level_name("hyper.hyper.alpha") == "κ₂" and viz.level_name("beta2") == "β₂"
