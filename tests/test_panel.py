@@ -175,7 +175,8 @@ def notebook_panel_call(name: str) -> dict:
 @pytest.mark.parametrize("notebook", ["01_mlp_mnist", "04_towers"])
 def test_the_notebooks_default_panel_settings_train_at_every_height(notebook):
     """The committed notebook's panel, with its own default settings, trains at heights 0–5 (smoke profile;
-    the demo profile was checked by hand for 01_mlp_mnist: all six heights train, test accuracy 96–97 %)."""
+    the demo profile was checked by hand for 01_mlp_mnist: all six heights train, test accuracy 92–96 % after the
+    panel's one epoch)."""
     require("mnist")
     kwargs = notebook_panel_call(notebook)
     assert kwargs.get("task", "mnist-mlp") == "mnist-mlp"
