@@ -223,7 +223,8 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                 ax_kappa.plot(k[0], k[1], color=color, lw=lw * (1 if i == 0 else 0.8), ls=styles[i % len(styles)],
                               marker="o" if len(k[0]) <= 2 else None, ms=3)
                 kappas.append(k[1])
-        for key, ls in zip(_learned_momenta(result), ("-", "--", ":")):
+        for key in _learned_momenta(result):
+            ls = "--" if key == "beta2" else "-"
             mm = _mean_curve(result, key)
             if mm is not None:
                 ax_mom.plot(mm[0], mm[1], color=color, lw=lw, ls=ls, marker="o" if len(mm[0]) <= 2 else None, ms=3)
@@ -233,17 +234,17 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                 for ax in (ax_loss, ax_alpha, ax_kappa):
                     ax.axvline(s.diverged_at_step, color=color, ls=":", lw=1)
         handles.append(Line2D([], [], color=color, lw=lw))
-        labels.append(textwrap.fill(label, 46, subsequent_indent="   "))
+        labels.append(textwrap.fill(label, 40, subsequent_indent="   "))
     metric_label = _METRICS.get(metric, (metric.replace("_", " "), 1.0))[0]
     for ax, title, ylabel in ((ax_loss, "training loss", "training loss (mean over the last logged steps)"),
                               (ax_metric, f"{metric_label} after each epoch", metric_label),
                               (ax_alpha, "learned step size α (level 0, symmetric log)", "α"),
                               (ax_kappa, "hyper levels' step sizes κ₁, κ₂, … (symmetric log)", "κ"),
                               (ax_mom, "learned μ / β (level 0)", "value")):
-        ax.set_title(title, fontsize=9)
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.set_xlabel("epoch" if ax is ax_metric else "step", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.set_xlabel("epoch" if ax is ax_metric else "step", fontsize=9)
+        ax.tick_params(labelsize=8)
         if not ax.lines:
             empty = note if not entries else "nothing recorded yet"
             if entries and ax is ax_kappa:
@@ -251,8 +252,8 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
             if entries and ax is ax_mom:
                 empty = ("no μ or β learned in these runs (SGD's μ is learned when μ ≠ 0, Adam's β₁, β₂ whenever "
                          "the height is ≥ 1)")
-            ax.text(0.5, 0.5, textwrap.fill(empty, 40), transform=ax.transAxes, ha="center", va="center",
-                    fontsize=8, color="0.45")
+            ax.text(0.5, 0.5, textwrap.fill(empty, 36), transform=ax.transAxes, ha="center", va="center",
+                    fontsize=9, color="0.45")
     finite = np.concatenate([v[np.isfinite(v)] for v in losses]) if losses else np.array([])
     if finite.size and (finite > 0).all() and finite.max() > 10 * finite.min():  # log only over a decade or more
         ax_loss.set_yscale("log")
@@ -281,17 +282,17 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                 extra_h.append(Line2D([], [], color="0.3", ls=styles[i]))
                 extra_l.append(f"κ{str(i + 1).translate(_SUB)}" + (" (and every 4th above)" if max_levels > 4 else ""))
         if moms:
-            for key, ls in zip(("μ or β₁", "β₂"), ("-", ":")):
+            for key, ls in zip(("μ or β₁", "β₂"), ("-", "--")):
                 extra_h.append(Line2D([], [], color="0.3", ls=ls))
                 extra_l.append(key)
         if extra_h:  # the line styles first (added as an artist), then the runs (the axes' legend)
-            styles_legend = ax_key.legend(extra_h, extra_l, loc="lower left", fontsize=7.5, frameon=False,
-                                          title="line styles", title_fontsize=8, borderaxespad=0, ncol=2)
+            styles_legend = ax_key.legend(extra_h, extra_l, loc="lower left", fontsize=8.5, frameon=False,
+                                          title="line styles", title_fontsize=9, borderaxespad=0, ncol=2)
             ax_key.add_artist(styles_legend)
-        ax_key.legend(handles, labels, loc="upper left", fontsize=7.5, frameon=False, title="runs",
-                      title_fontsize=8, borderaxespad=0)
+        ax_key.legend(handles, labels, loc="upper left", fontsize=8.5, frameon=False, title="runs",
+                      title_fontsize=9, borderaxespad=0)
     else:
-        ax_key.text(0, 1, textwrap.fill(note, 40), va="top", fontsize=8, color="0.45", transform=ax_key.transAxes)
+        ax_key.text(0, 1, textwrap.fill(note, 36), va="top", fontsize=9, color="0.45", transform=ax_key.transAxes)
     return fig
 
 

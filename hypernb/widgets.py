@@ -525,8 +525,10 @@ class Explorer:
             cells = (html.escape(self.label(entry, changed)), html.escape(self._full(entry)),
                      html.escape(self._status_text(entry)), shown, html.escape(self._learned_text(entry)),
                      "–" if entry.time_s is None else f"{entry.time_s:.1f} s")
+            nowrap = td.replace("white-space:normal", "white-space:nowrap")  # a number and its unit stay together
             rows.append(f"<tr class='hypernb-row hypernb-row-{entry.status}' style='{bg}{color}'>"
-                        + "".join(f"<td {td}>{c}</td>" for c in cells) + "</tr>")
+                        + "".join(f"<td {nowrap if i in (3, 5) else td}>{c}</td>" for i, c in enumerate(cells))
+                        + "</tr>")
         return ("<table class='hypernb-runs' style='border-collapse:collapse;width:100%;font-size:12px;"
                 f"table-layout:auto'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
