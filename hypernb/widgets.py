@@ -614,7 +614,6 @@ def explorer(task: str = "mnist-mlp", profile: str = "smoke", optimizer: str = "
         raise ValueError(f"kappa_decay must be in (0, 1], got {kappa_decay!r}")
     values = dict(optimizer=optimizer, hyperoptimizer=hyperoptimizer, alpha=float(alpha), mu=float(mu),
                   kappa=float(kappa), kappa_rule=rule, height=int(height), epochs=int(epochs))
-    panel = Explorer(task, profile, values, kappa_decay, fixed, examples)
     panel_config(task, profile, optimizer, hyperoptimizer, alpha, mu, kappa, height, epochs, kappa_rule=rule,
                  kappa_decay=kappa_decay, **fixed)  # a typo in a fixed field fails here, not at the first Run
-    return panel
+    return Explorer(task, profile, values, kappa_decay, fixed, examples)

@@ -239,3 +239,13 @@ def test_figures_are_readable():
     assert legend_texts == [e[1] for e in entries]  # full labels, wrapped, never cut
     assert fig.dpi >= 90 and png_size(viz.figure_png(fig))[0] >= 1000
     assert viz.level_name("hyper.hyper.alpha") == "κ₂" and viz.level_name("beta2") == "β₂"
+
+
+def test_examples_are_shown_from_the_start():
+    """A notebook can pass Results it already has: they are in the comparison and in the static picture."""
+    ok, bad = fake_result([1e-3, 2e-3, 3e-3], [2.3, 1.9]), fake_result([1e-2, float("nan")], [2.3], diverged_at=15)
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", examples={"Adam/SGD (the notebook's run)": ok,
+                                                                          "Adam/SGD, κ too large": bad})
+    assert [(r.number, r.status) for r in panel.runs] == [(1, "ok"), (2, "diverged")]
+    assert "#1 Adam/SGD (the notebook&#x27;s run)" in panel.table.value and rows(panel, "diverged") == 1
+    assert panel.figure.value and png_size(panel.preview_png())[0] >= 1000
