@@ -544,9 +544,9 @@ def _at_chance(acc: float, train_loss: float, first: float | None, task: TaskDat
     down: it learned nothing (a run that is merely slow is not stopped)."""
     chance = 1.0 / task.classes
     if task.kind == "image" and acc <= chance + CHANCE_MARGIN and (first is None or train_loss >= 0.99 * first):
-        return step, (f"test accuracy {100 * acc:.2f} % after epoch {epoch + 1} is at chance ({100 * chance:.0f} %) "
-                      f"and the training loss did not go down ({first:.4g} → {train_loss:.4g}): the model learned "
-                      "nothing; change the step size")
+        loss = f" and the training loss did not go down ({first:.4g} → {train_loss:.4g})" if first is not None else ""
+        return step, (f"test accuracy {100 * acc:.2f} % after epoch {epoch + 1} is at chance ({100 * chance:.0f} %)"
+                      f"{loss}: the model learned nothing; change the step size")
     return None
 
 

@@ -3,9 +3,9 @@
 The notebooks stay thin (narrative, parameters, calls into this package, figures); everything that
 computes lives here, so it is tested and shared by the batch and interactive paths.
 """
-from . import charrnn, cifar, claims, mnist, references, sources, stats, summary, towers
-from .common import (Claim, MissingRecords, Setup, claims_table, describe, output_root, resolve_profile, run_grid,
-                     save_claims, save_verdicts, setup, show_table, verdict_table)
+from . import charrnn, cifar, claims, mnist, sources, stats, summary, towers
+from .common import (MissingRecords, Setup, describe, output_root, resolve_profile, run_grid, save_verdicts, setup,
+                     show_table, verdict_table)
 
 NOTEBOOKS = {m.NAME: m for m in (mnist, cifar, charrnn, towers, summary)}
 

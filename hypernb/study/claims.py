@@ -66,10 +66,15 @@ class Verdict:
     def row(self) -> dict:
         c = self.claim
         e = self.effect
+        if e is None:
+            effect = "–"
+        elif c.kind == "rate":
+            effect = f"{round(e.mean * e.n)} of {e.n} failed"
+        else:
+            effect = f"{e.mean:+.3g}{c.unit}"
         return {"id": c.id, "claim": c.statement, "claimant": c.claimant, "metric": c.metric,
-                "comparison": c.comparison, "rule": c.rule, "n": self.n,
-                "effect": "–" if e is None else f"{e.mean:+.3g}{c.unit}",
-                "95 % interval": "–" if e is None or e.n < 2 else f"[{e.lo:+.3g}, {e.hi:+.3g}]{c.unit}",
+                "comparison": c.comparison, "rule": c.rule, "n": self.n, "effect": effect,
+                "95 % interval": "–" if e is None or e.n < 2 or c.kind == "rate" else f"[{e.lo:+.3g}, {e.hi:+.3g}]{c.unit}",
                 "verdict": self.verdict, "why": self.reason}
 
     def to_dict(self) -> dict:

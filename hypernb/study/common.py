@@ -2,18 +2,20 @@
 cached by configuration (a re-executed notebook reads finished runs back instead of retraining, and
 resumes unfinished ones), figures and tables.
 
-Where results go: the full and demo profiles keep their run records in ``evidence/<profile>/<notebook>``
-of this checkout — the committed evidence the notebooks are rendered from — and the smoke profile in
-``outputs/smoke``; ``$HYPERNB_OUT`` or a notebook's ``OUT_DIR`` choose another folder (start afresh
-there to retrain everything). ``TRAIN = False`` (or ``$HYPERNB_TRAIN=0``) never trains: a missing
-record is reported instead (what ``make test`` does when it re-executes the committed notebooks).
+Where things go. *Run records*: the full and demo profiles keep them in
+``evidence/<profile>/<notebook>/runs`` of this checkout — the committed evidence the notebooks are
+rendered from — and the smoke profile in ``outputs/smoke`` (or ``$HYPERNB_OUT``). *Outputs* (figures,
+tables, verdicts): next to the records, or in ``$HYPERNB_OUT/<notebook>`` when that is set. A
+notebook's ``OUT_DIR`` puts both in a folder of its own (start afresh there to retrain everything).
+``TRAIN = False`` (or ``$HYPERNB_TRAIN=0``) never trains: a missing record is reported instead — what
+``make test`` does when it re-executes the committed notebooks from the committed records.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__, io
@@ -37,11 +39,17 @@ def resolve_profile(profile: str, notebook: str | None = None) -> str:
 
 
 def output_root(profile: str) -> Path:
-    """$HYPERNB_OUT if set, else evidence/<profile>/ (full, demo) or outputs/smoke/ in this checkout."""
+    """Where outputs go: $HYPERNB_OUT if set, else where the profile's records are."""
     env = os.environ.get("HYPERNB_OUT")
-    if env:
-        return Path(env)
-    return EVIDENCE / profile if profile in ("full", "demo") else REPO / "outputs" / profile
+    return Path(env) if env else records_root(profile)
+
+
+def records_root(profile: str) -> Path:
+    """Where run records live: evidence/<profile>/ (full, demo), else outputs/smoke/ (or $HYPERNB_OUT)."""
+    if profile in ("full", "demo"):
+        return EVIDENCE / profile
+    env = os.environ.get("HYPERNB_OUT")
+    return Path(env) if env else REPO / "outputs" / profile
 
 
 def training_allowed(value: bool = True) -> bool:
@@ -60,7 +68,8 @@ class Setup:
     notebook: str
     profile: str
     params: dict
-    out_dir: Path
+    out_dir: Path  # figures, tables, verdicts
+    records: Path  # run records (and measurements kept with them)
     quiet: bool = True
 
     def __getitem__(self, key):
@@ -109,6 +118,7 @@ def setup(notebook: str, namespace: dict, spec: dict, defaults: dict) -> Setup:
             params[key] = value
     params["PROFILE"] = profile
     out = Path(params["OUT_DIR"]) if params.get("OUT_DIR") else output_root(profile) / notebook
+    records = Path(params["OUT_DIR"]) if params.get("OUT_DIR") else records_root(profile) / notebook
     out.mkdir(parents=True, exist_ok=True)
     io.write_json(out / "parameters.json", params)
     import matplotlib
@@ -117,7 +127,7 @@ def setup(notebook: str, namespace: dict, spec: dict, defaults: dict) -> Setup:
     import seaborn as sns
 
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-    return Setup(notebook, profile, params, out, quiet=params.get("QUIET", True))
+    return Setup(notebook, profile, params, out, records, quiet=params.get("QUIET", True))
 
 
 def describe(s: Setup) -> str:
@@ -144,12 +154,12 @@ def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
     cfgs = []
     for cfg in configs:
         cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
-        cfgs.append(cfg.replace(out_dir=str(s.out_dir / "runs" / config_key(cfg)), quiet=s.quiet))
+        cfgs.append(cfg.replace(out_dir=str(s.records / "runs" / config_key(cfg)), quiet=s.quiet))
     if not training_allowed(s.params.get("TRAIN", True)):
         missing = [c for c in cfgs if not _finished(Path(c.out_dir), c.seeds)]
         if missing:
             raise MissingRecords(f"{len(missing)} of {len(cfgs)} runs of {desc} have no finished record under "
-                                 f"{s.out_dir / 'runs'} and training is off (TRAIN = False or HYPERNB_TRAIN=0); e.g. "
+                                 f"{s.records / 'runs'} and training is off (TRAIN = False or HYPERNB_TRAIN=0); e.g. "
                                  f"{missing[0].optimizer} α={missing[0].alpha} seeds {list(missing[0].seeds)}")
         return [Result.load(c.out_dir) for c in cfgs]
     if not s.quiet:
@@ -200,43 +210,3 @@ def show_table(df, caption: str = ""):
     styler = df.style.hide(axis="index").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
     return styler.set_caption(caption) if caption else styler
 
-
-# -- legacy claim records (notebooks 02, 03, 04 until they move to claims.py) ----------------------
-VERDICTS = ("reproduced", "refuted", "inconclusive")
-
-
-@dataclass
-class Claim:
-    """One claim of the paper or the report, and what our runs say about it."""
-
-    id: str
-    claim: str
-    source: str  # paper | report
-    paper: str
-    report: str
-    ours: str
-    verdict: str
-    evidence: str = ""  # a figure file, relative to the notebook's output folder
-    notebook: str = ""
-    notes: str = ""
-
-    def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-
-
-def save_claims(s: Setup, claims: list) -> Path:
-    for c in claims:
-        c.notebook = s.notebook
-    path = s.path("claims.json")
-    io.write_json(path, [asdict(c) for c in claims])
-    return path
-
-
-CLAIM_COLUMNS = ("id", "claim", "source", "paper", "report", "ours", "verdict", "notes")
-
-
-def claims_table(claims: list):
-    import pandas as pd
-
-    return pd.DataFrame([{k: getattr(c, k) for k in CLAIM_COLUMNS} for c in claims], columns=list(CLAIM_COLUMNS))

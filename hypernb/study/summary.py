@@ -1,110 +1,109 @@
-"""Notebook 05: every claim, paper / report / ours, with a verdict and the figure behind it."""
+"""Notebook 05: every claim with its verdict, the evidence behind it, and what the report's files
+show — read from what notebooks 01–04 and 06 wrote (``verdicts.json``), never retrained here."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .. import io
-from .common import Claim, output_root
+from . import claims as C
+from .common import EVIDENCE, output_root, resolve_profile
 
 NAME = "05_summary"
-SPEC = {"PROFILE": "str", "RESULTS_DIR": "str", "SWEEPS": "list", "OUT_DIR": "str", "INTERACTIVE": "bool",
+SPEC = {"PROFILE": "str", "RESULTS_DIR": "str", "TRAIN": "bool", "OUT_DIR": "str", "INTERACTIVE": "bool",
         "QUIET": "bool"}
 DEFAULTS = {"smoke": {}, "demo": {}, "full": {}}
-NOTEBOOKS = ("01_mlp_mnist", "02_resnet20_cifar10", "03_char_rnn", "04_towers")
+NOTEBOOKS = ("01_mlp_mnist", "02_resnet20_cifar10", "03_char_rnn", "04_towers", "06_vs_lr_free")
 
 
-def load_claims(results_dir: Path) -> tuple[list[Claim], list[str]]:
-    """All claims written by notebooks 01–04 under ``results_dir``, and the notebooks still missing."""
-    claims, missing = [], []
+def where(s, notebook: str) -> Path:
+    """A notebook's results: RESULTS_DIR/<notebook> if given, else where that notebook's own
+    ``PROFILE = "auto"`` puts them (the committed full records where present, else demo)."""
+    if s["RESULTS_DIR"]:
+        return Path(s["RESULTS_DIR"]) / notebook
+    if os.environ.get("HYPERNB_OUT") or s.profile == "smoke":
+        return output_root(s.profile) / notebook
+    return EVIDENCE / resolve_profile("auto", notebook) / notebook
+
+
+def load(s) -> tuple[list, dict, list]:
+    """(verdicts, {notebook: profile}, notebooks with no verdicts.json)."""
+    verdicts, profiles, missing = [], {}, []
     for nb in NOTEBOOKS:
-        path = Path(results_dir) / nb / "claims.json"
+        path = where(s, nb) / "verdicts.json"
         if not path.exists():
             missing.append(nb)
             continue
-        for c in io.read_json(path):
-            claim = Claim(**c)
-            if claim.evidence:
-                claim.evidence = str(Path(results_dir) / nb / claim.evidence)
-            claims.append(claim)
-    return claims, missing
+        saved = io.read_json(path, what="a notebook's verdicts")
+        profiles[nb] = saved["profile"]
+        for v in saved["verdicts"]:
+            claim = C.Claim(**v.pop("claim"))
+            effect = v.pop("effect")
+            verdict = C.Verdict(claim, **{k: v[k] for k in ("verdict", "n", "reason", "evidence", "detail")})
+            if effect is not None:
+                from .stats import Interval
+
+                verdict.effect = Interval(**effect)
+            if verdict.evidence:
+                verdict.evidence = str(where(s, nb) / verdict.evidence)
+            verdicts.append(verdict)
+    return verdicts, profiles, missing
 
 
-def results_dir(s) -> Path:
-    return Path(s["RESULTS_DIR"]) if s["RESULTS_DIR"] else output_root(s.profile)
-
-
-def show_evidence(s, claims: list[Claim]) -> None:
-    """One table per claim (paper / report / ours / verdict) and its evidence figure, each figure once
-    (paths only on the smoke profile, to keep the committed notebook small)."""
-    import pandas as pd
-    from IPython.display import Image, Markdown, display
-
-    shown = set()
-    for c in claims:
-        display(Markdown(f"### {c.claim}\n*{c.source}'s claim · {c.notebook}*"))
-        display(pd.DataFrame({"paper": [c.paper], "report": [c.report], "ours": [c.ours],
-                              "verdict": [c.verdict]}).style.hide(axis="index"))
-        if c.notes:
-            display(Markdown(f"note: {c.notes}"))
-        if not c.evidence or not Path(c.evidence).exists():
-            continue
-        if c.evidence in shown:
-            display(Markdown(f"(figure above: `{Path(c.evidence).name}`)"))
-        elif s.profile == "smoke":
-            display(Markdown(f"figure: `{Path(c.evidence).parent.parent.name}/figures/{Path(c.evidence).name}`"))
-        else:
-            display(Image(filename=c.evidence, width=640))
-        shown.add(c.evidence)
-
-
-def verdict_counts(claims: list[Claim]) -> dict:
-    out = {"reproduced": 0, "refuted": 0, "inconclusive": 0}
-    for c in claims:
-        out[c.verdict] += 1
+def counts(verdicts: list) -> dict:
+    out = {k: 0 for k in (*C.VERDICTS, C.INDICATIVE)}
+    for v in verdicts:
+        out[v.verdict] += 1
     return out
+
+
+def overview(verdicts: list, profiles: dict):
+    """One row per claim: notebook (and the profile its runs come from), claim, claimant, n, effect,
+    interval, verdict, why."""
+    import pandas as pd
+
+    rows = []
+    for v in verdicts:
+        r = v.row()
+        rows.append({"notebook": f"{v.claim.notebook} ({profiles.get(v.claim.notebook, '?')})", "claim": r["claim"],
+                     "claimant": r["claimant"], "n": r["n"], "effect": r["effect"], "95 % interval": r["95 % interval"],
+                     "verdict": r["verdict"], "why": r["why"]})
+    return pd.DataFrame(rows, columns=["notebook", "claim", "claimant", "n", "effect", "95 % interval", "verdict",
+                                       "why"])
 
 
 def styled(df):
-    """Colour the verdict column (green reproduced, red refuted, grey inconclusive)."""
-    colours = {"reproduced": "#d8f3dc", "refuted": "#ffd6d6", "inconclusive": "#eeeeee"}
-    return df.style.map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"]).hide(axis="index")
+    """Verdicts coloured (green reproduced, red refuted, grey the rest); cells wrap, nothing is cut."""
+    colours = {"reproduced": "#d8f3dc", "refuted": "#ffd6d6", "inconclusive": "#eeeeee", C.INDICATIVE: "#fff4cc"}
+    return (df.style.map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"])
+            .hide(axis="index").set_properties(**{"white-space": "pre-wrap", "text-align": "left"}))
 
 
-def sweep_tables(paths: list, base: Path) -> list:
-    """(name, aggregated table) for each sweep folder or collected CSV (``python -m hypernb collect``):
-    one row per configuration, test metrics as mean ± std over its seeds."""
+def declarations():
+    """Every claim as declared before the runs: metric, comparison, rule with δ, minimum n."""
     import pandas as pd
 
-    from ..sweep import collect
+    return pd.DataFrame([{"id": c.id, "notebook": c.notebook, "claim": c.statement, "claimant": c.claimant,
+                          "source": c.source, "metric": c.metric, "comparison": c.comparison, "rule": c.rule,
+                          "min n": c.min_n} for c in C.CLAIMS])
 
-    out = []
-    for p in paths:
-        path = Path(p) if Path(p).is_absolute() else base / p
-        if not path.exists():
-            out.append((str(p), None))
+
+def findings():
+    import pandas as pd
+
+    return pd.DataFrame([{"finding": f.statement, "where in the report's files": f.where,
+                          "consequence": f.consequence, "notebook": f.notebook} for f in C.FINDINGS])
+
+
+def show_evidence(s, verdicts: list) -> None:
+    """Each decided claim's figure, once."""
+    from IPython.display import Image, Markdown, display
+
+    shown = set()
+    for v in verdicts:
+        if not v.evidence or v.evidence in shown or not Path(v.evidence).exists():
             continue
-        df = collect(path) if path.is_dir() else pd.read_csv(path)
-        out.append((path.name, aggregate(df)))
-    return out
-
-
-def aggregate(df):
-    """Group a tidy sweep table by its varied parameters: test accuracy / error mean ± std and n."""
-    import pandas as pd
-
-    if df.empty or "test_acc" not in df:
-        return df
-    fixed = {"point", "seed", "seeds", "status", "diverged_at_step", "epochs_done", "time_s"}
-    params = [c for c in df.columns if c not in fixed and not c.startswith(("test_", "final_", "data_"))
-              and df[c].nunique(dropna=False) > 1]
-    rows = []
-    for key, g in df.groupby(params, dropna=False, sort=False) if params else [((), df)]:
-        ok = g[g.status == "ok"]
-        err = 100 * (1 - ok.test_acc)
-        row = dict(zip(params, key if isinstance(key, tuple) else (key,)))
-        row.update({"test error %": f"{err.mean():.2f} ± {err.std(ddof=1) if len(ok) > 1 else 0:.2f}",
-                    "seeds ok": f"{len(ok)}/{len(g)}"})
-        if "final_alpha" in ok:
-            row["learned α"] = f"{ok.final_alpha.mean():.4g}"
-        rows.append(row)
-    return pd.DataFrame(rows)
+        shown.add(v.evidence)
+        display(Markdown(f"**{Path(v.evidence).stem.replace('_', ' ')}** ({v.claim.notebook}) — for: "
+                         + "; ".join(x.claim.statement for x in verdicts if x.evidence == v.evidence)))
+        display(Image(filename=v.evidence, width=760))

@@ -1,164 +1,354 @@
-"""Notebook 04: towers of hyperoptimizers, height 0 to 20 (and 50)."""
+"""Notebook 04: towers of hyperoptimizers, as the paper ran them and as the report did.
+
+* *The paper's protocol* (arXiv v1 §4.3): the MNIST MLP, batch 300, one epoch, SGD at every level,
+  every level starting from the same α0; heights 0–50 × α0 over ten decades (10⁻⁶…10³, its failure
+  regime α0 > 10² included) × 3 seeds.
+* *The report's rule*: κ_ℓ = α0 / (100(1 + ℓ)), RMSProp levels (as the report, with γ squashed
+  correctly), its ReLU MLP, batch 1024, 20 epochs, on a smaller grid.
+* *Cost*: the time of one training step per height, measured side by side with plain SGD in one
+  run (paired ratios, a noise-floor row), the memory held between steps, and the training wall clock.
+
+A diverged run is a failure: it counts as 90 % test error wherever runs are compared or spread.
+"""
 from __future__ import annotations
 
 import statistics
-
-from .. import bench
-from . import references as R
-from .common import Claim, Setup, run_grid, save_figure, save_table
+from .. import bench, io
+from . import claims as C
+from . import sources as S
+from .common import Setup, run_grid, save_figure, save_table
+from .stats import interval, paired
 
 NAME = "04_towers"
 SPEC = {
-    "PROFILE": "str", "SEEDS": ("list", "none"), "EPOCHS": ("int", "none"), "HEIGHTS": ("list", "none"),
-    "TALL_HEIGHT": ("int", "none"), "ALPHAS0": ("list", "none"), "KAPPA_RULES": "list", "LEVEL": "str",
-    "BATCH_SIZE": "int", "ACTIVATION": "str", "COST_HEIGHTS": ("list", "none"), "OUT_DIR": "str",
-    "INTERACTIVE": "bool", "QUIET": "bool",
+    "PROFILE": "str", "SEEDS": ("list", "none"), "HEIGHTS": ("list", "none"), "ALPHAS0": ("list", "none"),
+    "REPORT_HEIGHTS": ("list", "none"), "REPORT_ALPHAS0": ("list", "none"), "REPORT_EPOCHS": ("int", "none"),
+    "REPORT_LEVEL": "str", "COST_HEIGHTS": ("list", "none"), "COST_REPS": ("int", "none"), "TRAIN": "bool",
+    "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
-    "smoke": {"SEEDS": [0], "EPOCHS": 1, "HEIGHTS": [0, 1, 2], "ALPHAS0": [1.0, 0.01], "COST_HEIGHTS": [0, 1, 2, 5]},
-    "demo": {"SEEDS": [0], "EPOCHS": 1, "HEIGHTS": [0, 1, 2, 3, 5, 10, 20], "ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6],
-             "COST_HEIGHTS": [0, 1, 2, 5, 10, 20, 50]},
-    "full": {"SEEDS": [0, 1, 2], "EPOCHS": 20, "HEIGHTS": list(range(21)), "ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6],
-             "COST_HEIGHTS": [0, 1, 2, 5, 10, 20, 50]},
+    "smoke": {"SEEDS": [0], "HEIGHTS": [0, 1, 3], "ALPHAS0": [1e-2, 1.0, 1e3], "REPORT_HEIGHTS": [0, 1],
+              "REPORT_ALPHAS0": [1.0, 1e-4], "REPORT_EPOCHS": 1, "COST_HEIGHTS": [1, 2, 5], "COST_REPS": 1},
+    "demo": {"SEEDS": [0], "HEIGHTS": [0, 1, 2, 3, 5, 10, 50], "ALPHAS0": [1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e3],
+             "REPORT_HEIGHTS": [0, 1, 3], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 2,
+             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 3},
+    "full": {"SEEDS": [0, 1, 2], "HEIGHTS": [0, 1, 2, 3, 4, 5, 10, 20, 50],
+             "ALPHAS0": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3],
+             "REPORT_HEIGHTS": [0, 1, 2, 3, 5, 10], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 20,
+             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 9},
 }
+FAILED = 90.0  # the test error % a diverged run counts as
 
 
-def config(s: Setup, alpha0: float, height: int, rule: str) -> dict:
-    opt = "sgd" if height == 0 else f"sgd/{s['LEVEL']}*{height}"
-    cfg = dict(task="mnist-mlp", profile=s.profile, optimizer=opt, alpha=alpha0, epochs=s["EPOCHS"],
-               seeds=list(s["SEEDS"]), batch_size=s["BATCH_SIZE"], activation=s["ACTIVATION"], log_every=5)
+def _height_axis(ax, heights) -> None:
+    """A symmetric-log height axis (so that 0 shows) labelled with the heights themselves."""
+    import matplotlib.ticker as mt
+
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks(sorted(heights))
+    ax.xaxis.set_major_formatter(mt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(mt.NullLocator())
+    ax.set_xlabel("tower height (symmetric log)")
+
+
+def _errors(res) -> dict:
+    return {sd.seed: FAILED if sd.status != "ok" else 100 * (1 - sd.final["test_acc"]) for sd in res.seeds}
+
+
+def _base(s: Setup, **kw) -> dict:
+    cfg = dict(task="mnist-mlp", profile=s.profile, seeds=list(s["SEEDS"]), log_every=5)
+    if s.profile == "smoke":
+        cfg.update(train_limit=3000, test_limit=1000)
+    cfg.update(kw)
+    return cfg
+
+
+def paper_config(s: Setup, alpha0: float, height: int) -> dict:
+    """arXiv v1 §4.3: SGD levels, each starting at α0; tanh MLP, batch 300, one epoch."""
+    cfg = _base(s, optimizer="sgd" if height == 0 else f"sgd/sgd*{height}", alpha=alpha0, epochs=1,
+                batch_size=300, activation="tanh")
     if height:
-        cfg["kappa"] = rule
+        cfg["kappa"] = "paper"
+    return cfg
+
+
+def report_config(s: Setup, alpha0: float, height: int) -> dict:
+    """The report's rule: κ_ℓ = α0/(100(1+ℓ)), its ReLU MLP, batch 1024."""
+    level = s["REPORT_LEVEL"]
+    cfg = _base(s, optimizer="sgd" if height == 0 else f"sgd/{level}*{height}", alpha=alpha0,
+                epochs=s["REPORT_EPOCHS"], batch_size=1024, activation="relu")
+    if height:
+        cfg["kappa"] = "report"
     return cfg
 
 
 def run_all(s: Setup):
+    """Both grids; a tidy DataFrame with one row per (protocol, α0, height, seed)."""
     import pandas as pd
 
-    heights = list(s["HEIGHTS"]) + ([s["TALL_HEIGHT"]] if s["TALL_HEIGHT"] else [])
-    points = [(rule, a, h) for rule in s["KAPPA_RULES"] for a in s["ALPHAS0"] for h in heights
-              if h > 0 or rule == s["KAPPA_RULES"][0]]
-    results = run_grid(s, [config(s, a, h, rule) for rule, a, h in points], desc="towers")
+    points = [("paper", a, h, paper_config(s, a, h)) for h in s["HEIGHTS"] for a in s["ALPHAS0"]]
+    points += [("report", a, h, report_config(s, a, h)) for h in s["REPORT_HEIGHTS"] for a in s["REPORT_ALPHAS0"]]
+    results = run_grid(s, [cfg for *_, cfg in points], desc="towers")
     rows = []
-    for (rule, a, h), r in zip(points, results):
-        ok = [sd for sd in r.seeds if sd.status == "ok"]
-        rows.append({"kappa_rule": rule if h else "none", "alpha0": a, "height": h,
-                     "test_acc_%": None if not ok else 100 * r.mean("test_acc"),
-                     "final_alpha": statistics.fmean(sd.final["final_alpha"] for sd in ok) if ok else None,
-                     "diverged": len(r.seeds) - len(ok),
-                     "report_acc_%": R.report_tower_acc(a, h) if rule == "report" or h == 0 else None})
+    for (protocol, a, h, _), r in zip(points, results):
+        for sd in r.seeds:
+            rows.append({"protocol": protocol, "alpha0": a, "height": h, "seed": sd.seed, "status": sd.status,
+                         "test_error": _errors(r)[sd.seed],
+                         "final_alpha": sd.final.get("final_alpha") if sd.status == "ok" else None,
+                         "reason": sd.reason or ""})
     df = pd.DataFrame(rows)
-    # height 0 is the same plain SGD for every rule
-    base = df[df.height == 0]
-    extra = [base.assign(kappa_rule=rule) for rule in s["KAPPA_RULES"]]
-    df = pd.concat([df[df.height > 0]] + extra, ignore_index=True).sort_values(["kappa_rule", "alpha0", "height"])
     save_table(s, df, "towers")
     return df
 
 
-def accuracy_figure(s: Setup, df):
-    import matplotlib.pyplot as plt
-
-    rules = list(s["KAPPA_RULES"])
-    fig, axes = plt.subplots(1, len(rules), figsize=(5.5 * len(rules), 3.6), squeeze=False, sharey=True)
-    for ax, rule in zip(axes[0], rules):
-        sub = df[df.kappa_rule == rule]
-        for a in sorted(sub.alpha0.unique(), reverse=True):
-            pts = sub[sub.alpha0 == a].sort_values("height")
-            (line,) = ax.plot(pts.height, pts["test_acc_%"], marker="o", label=f"α0={a:g}")
-            diverged = pts[pts["test_acc_%"].isna()]
-            if len(diverged):  # a run that ended on a non-finite value: × at 0 (no accuracy is reported)
-                ax.scatter(diverged.height, [0] * len(diverged), marker="x", color=line.get_color(),
-                           label=f"α0={a:g} diverged")
-            rep = pts[pts["report_acc_%"].notna()]
-            if rule == "report" and len(rep):
-                ax.plot(rep.height, rep["report_acc_%"], ls=":", color=ax.lines[-1].get_color(), lw=1)
-        ax.set_title({"paper": "κ_ℓ = α0 at every level (paper, V1)",
-                      "report": "κ_ℓ = α0 / (100(1+ℓ)) (report; dotted: its numbers)"}.get(rule, rule), fontsize=9)
-        ax.set_xlabel("tower height")
-        ax.set_ylabel("test accuracy %")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(s, fig, "accuracy_vs_height")
-    return fig
-
-
-def sensitivity(df):
-    """Spread (max − min) of test accuracy across α0 at each height: the paper says it shrinks."""
+def error_table(df, protocol: str):
+    """Mean test error % (× n diverged) per α0 and height, with the report's numbers beside its rule."""
     import pandas as pd
 
+    sub = df[df.protocol == protocol]
     rows = []
-    for (rule, h), sub in df.groupby(["kappa_rule", "height"]):
-        acc = sub["test_acc_%"].dropna()
-        rows.append({"kappa_rule": rule, "height": h, "spread_over_alpha0_%": float(acc.max() - acc.min())
-                     if len(acc) > 1 else None, "alpha0s_finite": len(acc)})
+    for a in sorted(sub.alpha0.unique()):
+        row = {"α0": f"{a:g}"}
+        for h in sorted(sub.height.unique()):
+            cell = sub[(sub.alpha0 == a) & (sub.height == h)]
+            bad = int((cell.status != "ok").sum())
+            row[f"h={h}"] = f"{cell.test_error.mean():.1f}" + (f" ({bad}× div.)" if bad else "")
+        if protocol == "report":
+            cited = [S.report_tower_acc(a, h) for h in sorted(sub.height.unique())]
+            row["report .out (error %, 1 seed)"] = ", ".join("–" if c is None else f"{100 - c.value:.1f}"
+                                                             for c in cited)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def costs(s: Setup):
+def sensitivity(df, protocol: str = "paper"):
+    """Per height and seed: the sd over α0 of the test error (a diverged run counts as 90 %)."""
     import pandas as pd
 
-    steps = 30 if s.profile == "smoke" else 150
-    rows = bench.tower_costs(s["COST_HEIGHTS"], steps=steps, warmup=10, reps=1 if s.profile == "smoke" else 3)
-    df = pd.DataFrame(rows)
-    save_table(s, df, "cost_per_height")
-    return df
+    sub = df[df.protocol == protocol]
+    rows = [{"height": h, "seed": seed, "sd_over_alpha0": float(g.test_error.std(ddof=0))}
+            for (h, seed), g in sub.groupby(["height", "seed"])]
+    return pd.DataFrame(rows)
 
 
-def cost_figure(s: Setup, cost_df):
+def accuracy_figure(s: Setup, df):
+    """Test error against height (symmetric-log axis, so height 0 shows), one line per α0; a diverged
+    seed is an × at 90 %."""
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
-    a.plot(cost_df.height, cost_df.ms_per_step, marker="o")
-    a.set_xlabel("tower height")
-    a.set_ylabel("ms per training step (MLP, batch 256)")
-    b.plot(cost_df.height, cost_df.held_mb, marker="o")
-    b.set_xlabel("tower height")
-    b.set_ylabel("MB held between steps")
-    b.set_ylim(0, max(cost_df.held_mb) * 1.3)
+    protocols = [p for p in ("paper", "report") if (df.protocol == p).any()]
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6.2 * len(protocols), 4.2), squeeze=False)
+    titles = {"paper": "the paper's protocol: SGD levels, every level at α0\n(batch 300, 1 epoch, tanh)",
+              "report": f"the report's rule κ_ℓ = α0/(100(1+ℓ)), {s['REPORT_LEVEL']} levels\n"
+                        f"(batch 1024, {s['REPORT_EPOCHS']} epochs, ReLU)"}
+    for ax, protocol in zip(axes[0], protocols):
+        sub = df[df.protocol == protocol]
+        alphas = sorted(sub.alpha0.unique())
+        for i, a in enumerate(alphas):
+            color = f"C{i % 10}"
+            g = sub[sub.alpha0 == a]
+            means = g.groupby("height").test_error.mean()
+            ax.plot(means.index, means.values, marker="o", ms=3, color=color, label=f"α0 = {a:g}")
+            bad = g[g.status != "ok"]
+            if len(bad):
+                ax.scatter(bad.height, [FAILED] * len(bad), marker="x", color=color, s=30)
+            if protocol == "report":
+                cited = [(h, S.report_tower_acc(a, h)) for h in means.index]
+                pts = [(h, 100 - c.value) for h, c in cited if c is not None]
+                if pts:
+                    ax.plot(*zip(*pts), ls=":", color=color, lw=1)
+        _height_axis(ax, sub.height.unique())
+        ax.set_yscale("log")
+        ax.set_ylim(0.8, 100)
+        ax.set_ylabel("test error % (× diverged, counted as 90 %)")
+        ax.set_title(titles[protocol] + (";  dotted: the report's numbers" if protocol == "report" else ""),
+                     fontsize=9)
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(True, which="both", lw=0.3)
+    fig.tight_layout()
+    save_figure(s, fig, "error_vs_height")
+    return fig
+
+
+def sensitivity_figure(s: Setup, df):
+    import matplotlib.pyplot as plt
+
+    sens = sensitivity(df)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for seed, g in sens.groupby("seed"):
+        ax.plot(g.height, g.sd_over_alpha0, marker="o", ms=3, alpha=0.6, label=f"seed {seed}")
+    mean = sens.groupby("height").sd_over_alpha0.mean()
+    ax.plot(mean.index, mean.values, color="k", lw=2, label="mean")
+    _height_axis(ax, sens.height.unique())
+    ax.set_ylabel("sd over α0 of test error (pp)")
+    ax.set_title("Sensitivity to α0 (the paper's protocol)", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(s, fig, "sensitivity_vs_height")
+    return fig
+
+
+# -- cost ---------------------------------------------------------------------------------------------
+def costs(s: Setup) -> dict | None:
+    """Step time of SGD towers of each height next to plain torch.optim.SGD, repetition by repetition
+    in one process (paired), the noise floor (torch against itself), and the memory held. Measured once
+    per output folder and kept in ``cost.json`` (a re-executed notebook shows the same numbers); not on
+    the smoke profile, whose outputs must not depend on the machine's load (None)."""
+    from .common import training_allowed
+
+    if s.profile == "smoke":
+        return None
+    path = s.records / "cost.json"
+    if path.exists():
+        return io.read_json(path, what="the measured tower costs")
+    import platform
+
+    import torch
+
+    torch.set_num_threads(1)
+    steps, warmup = (20, 5) if s.profile == "smoke" else (100, 20)
+    base = bench.torch_step(torch.optim.SGD, lr=0.01)
+    reps = []
+    for _ in range(s["COST_REPS"]):
+        row = {"torch SGD": bench.time_step(base, steps=steps, warmup=warmup),
+               "torch SGD again": bench.time_step(base, steps=steps, warmup=warmup)}
+        for h in s["COST_HEIGHTS"]:
+            row[h] = bench.time_step(bench.hypernb_step(f"sgd/sgd*{h}", alpha=0.01, kappa=1e-5), steps=steps,
+                                     warmup=warmup)
+        reps.append(row)
+    memory = {h: bench.held_memory(bench.hypernb_step(f"sgd/sgd*{h}", alpha=0.01, kappa=1e-5))[0]
+              for h in s["COST_HEIGHTS"]}
+    out = {"heights": list(s["COST_HEIGHTS"]), "reps": [{str(k): v for k, v in r.items()} for r in reps],
+           "held_mb": {str(h): m for h, m in memory.items()}, "env": io.environment(torch.device("cpu")),
+           "setting": f"MNIST MLP batch 256, CPU, 1 thread, {steps} steps per measurement, {platform.machine()}"}
+    if training_allowed(s.params.get("TRAIN", True)):
+        io.write_json(path, out)
+    return out
+
+
+def per_level_percent(cost: dict) -> list[float]:
+    """Per repetition: least-squares slope of step time over height, % of that repetition's height-1 step."""
+    out = []
+    hs = cost["heights"]
+    for rep in cost["reps"]:
+        ts = [rep[str(h)] for h in hs]
+        mh, mt = statistics.fmean(hs), statistics.fmean(ts)
+        slope = sum((h - mh) * (t - mt) for h, t in zip(hs, ts)) / sum((h - mh) ** 2 for h in hs)
+        out.append(100 * slope / ts[0])
+    return out
+
+
+def cost_table(cost: dict | None):
+    import pandas as pd
+
+    if cost is None:
+        return pd.DataFrame({"cost": ["measured on the demo and full profiles only (timings vary with the machine)"]})
+    rows = []
+    for h in ["torch SGD again"] + [str(h) for h in cost["heights"]]:
+        ratios = [rep[h] / rep["torch SGD"] for rep in cost["reps"]]
+        rows.append({"configuration": "torch SGD again (noise floor)" if h == "torch SGD again" else f"SGD tower h={h}",
+                     "ms per step (median)": f"{statistics.median(rep[h] for rep in cost['reps']):.3f}",
+                     "ratio to torch SGD (median, min–max)": f"{statistics.median(ratios):.2f} "
+                                                             f"({min(ratios):.2f}–{max(ratios):.2f})",
+                     "MB held between steps": "–" if h not in cost["held_mb"] else f"{cost['held_mb'][h]:.3f}"})
+    return pd.DataFrame(rows)
+
+
+def cost_figure(s: Setup, cost: dict | None, wall=None):
+    import matplotlib.pyplot as plt
+
+    if cost is None:
+        return None
+    hs = cost["heights"]
+    fig, axes = plt.subplots(1, 3 if wall is not None else 2, figsize=(14 if wall is not None else 10, 3.6))
+    for rep in cost["reps"]:
+        axes[0].plot(hs, [rep[str(h)] / rep["torch SGD"] for h in hs], color="C0", alpha=0.4, marker=".")
+    axes[0].axhline(1.0, color="k", lw=0.8, ls="--")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("tower height")
+    axes[0].set_ylabel("step time / torch SGD (each line a repetition)")
+    axes[1].plot(hs, [cost["held_mb"][str(h)] for h in hs], marker="o")
+    axes[1].set_xscale("log")
+    axes[1].set_ylim(0, max(cost["held_mb"].values()) * 1.3)
+    axes[1].set_xlabel("tower height")
+    axes[1].set_ylabel("MB held between steps (exact)")
+    if wall is not None:
+        axes[2].plot(wall.height, wall.seconds_per_epoch, marker="o")
+        _height_axis(axes[2], wall.height)
+        axes[2].set_ylim(0, None)
+        axes[2].set_ylabel("training wall clock, s per epoch")
     fig.tight_layout()
     save_figure(s, fig, "cost_per_height")
     return fig
 
 
-def per_level_percent(cost_df) -> float:
-    """Least-squares slope of step time over height, as % of the height-1 step (height 1 = SGD/SGD)."""
-    d = cost_df[cost_df.height >= 1]
-    if len(d) < 2:
-        return float("nan")
-    mh, mt = d.height.mean(), d.ms_per_step.mean()
-    slope = ((d.height - mh) * (d.ms_per_step - mt)).sum() / ((d.height - mh) ** 2).sum()
-    return float(100 * slope / d[d.height == d.height.min()].ms_per_step.iloc[0])
+def wall_clock(s: Setup):
+    """Training wall clock per height: one seed of the paper's protocol at α0 = 10⁻², trained alone
+    (batch=1, so that each run's time is its own); measured once and kept in ``wall_clock.json``."""
+    import pandas as pd
+
+    from ..train import run
+    from .common import training_allowed
+
+    if s.profile == "smoke":
+        return None
+    path = s.records / "wall_clock.json"
+    if path.exists():
+        return pd.DataFrame(io.read_json(path, what="the measured training wall clock"))
+    if not training_allowed(s.params.get("TRAIN", True)):
+        return None
+    rows = []
+    for h in sorted(set(s["COST_HEIGHTS"]) | {0}):
+        cfg = {**paper_config(s, 1e-2, h), "seeds": [s["SEEDS"][0]], "quiet": True}
+        r = run(cfg, batch=1)
+        rows.append({"height": h, "seconds_per_epoch": r.seeds[0].time_s / max(1, len(r.seeds[0].epochs))})
+    io.write_json(path, rows)
+    return pd.DataFrame(rows)
 
 
-def claims(s: Setup, df, cost_df) -> list[Claim]:
-    smoke = s.profile == "smoke"
-    sens = sensitivity(df)
+# -- verdicts ---------------------------------------------------------------------------------------------
+def verdicts(s: Setup, df, cost: dict) -> list:
     out = []
-    for rule in s["KAPPA_RULES"]:
-        sub = sens[(sens.kappa_rule == rule) & sens["spread_over_alpha0_%"].notna()].sort_values("height")
-        if len(sub) >= 2:
-            first, last = sub.iloc[0], sub.iloc[-1]
-            ours = (f"κ rule '{rule}': spread of accuracy over α0 {first['spread_over_alpha0_%']:.1f} points at "
-                    f"height {int(first.height)} → {last['spread_over_alpha0_%']:.1f} at height {int(last.height)}")
-            shrinks = last["spread_over_alpha0_%"] < first["spread_over_alpha0_%"]
-        else:
-            ours, shrinks = f"κ rule '{rule}': too few finite runs", None
-        out.append(Claim(f"towers-less-sensitive-{rule}", "Taller towers are less sensitive to the initial α0",
-                         "paper", "sensitivity drops ~10× per level until 5–6 levels (V1)",
-                         "height helps only when α0 is too small; saturates after 1–3 levels", ours,
-                         "inconclusive" if smoke or shrinks is None else ("reproduced" if shrinks else "refuted"),
-                         "figures/accuracy_vs_height.png"))
-    pct = per_level_percent(cost_df)
-    held = cost_df.held_mb
-    out.append(Claim("towers-cost-per-level", "Each extra level adds only 1–2 % to the step time", "paper",
-                     "1–2 % per level (NeurIPS text, via reviews)", "could not measure time on a shared cluster",
-                     f"{pct:.2f} % of the SGD/SGD step per extra level (measured, MLP batch 256)",
-                     "inconclusive" if smoke or pct != pct else ("reproduced" if pct <= 2.0 else "refuted"),
-                     "figures/cost_per_height.png"))
-    out.append(Claim("towers-memory", "Towers have minimal memory impact", "report", "–", "minimal memory impact",
-                     f"held memory {held.iloc[0]:.2f} MB at height {int(cost_df.height.iloc[0])} → {held.iloc[-1]:.2f} MB "
-                     f"at height {int(cost_df.height.iloc[-1])} (model, gradients and optimizer state)",
-                     "reproduced" if held.iloc[-1] <= held[cost_df.height >= 1].min() * 1.05 + 0.01 else "refuted",
-                     "figures/cost_per_height.png"))
+    sens = sensitivity(df)
+    heights = sorted(sens.height.unique())
+    tall = 5 if 5 in heights else max(heights)
+    by = {h: dict(zip(g.seed, g.sd_over_alpha0)) for h, g in sens.groupby("height")}
+    effect = paired(by[tall], by[0]) if 0 in by and tall in by and tall != 0 else None
+    out.append(C.judge(C.BY_ID["towers-less-sensitive"], effect, s.profile, evidence="figures/sensitivity_vs_height.png",
+                       detail=f"height {tall} vs 0"))
+    paper = df[df.protocol == "paper"]
+    top = paper[(paper.alpha0 > 1e2) & (paper.height >= 1)]
+    failed = int(((top.status != "ok") | (top.test_error > 50)).sum())
+    out.append(C.judge(C.BY_ID["towers-fail-above-100"], None, s.profile, failures=(failed, len(top)),
+                       missing="" if len(top) else "no run with α0 > 10² and height ≥ 1",
+                       evidence="figures/error_vs_height.png"))
+    if cost is None:
+        why = "not measured on the smoke profile"
+        out += [C.judge(C.BY_ID["towers-level-cost"], None, s.profile, missing=why),
+                C.judge(C.BY_ID["report-towers-memory"], None, s.profile, missing=why)]
+    else:
+        pct = per_level_percent(cost)
+        out.append(C.judge(C.BY_ID["towers-level-cost"], interval(pct), s.profile,
+                           evidence="figures/cost_per_height.png"))
+        mem = cost["held_mb"]
+        hs = cost["heights"]
+        growth = (mem[str(hs[-1])] - mem[str(hs[0])]) / (hs[-1] - hs[0]) / mem[str(hs[0])] * 100
+        out.append(C.judge(C.BY_ID["report-towers-memory"], interval([growth]), s.profile,
+                           evidence="figures/cost_per_height.png", detail="exact bytes, no noise"))
+    rep = df[df.protocol == "report"]
+
+    def err(a, h):
+        cell = rep[(rep.alpha0 == a) & (rep.height == h)]
+        return dict(zip(cell.seed, cell.test_error))
+
+    def pair(claim_id, a, h1, h0):
+        e1, e0 = err(a, h1), err(a, h0)
+        effect = paired(e1, e0) if set(e1) & set(e0) else None
+        out.append(C.judge(C.BY_ID[claim_id], effect, s.profile,
+                           missing="" if effect is not None else f"no runs at α0 = {a:g}, heights {h0} and {h1}",
+                           evidence="figures/error_vs_height.png"))
+
+    pair("report-towers-hurt-good-alpha", 1.0, 3, 0)
+    pair("report-towers-help-small-alpha", 1e-4, 3, 0)
+    pair("report-towers-saturate", 1e-4, 3, 10)
     return out
