@@ -104,3 +104,108 @@ def test_each_member_of_a_batch_reduces_to_torch_optim(name):
         state = together.member_state(k)
         for n, p in reference.named_parameters():
             torch.testing.assert_close(state[n], p.detach(), rtol=1e-12, atol=1e-14, msg=f"{name} member {k}: {n}")
+
+
+# -- weight decay and parameter groups ---------------------------------------------------------------
+# torch.optim's weight_decay: L2 (g + λw) for SGD, Adagrad, RMSprop and Adam; decoupled for AdamW
+# (w ← w − αλw − α·m̂/(√v̂+ε)). Same documented differences as above (ε, G₀, v₀).
+DECAY = {
+    "sgd": (lambda p, h: optim.SGD(p, lr=0.05, weight_decay=1e-2, hyper=h),
+            lambda p: torch.optim.SGD(p, lr=0.05, weight_decay=1e-2)),
+    "sgd-momentum": (lambda p, h: optim.SGD(p, lr=0.02, momentum=0.9, weight_decay=5e-2, hyper=h),
+                     lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9, weight_decay=5e-2)),
+    "adagrad": (lambda p, h: optim.AdaGrad(p, lr=0.02, eps=0.0, weight_decay=1e-2, hyper=h),
+                lambda p: torch.optim.Adagrad(p, lr=0.02, initial_accumulator_value=0.1, eps=0.0, weight_decay=1e-2)),
+    "rmsprop": (lambda p, h: optim.RMSProp(p, lr=0.003, gamma=0.9, eps=0.0, weight_decay=1e-2, hyper=h),
+                lambda p: torch.optim.RMSprop(p, lr=0.003, alpha=0.9, eps=0.0, weight_decay=1e-2)),
+    "adam-l2": (lambda p, h: optim.Adam(p, lr=0.002, betas=(0.8, 0.99), eps=1e-300, weight_decay=1e-2, hyper=h),
+                lambda p: torch.optim.Adam(p, lr=0.002, betas=(0.8, 0.99), eps=1e-300, weight_decay=1e-2)),
+    "adamw": (lambda p, h: optim.AdamW(p, lr=0.002, betas=(0.8, 0.99), eps=1e-300, weight_decay=0.1, hyper=h),
+              lambda p: torch.optim.AdamW(p, lr=0.002, betas=(0.8, 0.99), eps=1e-300, weight_decay=0.1)),
+}
+
+
+def kappa0():
+    """κ = 0 one level up: the hyperoptimizer runs (tangents, hypergradients) but moves nothing."""
+    return optim.SGD(alpha=0.0)
+
+
+def assert_same(model, reference, what):
+    for (n, ours), ref in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14, msg=f"{what}: parameter {n}")
+
+
+@pytest.mark.parametrize("hyper", ["none", "kappa0"])
+@pytest.mark.parametrize("name", list(DECAY))
+def test_weight_decay_reduces_to_torch_optim(name, hyper):
+    ours_fn, torch_fn = DECAY[name]
+    data = batches(30)
+    reference = run_torch(torch_fn, data)
+    model = mlp()
+    opt = ours_fn(model.parameters(), None if hyper == "none" else kappa0())
+    train_hypernb(model, opt, data)
+    assert_same(model, reference, name)
+
+
+def split(model):
+    """The usual two groups: weights (decayed) and biases (not decayed)."""
+    named = list(model.named_parameters())
+    return [p for n, p in named if n.endswith("weight")], [p for n, p in named if n.endswith("bias")]
+
+
+# each: hypernb groups and torch groups built from (weights, biases); the groups differ in step size,
+# momentum / betas / gamma and weight decay; the first group names α 'alpha', the second 'lr'
+GROUPS = {
+    "sgd-momentum": (
+        lambda w, b, h: optim.SGD([{"params": w, "weight_decay": 5e-2, "name": "weights"},
+                                   {"params": b, "lr": 0.1, "momentum": 0.5, "name": "biases"}],
+                                  alpha=0.02, momentum=0.9, hyper=h),
+        lambda w, b: torch.optim.SGD([{"params": w, "weight_decay": 5e-2}, {"params": b, "lr": 0.1, "momentum": 0.5}],
+                                     lr=0.02, momentum=0.9)),
+    "sgd": (
+        lambda w, b, h: optim.SGD([{"params": w, "alpha": 0.03, "weight_decay": 1e-2}, {"params": b, "lr": 0.2}],
+                                  hyper=h),
+        lambda w, b: torch.optim.SGD([{"params": w, "lr": 0.03, "weight_decay": 1e-2}, {"params": b, "lr": 0.2}])),
+    "adagrad": (
+        lambda w, b, h: optim.AdaGrad([{"params": w, "weight_decay": 1e-2}, {"params": b, "lr": 0.05}], lr=0.02,
+                                      eps=0.0, hyper=h),
+        lambda w, b: torch.optim.Adagrad([{"params": w, "weight_decay": 1e-2}, {"params": b, "lr": 0.05}], lr=0.02,
+                                         initial_accumulator_value=0.1, eps=0.0)),
+    "rmsprop": (
+        lambda w, b, h: optim.RMSProp([{"params": w, "weight_decay": 1e-2, "gamma": 0.95}, {"params": b, "lr": 0.01}],
+                                      lr=0.003, gamma=0.9, eps=0.0, hyper=h),
+        lambda w, b: torch.optim.RMSprop([{"params": w, "weight_decay": 1e-2, "alpha": 0.95},
+                                          {"params": b, "lr": 0.01}], lr=0.003, alpha=0.9, eps=0.0)),
+    "adam-l2": (
+        lambda w, b, h: optim.Adam([{"params": w, "weight_decay": 1e-2}, {"params": b, "alpha": 0.01, "beta1": 0.5}],
+                                   lr=0.002, betas=(0.8, 0.99), eps=1e-300, hyper=h),
+        lambda w, b: torch.optim.Adam([{"params": w, "weight_decay": 1e-2}, {"params": b, "lr": 0.01,
+                                                                              "betas": (0.5, 0.99)}],
+                                      lr=0.002, betas=(0.8, 0.99), eps=1e-300)),
+    "adamw": (
+        lambda w, b, h: optim.AdamW([{"params": w}, {"params": b, "weight_decay": 0.0, "beta2": 0.9}],
+                                    lr=0.002, betas=(0.8, 0.99), eps=1e-300, weight_decay=0.1, hyper=h),
+        lambda w, b: torch.optim.AdamW([{"params": w}, {"params": b, "weight_decay": 0.0, "betas": (0.8, 0.9)}],
+                                       lr=0.002, betas=(0.8, 0.99), eps=1e-300, weight_decay=0.1)),
+}
+
+
+@pytest.mark.parametrize("hyper", ["none", "kappa0"])
+@pytest.mark.parametrize("name", list(GROUPS))
+def test_two_parameter_groups_reduce_to_torch_optim(name, hyper):
+    """Two groups with their own step size, momentum/betas/gamma and weight decay (no decay on the
+    biases, the usual split): each group follows torch.optim's group, step for step."""
+    ours_fn, torch_fn = GROUPS[name]
+    data = batches(30)
+    reference = mlp()
+    t = torch_fn(*split(reference))
+    train_hypernb(reference, t, data)
+    model = mlp()
+    opt = ours_fn(*split(model), None if hyper == "none" else kappa0())
+    train_hypernb(model, opt, data)
+    assert_same(model, reference, name)
+    hp = opt.hyperparameters()
+    for i, group in enumerate(t.param_groups):  # each group kept its own α (κ = 0: its initial value)
+        key = next(k for k in hp if k.startswith("alpha.") and k.endswith(opt.param_groups[i].get("name",
+                                                                                                    f"group{i}")))
+        assert hp[key].item() == pytest.approx(group["lr"], rel=1e-15)

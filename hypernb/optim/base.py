@@ -59,6 +59,17 @@ def _number(v, what: str) -> float:
     return float(v)
 
 
+def _check_hyper(hyper, value: float, family: str, where: str = "") -> None:
+    """A hyperparameter's domain, and no value that the rule would silently ignore (SGD built
+    without momentum has no buffer: a μ ≠ 0 given later could not take effect)."""
+    hyper.check(value, family, where)
+    if hyper.name == "mu" and not hyper.trainable and value != 0.0:
+        at = f" ({where})" if where else ""
+        raise ValueError(f"{family}: momentum{at} = {value!r} cannot take effect: this optimizer was built without "
+                         "momentum (μ = 0 in the constructor and in every group), so it has no momentum buffer. "
+                         "Give the momentum when building it (momentum=/mu=, or a group's 'momentum')")
+
+
 class _Group(dict):
     """A parameter group whose hyperparameter keys reach the running optimizer when written."""
 
@@ -119,7 +130,7 @@ class HyperOptimizer(torch.optim.Optimizer):
     def _check_values(self, values: dict, family: str, K, where: str = "") -> None:
         for h in self._rule.hypers():
             for v in _per_member(values[h.name], K, f"{family}: {h.name}"):
-                h.check(v, family, where)
+                _check_hyper(h, v, family, where)
         for v in _per_member(values.get("weight_decay", 0.0), K, f"{family}: weight_decay"):
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{family}: weight_decay{' (' + where + ')' if where else ''} must be a "
@@ -236,15 +247,17 @@ class HyperOptimizer(torch.optim.Optimizer):
             h = hypers[name]
             vals = _per_member(value, self._batch, f"{family}: {name}")
             for v in vals:
-                h.check(v, family, f"group {index}")
+                _check_hyper(h, v, family, f"group {index}")
             for s in seg:
                 self._set_values(level, s, h, vals)
         elif key in ("params", "param_names"):
             raise ValueError(f"{family}: to add parameters use add_param_group(); a group's parameters "
                              "cannot be replaced")
         elif key in UNSUPPORTED_KEYS or key in ("alpha", "mu", "beta1", "beta2", "gamma"):
+            hint = {"betas": "; write 'beta1' and 'beta2' one at a time",
+                    "momentum": "; its momentum is 'mu'" if "mu" in hypers else ""}.get(key, "")
             raise ValueError(f"{family}: writing '{key}' cannot take effect: {family} has no such "
-                             f"hyperparameter (it has {sorted(hypers)}, weight_decay and lr)")
+                             f"hyperparameter (it has {sorted(hypers)}, weight_decay and lr){hint}")
 
     def _segment_of(self, group_index: int) -> list[int]:
         return [group_index]
@@ -376,9 +389,12 @@ class HyperOptimizer(torch.optim.Optimizer):
         if not isinstance(sd, dict) or sd.get("format") != STATE_DICT_FORMAT:
             got = sd.get("format") if isinstance(sd, dict) else type(sd).__name__
             raise ValueError(f"not a hypernb optimizer state dict (format {got!r}, expected {STATE_DICT_FORMAT!r})")
-        missing = sorted({"tower", "batch", "step", "first_bad", "levels", "param_groups", "param_sizes"} - set(sd))
-        if missing:
-            raise ValueError(f"state dict lacks {missing}")
+        keys = {"tower", "batch", "step", "first_bad", "levels", "param_groups", "param_sizes"}
+        missing, extra = sorted(keys - set(sd)), sorted(set(sd) - keys - {"format"}, key=str)
+        if missing or extra:
+            raise ValueError("state dict" + (f" lacks {missing}" if missing else "")
+                             + (" and" if missing and extra else "") + (f" has unknown key(s) {extra}" if extra else "")
+                             + "; pass what this optimizer's state_dict() returned")
         tower = [type(n).__name__ for n in self._chain()]
         if sd["tower"] != tower:
             raise ValueError(f"state dict is for the tower {sd['tower']}, this optimizer is {tower}")

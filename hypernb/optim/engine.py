@@ -243,9 +243,12 @@ class Level:
 
     def check(self, saved: dict, where: str) -> None:
         """Refuse (naming what) a saved level that does not fit this one."""
-        missing = sorted({"names", "raw", "G", "fixed", "state", "J", "Jmap", "Jc"} - set(saved))
-        if missing:
-            raise ValueError(f"state dict {where} lacks {missing}")
+        keys = {"names", "raw", "G", "fixed", "state", "J", "Jmap", "Jc"}
+        missing, extra = sorted(keys - set(saved)), sorted(set(saved) - keys, key=str)
+        if missing or extra:
+            raise ValueError(f"state dict {where}" + (f" lacks {missing}" if missing else "")
+                             + (" and" if missing and extra else "")
+                             + (f" has unknown key(s) {extra}" if extra else ""))
         if saved["names"] != self.names:
             raise ValueError(f"state dict {where} has hyperparameters {saved['names']}, expected {self.names}")
         extra, lack = sorted(set(saved["fixed"]) - set(self.fixed)), sorted(set(self.fixed) - set(saved["fixed"]))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from .base import HyperOptimizer, _per_member
 from .engine import Segment
 from .rules import AdaGradRule, AdamRule, RMSPropRule, SGDPerParamRule, SGDRule
@@ -58,8 +60,12 @@ class SGD(HyperOptimizer):
             raise ValueError(f"{family}: give momentum once, as mu= or momentum= (the same thing), not both")
         mu = 0.0 if mu is None and momentum is None else (mu if mu is not None else momentum)
         _no_torch_extras(family, options)
-        on = any(m != 0.0 for m in _per_member(mu, options.get("batch") if params is not None else "any",
-                                                 f"{family}: mu"))
+        K = options.get("batch") if params is not None else "any"
+        group_mus = []  # momentum is on when the constructor or any group asks for it
+        if params is not None and not isinstance(params, (torch.Tensor, int, float)):
+            params = list(params)
+            group_mus = [g[k] for g in params if isinstance(g, dict) for k in ("mu", "momentum") if k in g]
+        on = any(m != 0.0 for v in [mu, *group_mus] for m in _per_member(v, K, f"{family}: momentum"))
         self._repr_hypers = ("alpha", "mu") if on else ("alpha",)
         self._aliases = {"lr": "alpha", "momentum": "mu"}
         super().__init__(params, SGDRule(momentum=on, sign_safe=sign_safe),
