@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml
 study: setup
 	$(PY) -m hypernb notebooks --profile $(PROFILE)
 
-# the notebooks run on the smoke profile into a fresh folder, so nbval always retrains
+# the notebooks run on the smoke profile into a fresh folder, so nbval always retrains;
+# HYPERNB_REQUIRE_ORACLES=1: a missing oracle package (gdtuo) fails instead of skipping
 test: setup
-	HYPERNB_PROFILE=smoke HYPERNB_OUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	HYPERNB_REQUIRE_ORACLES=1 HYPERNB_PROFILE=smoke HYPERNB_OUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 bench: setup
