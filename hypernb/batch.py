@@ -34,22 +34,86 @@ def _literal(text: str):
 
 def parse_overrides(pairs: list, files: list) -> dict:
     """-p NAME VALUE (Python literals: 3, 1e-5, [0,1], 'x' or bare text) and -f params.yaml."""
-    import yaml
+    from . import io
+    from .sweep import _number_as_text
 
     values = {}
     for f in files or []:
-        with open(f) as fh:
-            loaded = yaml.safe_load(fh) or {}
+        if not Path(f).is_file():
+            raise ValueError(f"parameters file {f} not found")
+        loaded = io.read_yaml(f, "notebook parameters") or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{f} must hold a mapping of parameter names to values")
+            raise ValueError(f"{f} must hold a mapping of parameter names to values, such as {{EPOCHS: 2}}")
+        for name, value in loaded.items():
+            _number_as_text(str(f), name, value)
         values.update(loaded)
     for name, value in pairs or []:
         values[name] = _literal(value)
     return values
 
 
+# what a notebook parameter's value must be, by name (its kind comes from the notebook's SPEC)
+_VALUE_RULES = [
+    (r"(^|_)SEEDS$", "a non-empty list of integers >= 0, such as [0, 1, 2]",
+     lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_int(x) and x >= 0 for x in v)),
+    (r"(^|_)HEIGHTS$", "a non-empty list of integers >= 0, such as [0, 1, 3]",
+     lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_int(x) and x >= 0 for x in v)),
+    (r"(^|_)(EPOCHS|REPS|EXAMPLES|CHARS|SIZE)$", "a positive integer", lambda v: _int(v) and v >= 1),
+    (r"DECADES$", "an integer >= 0", lambda v: _int(v) and v >= 0),
+    (r"^MUS$", "a non-empty list of numbers in [0, 1)",
+     lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_real(x) and 0 <= x < 1 for x in v)),
+    (r"(ALPHAS0?|_GRID)$", "a non-empty list of finite numbers >= 0",
+     lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_real(x) and x >= 0 for x in v)),
+    (r"^KAPPA$", "a finite number >= 0 or a rule name", lambda v: isinstance(v, str) or (_real(v) and v >= 0)),
+    (r"^PROFILE$", "one of auto, smoke, demo, full", lambda v: v in ("auto", "smoke", "demo", "full")),
+]
+_KINDS = {"int": "an integer", "float": "a number", "str": "text", "bool": "True or False", "list": "a list",
+          "dict": "a mapping", "none": "None"}
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _real(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _kind_ok(value, kind: str) -> bool:
+    return {"int": _int(value), "float": _real(value) or (isinstance(value, float)),
+            "str": isinstance(value, str), "bool": isinstance(value, bool), "list": isinstance(value, (list, tuple)),
+            "dict": isinstance(value, dict), "none": value is None}[kind]
+
+
+def check_values(path: Path, values: dict) -> None:
+    """The kind (from the notebook's SPEC in :mod:`hypernb.study`) and the value of each given
+    parameter, so that a bad value fails here, before any kernel starts."""
+    import re
+
+    from .study import NOTEBOOKS
+
+    module = NOTEBOOKS.get(Path(path).stem)
+    spec = getattr(module, "SPEC", {})
+    for name, value in values.items():
+        where = f"{Path(path).stem}: parameter {name}"
+        kinds = spec.get(name)
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,) if kinds else ()
+        if value is None and (not kinds or "none" in kinds):
+            continue
+        if kinds and not any(_kind_ok(value, k) for k in kinds):
+            raise ValueError(f"{where} must be {' or '.join(_KINDS.get(k, k) for k in kinds)}, got {value!r}"
+                             + (" (text: a value that is not a Python literal is taken as text)"
+                                if isinstance(value, str) else ""))
+        for pattern, wanted, ok in _VALUE_RULES:
+            if re.search(pattern, name) and not ok(value):
+                raise ValueError(f"{where} must be {wanted}, got {value!r}")
+
+
 def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
-    """Per notebook, the overrides it declares; a name no notebook declares is an error."""
+    """Per notebook, the overrides it declares; a name no notebook declares, or a value of the
+    wrong kind for any selected notebook, is an error (all checked before any kernel starts)."""
     import papermill
 
     per_nb, used = {}, set()
@@ -61,6 +125,8 @@ def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
     if unknown:
         raise ValueError(f"parameter(s) {unknown} are not in the parameters cell of any selected notebook "
                          f"({', '.join(p.stem for p in paths)})")
+    for p in paths:
+        check_values(p, per_nb[p])
     return per_nb
 
 

@@ -5,6 +5,7 @@ import argparse
 import sys
 import typing
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from .config import RunConfig
 
@@ -48,10 +49,22 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import run
+    from . import io, run, sweep
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
-    result = run(RunConfig.from_dict(values))
+    config = RunConfig.from_dict(values)
+    out = Path(config.out_dir) if config.out_dir else None
+    if out is not None:  # one writer per folder; a killed write's temporary files are then leftovers
+        io.check_out_dir(out, "--out")
+        if not sweep.claim(out):
+            raise ValueError(f"--out {out} is {sweep.describe_claim(out)}, which is writing a run there; wait for "
+                             "it to end (rerunning then resumes or reads the finished run) or choose another --out")
+        io.remove_temporaries(out, older_than=None)
+    try:
+        result = run(config)
+    finally:
+        if out is not None:
+            sweep.release(out)
     print(result)
     for s in result.seeds:
         if s.status != "ok":
@@ -79,8 +92,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # user mistakes, each explained in its message
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder or file that cannot be used (permissions, a file where a folder goes, …)
+        what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        print(f"error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

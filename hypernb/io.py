@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import tempfile
@@ -16,11 +17,16 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+TMP_SUFFIX = ".tmp"  # atomic_write_bytes's temporary files: .<name>.<8 random characters>.tmp
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}(\.tmp)?$")
+TMP_STALE_S = 900.0  # a temporary file this old is a killed write's leftover, whoever wrote it
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file ordinary permissions
         with os.fdopen(fd, "wb") as f:
@@ -31,6 +37,63 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(folder: Path, older_than: float | None = TMP_STALE_S, recursive: bool = True) -> list[Path]:
+    """Remove what killed writes left behind in ``folder``: atomic_write_bytes's temporary files
+    (``.<name>.<random>.tmp``). ``older_than`` (seconds): only those not touched for that long, since
+    a live writer elsewhere may be about to rename its own; ``None``: all of them (for a caller
+    that holds the folder's claim, so nobody else writes there). Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed, now = [], time.time()
+    for path in (folder.rglob(".*") if recursive else folder.glob(".*")):
+        m = _TMP_NAME.match(path.name)
+        if not m or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            if older_than is None or now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # its writer renamed it meanwhile
+            continue
+    return removed
+
+
+def read_yaml(path: Path, what: str = "a YAML file"):
+    """Read ``path`` with PyYAML; invalid YAML is a ValueError naming the file, line and column."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+        raise ValueError(f"{path}{where}: not valid YAML ({what}): {problem}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} should hold {what} but is not text ({e.reason} at byte {e.start})") from None
+
+
+def check_out_dir(path: Path, what: str) -> None:
+    """A folder results can be written to: an existing file, or a folder that cannot be created or
+    written, is a clear error (before anything runs)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"{what} {path} cannot be a folder: {probe} is a file; choose another path")
+    if not path.exists():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"{what} {path} cannot be created: {e.strerror} ({probe} is not writable); "
+                             "choose another path") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path} is not writable; choose another path or fix its permissions")
 
 
 def write_json(path: Path, obj) -> None:
@@ -46,6 +109,10 @@ def read_json(path: Path, what: str = "a JSON file"):
         raise ValueError(f"{path} should hold {what} but is not valid JSON ({e.msg} at line {e.lineno}, "
                          f"column {e.colno}); it was probably cut short. Delete it (the run will be redone or "
                          "resumed from its checkpoint), or restore it from a backup") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} should hold {what} but is not text ({e.reason} at byte {e.start}); it is "
+                         "damaged. Delete it (the run will be redone or resumed from its checkpoint), or restore "
+                         "it from a backup") from None
 
 
 def _json_default(o):

@@ -16,21 +16,38 @@ A spec (YAML) names a target, fixed parameters, a grid (cartesian product), zipp
 Every point gets ``<out>/points/<hash of its parameters>/``; a point whose result files are complete
 is skipped on rerun, a failed one is listed with its log, and a preempted Slurm task resumes from
 its last checkpoint (run() checkpoints every epoch; submitit requeues the task).
+
+Batches: compatible points of a ``target: run`` spec (same task and model, towers that differ only in
+numbers and height; see :mod:`hypernb.groups`) train together as one batched model, at most
+``--batch K`` runs per group (default: every compatible point on a GPU, up to 32 on a CPU; 1 trains
+each point alone). One local worker process, or one Slurm array task, trains one group; every
+point still gets its own record in ``points/<id>/run/`` and its own ``DONE.json``.
+
+Claims: a worker claims a point before running it by creating ``points/<id>/CLAIM.json`` atomically
+(its pid, host, Slurm task and time; refreshed every 30 s), so two sweeps on one folder never run
+a point twice: the second one reports the point as busy. A claim whose owner died (same host: its
+pid is gone; any host: not refreshed for ``HYPERNB_CLAIM_STALE_S`` seconds, default 600) is taken
+over; a requeued Slurm task reclaims its own. Temporary files of killed writes are removed by the
+point's next owner.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import math
+import numbers
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-
-import yaml
 
 from . import io
 from .config import RunConfig
@@ -74,19 +91,102 @@ class Spec:
         return out
 
 
+# YAML 1.1 (PyYAML) reads 1e-5 (no dot) as text; 1.0e-5 is a number
+_NUMBER_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+SLURM_TYPES = {"partition": str, "gpus_per_task": int, "cpus_per_task": int, "mem_gb": float, "time_min": int,
+               "account": str, "array_parallelism": int, "extra_sbatch": list, "setup": list, "python": str}
+
+
+def _number_as_text(where: str, key: str, value) -> None:
+    """A value such as 1e-5 that YAML read as text: explain it and name the key."""
+    for v in (value if isinstance(value, list) else [value]):
+        if isinstance(v, list):
+            _number_as_text(where, key, v)
+        elif isinstance(v, str) and _NUMBER_TEXT.match(v.strip()):
+            fix = v.strip().lower().replace("e", ".0e", 1) if "." not in v else v
+            raise ValueError(f"{where}: '{key}' has {v!r}, which YAML read as text, not a number (YAML 1.1 needs a "
+                             f"dot in a number with an exponent): write {fix}")
+
+
+def _mapping(path, raw: dict, key: str, example: str) -> dict:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: '{key}' must be a mapping of parameter names to values, such as {example}; "
+                         f"got {type(value).__name__} {value!r}")
+    return value
+
+
+def _seeds(path, raw: dict) -> list:
+    seeds = raw.get("seeds")
+    if seeds is None:
+        return []
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        raise ValueError(f"{path}: 'seeds' is a list of seeds, got the number {seeds}: write [{seeds}] for seed "
+                         f"{seeds}, or {list(range(seeds)) if 0 < seeds <= 10 else '[0, 1, 2]'} for {seeds} seeds")
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 0 for x in seeds):
+        _number_as_text(str(path), "seeds", seeds if isinstance(seeds, list) else [seeds])
+        raise ValueError(f"{path}: 'seeds' must be a non-empty list of integers >= 0, such as [0, 1, 2]; got {seeds!r}")
+    return list(seeds)
+
+
+def _executor(path, raw: dict) -> tuple[dict, dict]:
+    executor = raw.get("executor") or {}
+    if not isinstance(executor, dict):
+        raise ValueError(f"{path}: 'executor' must be a mapping with 'local' and/or 'slurm', got {executor!r}")
+    bad = sorted(set(executor) - {"local", "slurm"})
+    if bad:
+        raise ValueError(f"{path}: unknown executor(s) {bad}; use local and/or slurm")
+    local, slurm = executor.get("local") or {}, executor.get("slurm") or {}
+    for keys, given, label in ((LOCAL_KEYS, local, "local"), (SLURM_KEYS, slurm, "slurm")):
+        if not isinstance(given, dict):
+            raise ValueError(f"{path}: executor '{label}' must be a mapping of options, got {given!r}")
+        extra = sorted(set(given) - keys)
+        if extra:
+            raise ValueError(f"{path}: unknown {label} executor option(s) {extra}; valid: {sorted(keys)}")
+    workers = local.get("workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"{path}: executor local 'workers' must be a positive integer, got {workers!r}")
+    for key, value in slurm.items():
+        want = SLURM_TYPES[key]
+        if value is None and key == "account":
+            continue
+        _number_as_text(f"{path}: executor slurm", key, value)
+        ok = (isinstance(value, want) and not isinstance(value, bool)) or (
+            want is float and isinstance(value, numbers.Real) and not isinstance(value, bool))
+        if want in (int, float) and ok and (not math.isfinite(value) or value < (0 if key == "gpus_per_task" else 1)):
+            ok = False
+        if want is list and ok and not all(isinstance(x, str) for x in value):
+            ok = False
+        if not ok:
+            kind = {int: "a positive integer", float: "a positive number", str: "text",
+                    list: "a list of strings"}[want]
+            raise ValueError(f"{path}: executor slurm '{key}' must be {kind}, got {value!r}")
+    return local, slurm
+
+
 def load_spec(path) -> Spec:
-    """Read and validate a spec: unknown keys and parameters the target lacks are errors."""
+    """Read and validate a spec: unknown keys, values of the wrong kind and parameters the target
+    lacks are errors (each names the file and the key)."""
     path = Path(path)
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    if not path.is_file():
+        raise ValueError(f"sweep spec {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
+    raw = io.read_yaml(path, "a sweep spec")
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a sweep spec is a mapping with keys {sorted(SPEC_KEYS)}")
-    unknown = sorted(set(raw) - SPEC_KEYS)
+    unknown = sorted(set(raw) - SPEC_KEYS, key=str)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown} in the spec; valid keys: {sorted(SPEC_KEYS)}")
+    name = raw.get("name") or path.stem
+    if not isinstance(name, str) or not re.match(r"^[\w.+-]+$", name):
+        raise ValueError(f"{path}: 'name' must be a short name (letters, digits, . _ + -), got {name!r}")
     target = raw.get("target", "run")
     if isinstance(target, dict):
-        if set(target) != {"notebook"}:
+        if set(target) != {"notebook"} or not isinstance(target["notebook"], str):
             raise ValueError(f"{path}: target is 'run' or {{notebook: <path>}}, got {target!r}")
         nb = Path(target["notebook"])
         if not nb.is_absolute():
@@ -96,28 +196,26 @@ def load_spec(path) -> Spec:
         target = str(nb.resolve())
     elif target != "run":
         raise ValueError(f"{path}: target is 'run' or {{notebook: <path>}}, got {target!r}")
-    grid, zipped = raw.get("grid") or {}, raw.get("zip") or {}
-    for name, values in {**grid, **zipped}.items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"{path}: '{name}' in grid/zip must be a non-empty list, got {values!r}")
+    fixed = _mapping(path, raw, "fixed", "{task: mnist-mlp, epochs: 1}")
+    grid = _mapping(path, raw, "grid", "{alpha: [0.01, 0.1]}")
+    zipped = _mapping(path, raw, "zip", "{alpha: [0.01, 0.1], kappa: [1.0e-3, 1.0e-2]}")
+    for label, entries in (("grid", grid), ("zip", zipped)):
+        for key, values in entries.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"{path}: '{key}' in {label} must be a non-empty list of values, such as "
+                                 f"{key}: [a, b], got {values!r}")
+    for label, entries in (("fixed", fixed), ("grid", grid), ("zip", zipped)):
+        for key, value in entries.items():
+            _number_as_text(f"{path} ({label})", key, value)
     if len({len(v) for v in zipped.values()}) > 1:
         raise ValueError(f"{path}: zipped lists must have the same length, got "
                          f"{ {k: len(v) for k, v in zipped.items()} }")
-    overlap = set(grid) & set(zipped) | (set(grid) | set(zipped)) & set(raw.get("fixed") or {})
+    overlap = set(grid) & set(zipped) | (set(grid) | set(zipped)) & set(fixed)
     if overlap:
         raise ValueError(f"{path}: {sorted(overlap)} given more than once (fixed, grid and zip must not overlap)")
-    executor = raw.get("executor") or {}
-    bad = sorted(set(executor) - {"local", "slurm"})
-    if bad:
-        raise ValueError(f"{path}: unknown executor(s) {bad}; use local and/or slurm")
-    local, slurm = executor.get("local") or {}, executor.get("slurm") or {}
-    for keys, given, label in ((LOCAL_KEYS, local, "local"), (SLURM_KEYS, slurm, "slurm")):
-        extra = sorted(set(given) - keys)
-        if extra:
-            raise ValueError(f"{path}: unknown {label} executor option(s) {extra}; valid: {sorted(keys)}")
-    seeds = raw.get("seeds") or []
-    spec = Spec(raw.get("name") or path.stem, target, dict(raw.get("fixed") or {}), grid, zipped, list(seeds),
-                local, slurm, str(path))
+    seeds = _seeds(path, raw)
+    local, slurm = _executor(path, raw)
+    spec = Spec(name, target, dict(fixed), grid, zipped, seeds, local, slurm, str(path))
     _check_parameters(spec)
     return spec
 
@@ -127,18 +225,29 @@ def _check_parameters(spec: Spec) -> None:
     if spec.is_notebook:
         import papermill
 
+        from .batch import check_values
+
         declared = set(papermill.inspect_notebook(spec.target))
         unknown = sorted(names - declared)
         if unknown:
             raise ValueError(f"{spec.source}: the notebook {Path(spec.target).name} has no parameter(s) {unknown}; "
                              f"its parameters: {sorted(declared)}")
+        for p in spec.points():
+            try:
+                check_values(Path(spec.target), p)
+            except ValueError as e:
+                raise ValueError(f"{spec.source}: {e}") from None
         return
     valid = {f.name for f in fields(RunConfig)} - {"out_dir", "seeds" if spec.seeds else ""}
     unknown = sorted(names - valid)
     if unknown:
         raise ValueError(f"{spec.source}: run() has no parameter(s) {unknown}; valid: {sorted(valid)}")
     for p in spec.points():  # every point must be a valid configuration before anything starts
-        RunConfig.from_dict(p)
+        try:
+            RunConfig.from_dict(p)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{spec.source}: {e} (in the point {json.dumps(p, sort_keys=True, default=str)})") \
+                from None
 
 
 def point_id(params: dict) -> str:
@@ -166,60 +275,336 @@ def is_done(point_dir: Path) -> bool:
     return done.exists()
 
 
-def run_point(point_dir) -> dict:
-    """Execute one point in this process (what a worker or a Slurm task calls). Resumes if possible."""
-    point_dir = Path(point_dir)
-    point = io.read_json(point_dir / "point.json")
-    t0 = time.perf_counter()
-    if point["target"] == "run":
-        from .train import run
+# -- claims: one owner per point ------------------------------------------------------------------
+CLAIM = "CLAIM.json"
+HEARTBEAT_S = 30.0  # how often an owner refreshes its claims
+BREAK_LOCK_STALE_S = 60.0  # a break lock this old was left by a killed process
+_TOKEN = uuid.uuid4().hex  # this process
+_held: set = set()
+_held_lock = threading.Lock()
+_beat: threading.Thread | None = None
+_slurm_worker = False  # set in a Slurm array task of a sweep: its claims carry the task's id
 
-        result = run(RunConfig.from_dict({**point["params"], "out_dir": str(point_dir / "run"), "quiet": True}))
-        status = {"status": "ok" if result.ok else "diverged", "summary": result.summary}
-    else:
-        import papermill
 
-        params = {**point["params"], "OUT_DIR": str(point_dir / "out")}
-        papermill.execute_notebook(point["target"], str(point_dir / Path(point["target"]).name), parameters=params,
-                                   cwd=str(Path(point["target"]).parent), progress_bar=False, start_timeout=300)
-        status = {"status": "ok"}
-    status["seconds"] = time.perf_counter() - t0
-    io.write_json(point_dir / "DONE.json", status)
+def stale_after() -> float:
+    """Seconds without a refresh after which any claim counts as its owner's leftover."""
+    return float(os.environ.get("HYPERNB_CLAIM_STALE_S", "600"))
+
+
+def _slurm_task() -> str | None:
+    """The Slurm task this sweep worker runs as (the same after a requeue), or None (not a sweep's
+    Slurm task: local workers inside an allocation share its job id, which must not make them one)."""
+    if not _slurm_worker:
+        return None
+    job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{job}_{task}" if job and task else os.environ.get("SLURM_JOB_ID")
+
+
+def _owner() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "slurm": _slurm_task(), "token": _TOKEN,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _read_claim(path: Path):
+    """(raw bytes, parsed dict or {}, mtime) of a claim file, or None if there is none."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+            mtime = os.fstat(f.fileno()).st_mtime
+    except FileNotFoundError:
+        return None
+    try:
+        info = json.loads(raw)
+    except ValueError:  # being written this very moment, or cut short by a kill
+        info = {}
+    return raw, info if isinstance(info, dict) else {}, mtime
+
+
+def _mine(info: dict) -> bool:
+    """Our own claim: this process, or this Slurm task before its requeue."""
+    return info.get("token") == _TOKEN or (info.get("slurm") is not None and info.get("slurm") == _slurm_task())
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError, OverflowError):
+        return True
+    return True
+
+
+def _alive(info: dict, mtime: float) -> bool:
+    """Whether the owner of a claim may still be working: refreshed recently and, on this host,
+    its process exists."""
+    if time.time() - mtime > stale_after():
+        return False
+    if info.get("host") == socket.gethostname() and info.get("pid") is not None:
+        return _pid_alive(info["pid"])
+    return True
+
+
+def describe_claim(point_dir: Path) -> str:
+    seen = _read_claim(Path(point_dir) / CLAIM)
+    if seen is None:
+        return "not claimed"
+    info = seen[1]
+    who = f"pid {info.get('pid')} on {info.get('host')}" + (f" (Slurm task {info['slurm']})" if info.get("slurm")
+                                                              else "")
+    return f"claimed by {who} since {info.get('since')}"
+
+
+def _with_break_lock(path: Path, action):
+    """Run ``action()`` holding ``<claim>.break`` (who may change or remove an existing claim); None
+    if another process holds it."""
+    lock = path.with_name(path.name + ".break")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            if time.time() - lock.stat().st_mtime > BREAK_LOCK_STALE_S:
+                lock.unlink()
+        except FileNotFoundError:
+            pass
+        return None
+    try:
+        os.close(fd)
+        return action()
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def claim(point_dir: Path) -> bool:
+    """Claim a point for this process (see the module docstring); False if another live owner has it."""
+    path = Path(point_dir) / CLAIM
+    payload = (json.dumps(_owner()) + "\n").encode()
+    for attempt in range(200):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            seen = _read_claim(path)
+            if seen is None:
+                continue  # released meanwhile: try again
+            raw, info, mtime = seen
+
+            def same():  # the claim we judged is still the one there
+                now = _read_claim(path)
+                return now is not None and now[0] == raw and now[2] == mtime
+
+            if _mine(info):  # e.g. a requeued Slurm task: take it back, refreshed
+                if _with_break_lock(path, lambda: same() and (io.atomic_write_bytes(path, payload) or True)) is True:
+                    _hold(path)
+                    return True
+            elif _alive(info, mtime):
+                return False
+            else:  # its owner is gone: remove the leftover, then race for it like everyone else
+                _with_break_lock(path, lambda: same() and (path.unlink() or True))
+            time.sleep(0.01 * (attempt % 10))
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        _hold(path)
+        return True
+    return False
+
+
+def release(point_dir: Path) -> None:
+    """Give up this process's claim of a point (nothing if it is not ours)."""
+    path = Path(point_dir) / CLAIM
+    with _held_lock:
+        _held.discard(path)
+    for _ in range(500):  # the break lock is held for microseconds at a time
+        seen = _read_claim(path)
+        if seen is None or not _mine(seen[1]):
+            return
+        if _with_break_lock(path, lambda: _mine((_read_claim(path) or (b"", {}, 0))[1]) and (path.unlink() or True)) \
+                is not None:
+            return
+        time.sleep(0.01)
+
+
+def _hold(path: Path) -> None:
+    """Keep refreshing the claim while this process lives (a daemon thread touches it)."""
+    global _beat
+    with _held_lock:
+        _held.add(path)
+        if _beat is None or not _beat.is_alive():
+            _beat = threading.Thread(target=_heartbeat, name="hypernb-claims", daemon=True)
+            _beat.start()
+
+
+def _heartbeat() -> None:
+    while True:
+        time.sleep(HEARTBEAT_S)
+        with _held_lock:
+            paths = list(_held)
+        for path in paths:
+            try:
+                os.utime(path)
+            except OSError:
+                pass
+
+
+# -- running points --------------------------------------------------------------------------------
+def run_points(point_dirs, batch: int | None = None) -> dict[str, dict]:
+    """Execute points in this process (what a local worker or a Slurm task calls): claim each one,
+    train the claimed ``target: run`` points together (``hypernb.run`` on their list, batching
+    compatible ones, at most ``batch`` per group), write each point's DONE.json, release. Points
+    that are done are skipped; points another live process holds are left to it ("busy")."""
+    dirs = [Path(d) for d in point_dirs]
+    status: dict[str, dict] = {}
+    mine = []
+    try:
+        for d in dirs:
+            if is_done(d):
+                status[d.name] = {"status": "done"}
+            elif not claim(d):
+                status[d.name] = {"status": "busy", "owner": describe_claim(d)}
+                print(f"point {d.name} is {describe_claim(d)}; leaving it to that process", flush=True)
+            elif is_done(d):  # finished by its previous owner just now
+                release(d)
+                status[d.name] = {"status": "done"}
+            else:
+                io.remove_temporaries(d, older_than=None)  # ours alone: any temporary file is a leftover
+                mine.append(d)
+        points = {d: io.read_json(d / "point.json", what="a sweep point (target and parameters)") for d in mine}
+        runs = [d for d in mine if points[d]["target"] == "run"]
+        if runs:
+            from .train import run
+
+            t0 = time.perf_counter()
+            configs = [RunConfig.from_dict({**points[d]["params"], "out_dir": str(d / "run"), "quiet": True})
+                       for d in runs]
+            results = run(configs, batch=batch)
+            seconds = time.perf_counter() - t0
+            for d, result in zip(runs, results):
+                status[d.name] = {"status": "ok" if result.ok else "diverged", "summary": result.summary,
+                                  "seconds": seconds, "trained_with": len(runs)}
+                io.write_json(d / "DONE.json", status[d.name])
+        for d in mine:
+            if points[d]["target"] != "run":
+                import papermill
+
+                t0 = time.perf_counter()
+                target = points[d]["target"]
+                params = {**points[d]["params"], "OUT_DIR": str(d / "out")}
+                papermill.execute_notebook(target, str(d / Path(target).name), parameters=params,
+                                           cwd=str(Path(target).parent), progress_bar=False, start_timeout=300)
+                status[d.name] = {"status": "ok", "seconds": time.perf_counter() - t0}
+                io.write_json(d / "DONE.json", status[d.name])
+    finally:
+        for d in mine:
+            release(d)
     return status
 
 
+def run_point(point_dir) -> dict:
+    """Execute one point in this process (see :func:`run_points`)."""
+    return run_points([point_dir])[Path(point_dir).name]
+
+
+def default_batch(spec: Spec, executor: str) -> int | None:
+    """Runs per group when --batch is not given: every compatible point on a GPU, up to
+    ``MAX_BATCH_CPU`` (32) on a CPU."""
+    from .train import MAX_BATCH_CPU
+
+    if spec.is_notebook:
+        return 1
+    if executor == "slurm":
+        gpu = bool(spec.slurm.get("gpus_per_task"))
+    else:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    devices = {str(p.get("device", "auto")) for p in spec.points()}
+    return None if gpu and devices <= {"auto", "cuda"} else MAX_BATCH_CPU
+
+
+def groups_of(spec: Spec, dirs: list[Path], batch: int | None) -> list[list[Path]]:
+    """Compatible points together, at most ``batch`` runs (configuration × seed) per group, in
+    order: what one worker process or one Slurm array task trains."""
+    if spec.is_notebook or batch == 1:
+        return [[d] for d in dirs]
+    from .groups import compatibility
+
+    groups: list[tuple[str, list, int, list]] = []  # (compatibility, tallest tower, runs, dirs)
+    for d in dirs:
+        c = RunConfig.from_dict(io.read_json(d / "point.json", what="a sweep point")["params"]).resolved()
+        key, tower, n = compatibility(c), c.tower_names(), len(c.seeds)
+        for i, (k, tall, count, members) in enumerate(groups):
+            short, long_ = sorted((tall, tower), key=len)
+            if k == key and long_[:len(short)] == short and (batch is None or count + n <= batch):
+                groups[i] = (k, long_, count + n, members + [d])
+                break
+        else:
+            groups.append((key, tower, n, [d]))
+    return [members for _, _, _, members in groups]
+
+
 # -- executors -------------------------------------------------------------------------------------
-def run_local(spec: Spec, dirs: list[Path], workers: int, quiet: bool = False) -> list[tuple[Path, str]]:
-    """Each point in its own Python process (a crash stays contained), ``workers`` at a time.
-    Returns the failed points with their logs."""
+def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | None = None,
+              quiet: bool = False) -> dict:
+    """Each group in its own Python process (a crash stays contained), ``workers`` at a time; the
+    process's output goes to each of its points' log.txt. Returns {"ran": [...], "failed": [(dir,
+    log)], "busy": [...]} from what each worker reports (busy: held by another sweep, which runs it)."""
+    import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
 
-    def one(d: Path):
-        with open(d / "log.txt", "ab") as log:
-            proc = subprocess.run([sys.executable, "-m", "hypernb", "point", str(d)], stdout=log,
-                                  stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        return d, proc.returncode
+    def one(group: list[Path]):
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.json"
+            cmd = [sys.executable, "-m", "hypernb", "points", *map(str, group), "--report", str(report)]
+            if batch is not None:
+                cmd += ["--batch", str(batch)]
+            logs = [open(d / "log.txt", "ab") for d in group]
+            try:
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                for line in proc.stdout:
+                    for log in logs:
+                        log.write(line)
+                        log.flush()
+                proc.wait()
+            finally:
+                for log in logs:
+                    log.close()
+            return group, (json.loads(report.read_text()) if report.exists() else {})
 
-    failed = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for d, code in tqdm(pool.map(one, dirs), total=len(dirs), desc=f"sweep {spec.name}", disable=quiet):
-            if code != 0 or not is_done(d):
-                failed.append((d, str(d / "log.txt")))
-    return failed
+    out = {"ran": [], "failed": [], "busy": []}
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=sum(len(g) for g in groups), desc=f"sweep {spec.name}", disable=quiet) as bar:
+        for group, status in pool.map(one, groups):
+            for d in group:
+                state = status.get(d.name, {}).get("status")
+                if state in ("ok", "diverged"):
+                    out["ran"].append(d)
+                elif state == "busy":
+                    out["busy"].append(d)
+                elif state != "done" or not is_done(d):
+                    out["failed"].append((d, str(d / "log.txt")))
+            bar.update(len(group))
+    return out
 
 
-class SlurmPoint:
-    """What a Slurm array task runs: one point, requeued (and resumed) on preemption or timeout."""
+class SlurmPoints:
+    """What a Slurm array task runs: one group of points, requeued (and resumed) on preemption or
+    timeout; the requeued task reclaims its own points."""
 
-    def __call__(self, point_dir: str) -> dict:
-        return run_point(point_dir)
+    def __call__(self, point_dirs: list, batch: int | None = None) -> dict:
+        global _slurm_worker
+        _slurm_worker = True
+        return run_points(point_dirs, batch)
 
-    def checkpoint(self, point_dir: str):
+    def checkpoint(self, point_dirs: list, batch: int | None = None):
         import submitit
 
-        return submitit.helpers.DelayedSubmission(SlurmPoint(), point_dir)
+        return submitit.helpers.DelayedSubmission(SlurmPoints(), point_dirs, batch)
+
+
+SlurmPoint = SlurmPoints  # the name older sweep folders' pickled tasks refer to
 
 
 def check_slurm(partition: str | None) -> None:
@@ -288,55 +673,102 @@ def sbatch_script(spec: Spec, out: Path, n: int) -> str:
     return ex._make_submission_file_text(ex._submitit_command_str, "dry-run")
 
 
-def run_slurm(spec: Spec, out: Path, dirs: list[Path], wait: bool = True, poll: float = 2.0,
-              timeout: float | None = None) -> list[tuple[Path, str]]:
-    """Submit the pending points as one job array; wait and return the failed ones with their logs."""
+def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None = None, wait: bool = True,
+              poll: float = 2.0, timeout: float | None = None) -> dict:
+    """Submit the pending groups as one job array (one task per group); wait and return {"ran",
+    "failed": [(dir, log)], "busy"} as :func:`run_local` (without waiting: nothing yet)."""
     check_slurm(spec.slurm.get("partition"))
     ex = slurm_executor(spec, out)
-    jobs = ex.map_array(SlurmPoint(), [str(d) for d in dirs])
-    io.write_json(out / "slurm_jobs.json", {"array": jobs[0].job_id.split("_")[0] if jobs else None,
-                                             "tasks": {j.job_id: d.name for j, d in zip(jobs, dirs)}})
-    print(f"submitted {len(jobs)} point(s) as Slurm array {jobs[0].job_id.split('_')[0]}", flush=True)
+    jobs = ex.map_array(SlurmPoints(), [[str(d) for d in g] for g in groups], [batch] * len(groups))
+    array = jobs[0].job_id.split("_")[0] if jobs else None
+    io.write_json(out / "slurm_jobs.json", {"array": array,
+                                             "tasks": {j.job_id: [d.name for d in g] for j, g in zip(jobs, groups)},
+                                             "points": {d.name: j.job_id for j, g in zip(jobs, groups) for d in g}})
+    n = sum(len(g) for g in groups)
+    print(f"submitted {n} point(s) in {len(jobs)} task(s) as Slurm array {array}", flush=True)
     if not wait:
-        return []
+        return {"ran": [], "failed": [], "busy": []}
     start = time.time()
     while not all(j.done() for j in jobs):
         if timeout is not None and time.time() - start > timeout:
             raise TimeoutError(f"Slurm array still running after {timeout:.0f} s; rerun the sweep later to resume")
         time.sleep(poll)
-    # the point's own DONE.json decides (sacct reports a task's state about a second late)
-    return [(d, str(j.paths.stdout)) for j, d in zip(jobs, dirs) if not is_done(d)]
+    # what each task reports, else the point's own DONE.json (sacct reports a state about a second late)
+    out = {"ran": [], "failed": [], "busy": []}
+    for j, g in zip(jobs, groups):
+        try:
+            status = j.result() or {}
+        except Exception:  # noqa: BLE001 - the task failed; its log says why
+            status = {}
+        for d in g:
+            state = status.get(d.name, {}).get("status")
+            if state == "busy":
+                out["busy"].append(d)
+            elif state in ("ok", "diverged") or (state is None and is_done(d)):
+                out["ran"].append(d)
+            elif not is_done(d):
+                out["failed"].append((d, str(j.paths.stdout)))
+    return out
 
 
 def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, workers: int | None = None,
-          wait: bool = True, timeout: float | None = None, quiet: bool = False) -> dict:
-    """Run a spec; returns {"done": [...], "ran": [...], "failed": [(dir, log)]}."""
+          wait: bool = True, timeout: float | None = None, quiet: bool = False, batch: int | None = None) -> dict:
+    """Run a spec; returns {"done": [...], "ran": [...], "failed": [(dir, log)], "busy": [...]}.
+    ``batch``: runs per group (None: automatic, see :func:`default_batch`)."""
     spec = load_spec(spec_path)
     out = Path(out) if out else Path("runs") / spec.name
     if executor not in ("local", "slurm"):
         raise ValueError(f"executor must be local or slurm, got {executor!r}")
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise ValueError(f"batch must be a positive integer (runs trained together), got {batch!r}")
+    if batch is None:
+        batch = default_batch(spec, executor)
     points = spec.points()
     if dry_run:
         print(f"sweep {spec.name}: {len(points)} point(s), target {spec.target}")
         for p in points:
             print(f"  {point_id(p)}  {json.dumps(p, sort_keys=True)}")
         if executor == "slurm":
-            print(sbatch_script(spec, out, len(points)))
-        return {"done": [], "ran": [], "failed": []}
+            print(sbatch_script(spec, out, len(_dry_groups(spec, points, batch))))
+        return {"done": [], "ran": [], "failed": [], "busy": []}
+    io.check_out_dir(out, "the sweep folder (--out)")
+    io.remove_temporaries(out, recursive=False)
     dirs = prepare(spec, out)
+    io.remove_temporaries(out)  # old enough to be a killed write's leftover, wherever it is
     pending = [d for d in dirs if not is_done(d)]
     done = [d for d in dirs if d not in pending]
-    print(f"sweep {spec.name}: {len(dirs)} point(s), {len(done)} already done, {len(pending)} to run ({executor})",
-          flush=True)
-    failed = []
+    groups = groups_of(spec, pending, batch)
+    print(f"sweep {spec.name}: {len(dirs)} point(s), {len(done)} already done, {len(pending)} to run ({executor}"
+          + (f", {len(groups)} group(s) of up to {batch or 'all'} run(s)" if pending and len(groups) != len(pending)
+             else "") + ")", flush=True)
+    res = {"ran": [], "failed": [], "busy": []}
     if pending:
         if executor == "local":
-            failed = run_local(spec, pending, workers or int(spec.local.get("workers", 1)), quiet)
+            res = run_local(spec, groups, workers or int(spec.local.get("workers", 1)), batch, quiet)
         else:
-            failed = run_slurm(spec, out, pending, wait=wait, timeout=timeout)
-    for d, log in failed:
+            res = run_slurm(spec, out, groups, batch, wait=wait, timeout=timeout)
+    for d, log in res["failed"]:
         print(f"FAILED {d.name}: see {log}", flush=True)
-    return {"done": done, "ran": [d for d in pending if (d, None) not in failed], "failed": failed}
+    for d in res["busy"]:
+        print(f"BUSY {d.name}: {describe_claim(d)}, another sweep on this folder, runs it; rerun later to see it "
+              "done", flush=True)
+    if pending and (wait or executor == "local"):
+        print(f"sweep {spec.name}: ran {len(res['ran'])}, failed {len(res['failed'])}, busy elsewhere "
+              f"{len(res['busy'])}, done before {len(done)}", flush=True)
+    return {"done": done, **res}
+
+
+def _dry_groups(spec: Spec, points: list[dict], batch) -> list:
+    """The groups a dry run would submit (as with :func:`groups_of`, without writing anything)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = []
+        for i, p in enumerate(points):
+            d = Path(tmp) / str(i)
+            io.write_json(d / "point.json", {"target": spec.target, "params": p})
+            dirs.append(d)
+        return groups_of(spec, dirs, batch)
 
 
 def collect(directory) -> "pandas.DataFrame":  # noqa: F821
@@ -344,18 +776,27 @@ def collect(directory) -> "pandas.DataFrame":  # noqa: F821
     import pandas as pd
 
     directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is not a folder; give the sweep folder (the --out of the sweep)")
+    if not (directory / "points").is_dir():
+        raise ValueError(f"{directory} is not a sweep folder: it has no points/ (give the --out of a sweep, "
+                         "or run the sweep first)")
     rows = []
     for point in sorted((directory / "points").glob("*/point.json")):
         d = point.parent
-        info = io.read_json(point)
+        info = io.read_json(point, what="a sweep point (target and parameters)")
         params = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in info["params"].items()}
         metrics = d / "run" / "metrics.json"
         if metrics.exists():
-            m = io.read_json(metrics)
-            for s in m["seeds"]:
-                rows.append({"point": d.name, **params, "seed": s["seed"], "status": s["status"],
-                             "diverged_at_step": s["diverged_at_step"], **s["final"],
-                             "epochs_done": len(s["epochs"]), "time_s": s["time_s"]})
+            m = io.read_json(metrics, what="a run's metrics")
+            try:
+                for s in m["seeds"]:
+                    rows.append({"point": d.name, **params, "seed": s["seed"], "status": s["status"],
+                                 "diverged_at_step": s["diverged_at_step"], **s["final"],
+                                 "epochs_done": len(s["epochs"]), "time_s": s["time_s"]})
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"{metrics} is valid JSON but not a run's metrics (no {e}); delete it and rerun "
+                                 "the sweep to redo that point") from None
         else:
             rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "missing"})
     return pd.DataFrame(rows)
@@ -364,16 +805,20 @@ def collect(directory) -> "pandas.DataFrame":  # noqa: F821
 # -- command line ---------------------------------------------------------------------------------
 def cmd_sweep(args) -> int:
     try:
-        res = sweep(args.spec, args.out, args.executor, args.dry_run, args.workers, wait=not args.no_wait)
-    except RuntimeError as e:  # Slurm unreachable, …
+        res = sweep(args.spec, args.out, args.executor, args.dry_run, args.workers, wait=not args.no_wait,
+                    batch=args.batch)
+    except (RuntimeError, TimeoutError) as e:  # Slurm unreachable, …
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 1 if res["failed"] else 0
+    return 1 if res["failed"] else 3 if res["busy"] else 0
 
 
 def cmd_collect(args) -> int:
     df = collect(args.dir)
     out = Path(args.out) if args.out else Path(args.dir) / "results.csv"
+    io.check_out_dir(out.parent, "the folder of --out")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name such as results.csv or results.parquet")
     if out.suffix == ".parquet":
         df.to_parquet(out)
     else:
@@ -382,9 +827,23 @@ def cmd_collect(args) -> int:
     return 0
 
 
-def cmd_point(args) -> int:
-    run_point(args.dir)
+def cmd_points(args) -> int:
+    status = run_points(args.dirs, args.batch)
+    if args.report:
+        io.write_json(Path(args.report), status)
     return 0
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def add_commands(sub) -> None:
@@ -394,16 +853,23 @@ def add_commands(sub) -> None:
     p.add_argument("--executor", default="local", choices=["local", "slurm"])
     p.add_argument("--out", default=None, help="sweep folder [default: runs/<name>]")
     p.add_argument("--dry-run", action="store_true", help="print the points (and the sbatch script); run nothing")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes [default: spec, else 1]")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="local worker processes, one group each [default: spec, else 1]")
+    p.add_argument("--batch", type=_positive, default=None,
+                   help="runs trained together per group (1: each point alone) [default: all compatible on a GPU, "
+                        "up to 32 on a CPU]")
     p.add_argument("--no-wait", action="store_true", help="slurm: submit and return")
     p.set_defaults(func=cmd_sweep)
     c = sub.add_parser("collect", help="gather a sweep's results into one table (CSV or .parquet)")
     c.add_argument("dir", help="the sweep folder")
     c.add_argument("--out", default=None, help="output file [default: <dir>/results.csv]")
     c.set_defaults(func=cmd_collect)
-    q = sub.add_parser("point", help=argparse_suppress())
-    q.add_argument("dir")
-    q.set_defaults(func=cmd_point)
+    for name in ("points", "point"):  # what a sweep's worker runs (point: the older name)
+        q = sub.add_parser(name, help=argparse_suppress())
+        q.add_argument("dirs", nargs="+")
+        q.add_argument("--batch", type=_positive, default=None)
+        q.add_argument("--report", default=None)
+        q.set_defaults(func=cmd_points)
 
 
 def argparse_suppress():
