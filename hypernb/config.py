@@ -56,8 +56,11 @@ class RunConfig:
 
     task: str = _f("mnist-mlp", f"what to train: {', '.join(TASKS)}")
     optimizer: str = _f("adam/sgd", "tower, left to right, e.g. 'adam', 'adam/sgd', 'sgd/sgd*3'; "
-                                    f"names: {', '.join(FAMILIES)}")
-    alpha: float | None = _f(None, "level-0 step size α (default: 1e-3 for Adam, 1e-2 otherwise)")
+                                    f"names: {', '.join(FAMILIES)}; or a learning-rate-free peer: "
+                                    "prodigy, dadapt_adam, schedulefree_adamw, dog")
+    alpha: float | None = _f(None, "level-0 step size α (default: 1e-3 for Adam, 1e-2 otherwise; a peer's own lr)")
+    d0: float | None = _f(None, "a learning-rate-free peer's remaining setting: Prodigy's and D-Adaptation's initial "
+                                "estimate d0, DoG's reps_rel (default: the package's)")
     mu: float = _f(0.0, "SGD momentum μ (momentum is learned only when μ ≠ 0)")
     beta1: float = _f(0.9, "Adam β1")
     beta2: float = _f(0.999, "Adam β2")
@@ -68,8 +71,8 @@ class RunConfig:
                                   "this many hyper levels (0 = the plain optimizer)")
     sign_safe: bool = _f(False, "store log α so every step size stays positive")
     weight_decay: float = _f(0.0, "weight decay λ (L2 as torch.optim; decoupled for adamw)")
-    schedule: str = _f("none", "α schedule on top of the optimizer: none, or step (He et al. 2016: α×0.1 at "
-                               "50% and 75% of the epochs), a multiplier on the learned α")
+    schedule: str = _f("none", "α schedule on top of the optimizer, a multiplier on the learned α: none, step (He et "
+                               "al. 2016: α×0.1 at 50% and 75% of the epochs) or cosine (α·(1+cos(π·epoch/epochs))/2)")
     epochs: int | None = _f(None, "epochs (profile default)")
     batch_size: int | None = _f(None, "batch size (profile default)")
     seeds: list = _f((0,), "seeds; several give mean ± std")
@@ -131,7 +134,15 @@ class RunConfig:
     def is_text(self) -> bool:
         return TASKS[self.task][2] == "text"
 
+    @property
+    def is_peer(self) -> bool:
+        from .peers import is_peer
+
+        return is_peer(self.optimizer)
+
     def tower_names(self) -> list[str]:
+        if self.is_peer:
+            return [self.optimizer]
         names = parse_tower(self.optimizer)
         if self.height is not None:
             if self.height < len(names) - 1:
@@ -148,7 +159,7 @@ class RunConfig:
             changes["hidden"] = 128
         if self.augment is None:
             changes["augment"] = self.dataset.startswith("cifar")
-        if self.alpha is None:
+        if self.alpha is None and not self.is_peer:
             changes["alpha"] = 1e-3 if self.tower_names()[0] in ADAMS else 1e-2
         return dataclasses.replace(self, **changes)
 
@@ -165,9 +176,14 @@ class RunConfig:
         choice("dtype", DTYPES)
         choice("autocast", AUTOCAST)
         choice("activation", ("tanh", "relu"))
-        choice("schedule", ("none", "step"))
+        choice("schedule", ("none", "step", "cosine"))
         choice("text_split", ("contiguous", "shuffled"))
         self.tower_names()  # raises on unknown optimizer names
+        if self.is_peer and self.height:
+            raise ValueError(f"{self.optimizer} is a learning-rate-free peer, not a tower: height must be 0 or None")
+        if self.d0 is not None and (not isinstance(self.d0, numbers.Real) or isinstance(self.d0, bool)
+                                    or not math.isfinite(self.d0) or self.d0 <= 0):
+            raise ValueError(f"d0 must be a finite number > 0, got {self.d0!r}")
         if isinstance(self.seeds, numbers.Integral):
             self.seeds = (int(self.seeds),)
         self.seeds = tuple(self.seeds)

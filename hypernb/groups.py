@@ -62,8 +62,11 @@ def plan(members: list[Member], batch: int | None) -> list[list[Member]]:
     prefix of (or that is a prefix of its own)."""
     groups: list[list[Member]] = []
     for m in members:
+        if m.config.is_peer:  # a peer's step-size estimate sums over all parameters: one run per model
+            groups.append([m])
+            continue
         for g in groups:
-            if batch is not None and len(g) >= batch:
+            if g[0].config.is_peer or (batch is not None and len(g) >= batch):
                 continue
             if compatibility(g[0].config) != compatibility(m.config):
                 continue
@@ -79,8 +82,13 @@ def plan(members: list[Member], batch: int | None) -> list[list[Member]]:
 
 def build_optimizer(members: list[Member], params, batched: bool):
     """The tower that trains every member: the tallest tower, κ = 0 above a member's own height,
-    every value one per member (or a plain number when there is one member and no batch)."""
-    from . import optim
+    every value one per member (or a plain number when there is one member and no batch); or a
+    learning-rate-free peer (one member)."""
+    if members[0].config.is_peer:
+        from . import peers
+
+        c = members[0].config
+        return peers.build(c.optimizer, params, c.alpha, c.d0)
 
     tower = max((m.tower for m in members), key=len)
     height = len(tower) - 1

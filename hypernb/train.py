@@ -386,12 +386,13 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     steps_per_epoch = min(len(loaders[0]), c0.max_steps or len(loaders[0]))
     from tqdm.auto import tqdm
 
-    lr0 = [m.config.alpha for m in group]
+    lr0 = [m.config.alpha for m in group] if not c0.is_peer else [opt.param_groups[0]["lr"]]
     for epoch in range(start_epoch, c0.epochs):
         t_epoch = time.perf_counter()
-        scales = [0.1 ** sum(epoch >= f * c0.epochs for f in (0.5, 0.75)) if m.config.schedule == "step" else 1.0
-                  for m in group]  # He et al. (2016): α ÷ 10 at 50 % and 75 % of training, on the learned α
+        scales = [_schedule(m.config.schedule, epoch, c0.epochs) for m in group]
         opt.param_groups[0]["lr"] = [a * s for a, s in zip(lr0, scales)] if batched_model else lr0[0] * scales[0]
+        if hasattr(opt, "train"):  # Schedule-Free trains at one point and evaluates at another
+            opt.train()
         model.train()
         loss_sum = torch.zeros(K, device=device, dtype=torch.float64)
         correct = torch.zeros(K, device=device, dtype=torch.long)
@@ -448,6 +449,8 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
         bar.close()
         if not any(alive):
             break
+        if hasattr(opt, "eval"):
+            opt.eval()
         tests = evaluate(model, task.test, task.kind, K, not batched_model)
         vals = evaluate(model, task.val, task.kind, K, not batched_model) if task.val is not None else None
         if device.type == "cuda":
@@ -504,6 +507,16 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
             with contextlib.suppress(OSError):
                 ckpt.parent.rmdir()
                 ckpt.parent.parent.rmdir()
+
+
+def _schedule(kind: str, epoch: int, epochs: int) -> float:
+    """The multiplier on α during ``epoch``: He et al. (2016)'s ÷ 10 at 50 % and 75 % of training, or a
+    cosine decay from 1 towards 0 (on the learned α, for a hyperoptimizer)."""
+    if kind == "step":
+        return 0.1 ** sum(epoch >= f * epochs for f in (0.5, 0.75))
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    return 1.0
 
 
 def _publish(group, results, records, env) -> None:

@@ -49,7 +49,8 @@ def parse_tower(spec: str) -> list[str]:
         if name not in FAMILIES:
             raise ValueError(
                 f"unknown optimizer {part.strip()!r} in tower {spec!r}; choose from "
-                f"{sorted(FAMILIES)} (aliases: {sorted(ALIASES)})"
+                f"{sorted(FAMILIES)} (aliases: {sorted(ALIASES)}), or a learning-rate-free peer alone: "
+                "prodigy, dadapt_adam, schedulefree_adamw, dog"
             )
         n = 1
         if count:

@@ -150,6 +150,10 @@ CNN = "02_resnet20_cifar10"
 RNN = "03_char_rnn"
 TOWERS = "04_towers"
 PEERS = "06_vs_lr_free"
+# "matches" = the paired difference's 95 % interval lies within ±0.25 percentage points of MNIST test error
+# (about an eighth of the ~2 % error itself; declared before notebook 06 ran, with 5 seeds so that an
+# interval can be that narrow)
+PEER_MARGIN = 0.25
 _NEURIPS_MNIST = "NeurIPS 2022, MNIST experiments (hyperoptimized SGD, AdaGrad, RMSProp, Adam); numbers re-measured " \
                  "with the official code by Huang et al."
 _OPT_NAMES = {"sgd": "SGD", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam"}
@@ -227,16 +231,20 @@ CLAIMS += [
     _c("peers-adam-sgd-matches-tuned-adam", PEERS, "our question",
        "Adam/SGD matches tuned Adam without tuning α", "—", "test error % (MNIST, 30 epochs)",
        "Adam/SGD (α0 = 10⁻³, κ = 10⁻⁵) − Adam (best α on validation, cosine decay), paired by seed", "within",
-       0.1, " pp", 3),
+       PEER_MARGIN, " pp", 5),
+    _c("peers-adam-sgd-less-sensitive", PEERS, "our question (the report's 'one hyperparameter replaced by another')",
+       "Adam/SGD is less sensitive to κ than Adam to α", "COMP6258 report PDF §4 (its argument), checked here",
+       "sd of test error % over 7 decades of the knob (a diverged run counted as 90 %), MNIST",
+       "Adam/SGD over κ − Adam over α, paired by seed", "lower", 1.0, " pp", 3),
     _c("peers-prodigy-matches-tuned-adam", PEERS, "Mishchenko & Defazio 2024 (Prodigy)",
        "Prodigy matches tuned Adam", "Prodigy paper, §5 (their claim, checked on our task)",
        "test error % (MNIST, 30 epochs)", "Prodigy (d0 default) − Adam (best α on validation, cosine), paired by seed",
-       "within", 0.1, " pp", 3),
+       "within", PEER_MARGIN, " pp", 5),
     _c("peers-schedulefree-matches-tuned-adam", PEERS, "Defazio et al. 2024 (Schedule-Free)",
        "Schedule-Free AdamW matches tuned Adam with a schedule", "Schedule-Free paper, §4 (their claim, checked on "
        "our task)", "test error % (MNIST, 30 epochs)",
-       "Schedule-Free AdamW (lr default) − Adam (best α on validation, cosine), paired by seed", "within", 0.1,
-       " pp", 3),
+       "Schedule-Free AdamW (lr default) − Adam (best α on validation, cosine), paired by seed", "within",
+       PEER_MARGIN, " pp", 5),
 ]
 BY_ID = {c.id: c for c in CLAIMS}
 

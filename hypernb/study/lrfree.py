@@ -1,0 +1,391 @@
+"""Notebook 06: hyperoptimizers against today's learning-rate-free optimizers, on the same tasks,
+budgets and seeds.
+
+Contenders (same epochs, batch size and seeds for everyone; everything through ``hypernb.run``):
+Adam and SGD (μ 0.9) at their α tuned on a validation split, with cosine decay; hypernb Adam/SGD,
+SGD/SGD and a height-3 SGD tower at the paper's defaults; Prodigy, D-Adaptation Adam, Schedule-Free
+AdamW and DoG at their packages' defaults. For each method's one remaining knob (α, κ, d0, lr,
+r_ε), the final test error over seven decades.
+
+HDM-HB (Chu, Gao, Ye & Udell, ICML 2025) is not among them; the notebook says why.
+"""
+from __future__ import annotations
+
+import statistics
+
+from .. import bench, io
+from . import claims as C
+from .common import MissingRecords, Setup, run_grid, save_figure, save_table, training_allowed
+from .stats import interval, paired
+
+NAME = "06_vs_lr_free"
+SPEC = {
+    "PROFILE": "str", "SEEDS": ("list", "none"), "EPOCHS": ("int", "none"), "TUNE_SEEDS": ("list", "none"),
+    "ALPHA_GRID": ("list", "none"), "VAL_EXAMPLES": ("int", "none"), "TASKS": "list", "TRAIN": "bool",
+    "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
+}
+DEFAULTS = {
+    "smoke": {"SEEDS": [0], "TUNE_SEEDS": [0], "ALPHA_GRID": [1e-3, 1e-1]},
+    "demo": {"SEEDS": [0], "TUNE_SEEDS": [0], "ALPHA_GRID": [1e-4, 1e-3, 1e-2]},
+    "full": {"SEEDS": [0, 1, 2, 3, 4], "TUNE_SEEDS": [0, 1, 2],
+             "ALPHA_GRID": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]},
+}
+# Each task's data, size, budget and validation split per profile (EPOCHS = None and VAL_EXAMPLES =
+# None take these; the same for every method). "val": examples (characters for text) held out from
+# the end of the training data, on which Adam's and SGD's α are chosen.
+# The char-LSTM and ResNet-20 full profiles are GPU-sized: on a machine without CUDA they are reported
+# as missing instead of being trained for days.
+TASK_SETTINGS = {
+    "mnist-mlp": {
+        "all": dict(batch_size=256, activation="tanh"),
+        "smoke": dict(epochs=1, train_limit=2048, test_limit=1024, val=512), "demo": dict(epochs=2, val=10_000),
+        "full": dict(epochs=30, val=10_000)},
+    "warpeace-lstm": {
+        "all": dict(),
+        "smoke": dict(epochs=1, hidden=32, seq_len=50, batch_size=32, train_limit=20_000, test_limit=10_000, val=4_000),
+        "demo": dict(epochs=1, train_limit=200_000, test_limit=50_000, val=50_000), "full": dict(epochs=20, val=200_000)},
+    "cifar10subset-resnet20": {
+        "all": dict(weight_decay=1e-4),
+        "smoke": dict(epochs=1, train_limit=256, test_limit=256, batch_size=64, val=64), "demo": dict(epochs=2, val=1_000),
+        "full": dict(epochs=50, val=1_000)},
+    "cifar10-resnet20": {
+        "all": dict(weight_decay=1e-4),
+        "smoke": dict(epochs=1, train_limit=256, test_limit=256, batch_size=64, val=64),
+        "demo": dict(epochs=1, train_limit=10_000, val=2_000), "full": dict(epochs=50, val=5_000)},
+}
+GPU_SIZED = {"warpeace-lstm", "cifar10subset-resnet20", "cifar10-resnet20"}
+DATA_NOTE = {"cifar10subset-resnet20": "the CIFAR-10 SUBSET (first 4,000 train / 1,000 test images), not full "
+                                       "CIFAR-10: not comparable with full-data numbers",
+             "cifar10-resnet20": "full CIFAR-10", "warpeace-lstm": "War and Peace (contiguous split)",
+             "mnist-mlp": "MNIST (60,000 / 10,000)"}
+FAILED = 90.0  # a diverged image run counts as chance-level error (%)
+# the contenders, each with its remaining knob and that knob's grid factors (×10^d, d = −3…3)
+HYPERNB = {
+    "hypernb Adam/SGD": dict(optimizer="adam/sgd", alpha=1e-3, kappa=1e-5),
+    "hypernb SGD/SGD": dict(optimizer="sgd/sgd", alpha=1e-2, kappa=1e-2),
+    "hypernb SGD tower, height 3": dict(optimizer="sgd/sgd*3", alpha=1e-2, kappa=[1e-2, 1e-4, 1e-6]),
+}
+PEERS = {
+    "Prodigy": dict(optimizer="prodigy"),
+    "D-Adaptation Adam": dict(optimizer="dadapt_adam"),
+    "Schedule-Free AdamW": dict(optimizer="schedulefree_adamw"),
+    "DoG": dict(optimizer="dog"),
+}
+KNOBS = {  # method → (the knob, its config key, its default, one per decade around it)
+    "Adam/SGD": ("κ", "kappa", 1e-5), "Prodigy": ("d0", "d0", 1e-6), "D-Adaptation Adam": ("d0", "d0", 1e-6),
+    "DoG": ("r_ε", "d0", 1e-6), "Schedule-Free AdamW": ("lr", "alpha", 2.5e-3),
+}
+
+
+def metric(task: str) -> str:
+    return "test loss (nats/char)" if task.endswith("lstm") else "test error %"
+
+
+def base(s: Setup, task: str, **kw) -> dict:
+    if task not in TASK_SETTINGS:
+        raise ValueError(f"unknown task {task!r} in TASKS; choose from {sorted(TASK_SETTINGS)}")
+    settings = {**TASK_SETTINGS[task]["all"], **TASK_SETTINGS[task][s.profile]}
+    settings.pop("val")
+    cfg = dict(task=task, profile=s.profile, log_every=50 if s.profile == "full" else 10, **settings)
+    if s["EPOCHS"] is not None:
+        cfg["epochs"] = s["EPOCHS"]
+    cfg.update(kw)
+    return cfg
+
+
+def val_examples(s: Setup, task: str) -> int:
+    return s["VAL_EXAMPLES"] if s["VAL_EXAMPLES"] is not None else TASK_SETTINGS[task][s.profile]["val"]
+
+
+def _failed_value(task: str) -> float:
+    if task.endswith("lstm"):  # a diverged char model counts as the unigram entropy (knowing only frequencies)
+        from .charrnn import entropy
+
+        return entropy()
+    return FAILED
+
+
+def _err(r) -> dict:
+    """seed → the task's final metric (test error %, or test loss for the char-LSTM); diverged → failed value."""
+    task = r.config["task"]
+    text = task.endswith("lstm")
+    failed = _failed_value(task)
+    return {sd.seed: failed if sd.status != "ok" else sd.final["test_loss"] if text else
+            100 * (1 - sd.final["test_acc"]) for sd in r.seeds}
+
+
+def _val(r) -> dict:
+    task = r.config["task"]
+    text = task.endswith("lstm")
+    failed = _failed_value(task)
+    return {sd.seed: failed if sd.status != "ok" else sd.final["val_loss"] if text else
+            100 * (1 - sd.final["val_acc"]) for sd in r.seeds}
+
+
+def _run(s: Setup, task: str, cfgs: list, desc: str):
+    import dataclasses
+
+    import torch
+
+    if task in GPU_SIZED and s.profile == "full" and not torch.cuda.is_available():
+        s = dataclasses.replace(s, params={**s.params, "TRAIN": False})  # read records only; never days on a CPU
+    try:
+        return run_grid(s, cfgs, desc=desc), ""
+    except MissingRecords as e:
+        why = f"no {s.profile}-profile records for {task}: {e}"
+        if task in GPU_SIZED:
+            why += (". They need a GPU: python -m hypernb notebooks --profile full --only 06 on a CUDA machine "
+                    "(see benchmarks/gpu_study.sh)")
+        return None, why
+
+
+def run_task(s: Setup, task: str) -> dict:
+    """Tuning, the comparison and the sensitivity grids of one task: a dict of Results and tables,
+    or {"missing": why}."""
+    val = val_examples(s, task)
+    tune = [("Adam", a, base(s, task, optimizer="adam", alpha=a, schedule="cosine", seeds=list(s["TUNE_SEEDS"]),
+                             val_examples=val)) for a in s["ALPHA_GRID"]]
+    tune += [("SGD", a, base(s, task, optimizer="sgd", alpha=a, mu=0.9, schedule="cosine",
+                             seeds=list(s["TUNE_SEEDS"]), val_examples=val)) for a in s["ALPHA_GRID"]]
+    decades = range(-3, 4) if s.profile == "full" else (-1, 0, 1) if s.profile == "demo" else (0,)
+    sens = []
+    for method, (knob, key, default) in KNOBS.items():
+        cfg = (HYPERNB["hypernb Adam/SGD"] if method == "Adam/SGD" else
+               PEERS[method])
+        seeds = list(s["TUNE_SEEDS"]) if method == "Adam/SGD" else [s["TUNE_SEEDS"][0]]
+        for d in decades:
+            sens.append((method, default * 10.0 ** d, base(s, task, **{**cfg, key: default * 10.0 ** d},
+                                                           seeds=seeds, val_examples=val)))
+    results, missing = _run(s, task, [c for *_, c in tune] + [c for *_, c in sens], f"{task}: tuning and sensitivity")
+    if results is None:
+        return {"missing": missing}
+    tuned_rows = [{"method": m, "value": v, "seed": sd.seed, "status": sd.status,
+                   "val_error": _val(r)[sd.seed], "test_error": _err(r)[sd.seed]}
+                  for (m, v, _), r in zip(tune + sens, results) for sd in r.seeds]
+    import pandas as pd
+
+    grid = pd.DataFrame(tuned_rows)
+    best = {m: float(g.groupby("value").val_error.mean().idxmin()) for m, g in grid[grid.method.isin(["Adam", "SGD"])]
+            .groupby("method")}
+    contenders = {"Adam (tuned α, cosine)": base(s, task, optimizer="adam", alpha=best["Adam"], schedule="cosine"),
+                  "SGD μ 0.9 (tuned α, cosine)": base(s, task, optimizer="sgd", alpha=best["SGD"], mu=0.9,
+                                                      schedule="cosine")}
+    contenders.update({k: base(s, task, **v) for k, v in {**HYPERNB, **PEERS}.items()})
+    names = list(contenders)
+    results, missing = _run(s, task, [{**contenders[n], "seeds": list(s["SEEDS"])} for n in names], f"{task}: comparison")
+    if results is None:
+        return {"missing": missing}
+    save_table(s, grid, f"{task}_grids")
+    return {"grid": grid, "best": best, "runs": dict(zip(names, results))}
+
+
+def final_table(task: str, out: dict):
+    """The final metric per method (test error %, or test loss for the char-LSTM): mean and 95 %
+    interval over seeds, a diverged seed counted as failed (90 % error; the unigram entropy for text)."""
+    import pandas as pd
+
+    rows = []
+    digits = 3 if task.endswith("lstm") else 2
+    for name, r in out["runs"].items():
+        err = list(_err(r).values())
+        iv = interval(err)
+        rows.append({"task": task, "data": DATA_NOTE[task].split(" (")[0].split(":")[0], "method": name, "n": iv.n,
+                     f"{metric(task)} (mean)": f"{iv.mean:.{digits}f}",
+                     "95 % interval": "–" if iv.n < 2 else f"[{iv.lo:.{digits}f}, {iv.hi:.{digits}f}]",
+                     "diverged": sum(sd.status != "ok" for sd in r.seeds),
+                     "settings": _settings(r.config)})
+    return pd.DataFrame(rows)
+
+
+def _settings(cfg: dict) -> str:
+    parts = [cfg["optimizer"]]
+    if cfg.get("alpha") is not None:
+        parts.append(f"α {cfg['alpha']:g}")
+    if cfg["optimizer"].count("/"):
+        k = cfg["kappa"]
+        parts.append("κ " + (", ".join(f"{x:g}" for x in k) if isinstance(k, list) else f"{k:g}"))
+    if cfg.get("schedule", "none") != "none":
+        parts.append(cfg["schedule"])
+    return ", ".join(parts)
+
+
+def final_figure(s: Setup, tables: list):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(7.5 * len(tables), 4.4), squeeze=False)
+    for ax, (task, out) in zip(axes[0], tables):
+        names = list(out["runs"])
+        for i, name in enumerate(names):
+            err = list(_err(out["runs"][name]).values())
+            iv = interval(err)
+            ax.errorbar(iv.mean, i, xerr=[[iv.mean - iv.lo], [iv.hi - iv.mean]] if iv.n > 1 else None, fmt="o",
+                        color="C0" if "hypernb" in name else "C1" if name in PEERS else "C2", capsize=3)
+            ax.scatter(err, [i] * len(err), s=8, color="k", alpha=0.4)
+            failed = [e for e, sd in zip(err, out["runs"][name].seeds) if sd.status != "ok"]
+            if failed:
+                ax.scatter(failed, [i] * len(failed), marker="x", color="C3", s=40, zorder=3)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names, fontsize=8)
+        if not task.endswith("lstm"):
+            ax.set_xscale("log")
+        ax.set_xlabel(f"{metric(task)} (mean, 95 % interval; dots: seeds; ×: diverged)")
+        ax.set_title(f"{task}: {DATA_NOTE[task]}", fontsize=9, wrap=True)
+    fig.tight_layout()
+    save_figure(s, fig, "final_error")
+    return fig
+
+
+def sensitivity_figure(s: Setup, task: str, out: dict):
+    import matplotlib.pyplot as plt
+
+    grid = out["grid"]
+    methods = ["Adam", "Adam/SGD", "Prodigy", "D-Adaptation Adam", "Schedule-Free AdamW", "DoG"]
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.1 * len(methods), 3.4), sharey=True)
+    for ax, m in zip(axes, methods):
+        g = grid[grid.method == m]
+        for v, sub in g.groupby("value"):
+            ok = sub[sub.status == "ok"]
+            ax.scatter([v] * len(ok), ok.test_error, s=12, color="C0")
+            bad = sub[sub.status != "ok"]
+            if len(bad):
+                ax.scatter([v] * len(bad), bad.test_error, marker="x", color="C3", s=30)
+        means = g.groupby("value").test_error.mean()
+        ax.plot(means.index, means.values, color="C0")
+        knob = "α (cosine)" if m == "Adam" else KNOBS[m][0]
+        ax.set_xscale("log")
+        if not task.endswith("lstm"):
+            ax.set_yscale("log")
+        ax.set_xlabel(knob)
+        ax.set_title(m, fontsize=9)
+    failed = "the unigram entropy" if task.endswith("lstm") else f"{FAILED:g} %"
+    axes[0].set_ylabel(f"{metric(task)}\n(× diverged, counted as {failed})")
+    n = grid[grid.method == "Adam/SGD"].value.nunique()
+    fig.suptitle(f"{task} ({DATA_NOTE[task]}): each method against its one remaining knob, {n} value(s), one per "
+                 "decade",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(s, fig, f"{task}_sensitivity")
+    return fig
+
+
+def step_size_figure(s: Setup, task: str, out: dict):
+    """The step size each method uses over training, on one axis (symmetric log: α can cross 0)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for name, r in out["runs"].items():
+        sd = r.seeds[0]
+        traj = sd.trajectory
+        key = "alpha" if "alpha" in traj else "step_size" if "step_size" in traj else None
+        if key is None:
+            continue
+        values = traj[key]
+        if name.startswith(("Adam (", "SGD μ")):  # a fixed α times the cosine multiplier, per epoch
+            continue
+        ax.plot(traj["step"], values, label=name + ("" if key == "alpha" else " (d·lr or η)"), lw=1.2,
+                marker="o" if len(values) < 5 else None)  # a short run logs a point or two: show them
+    ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_xlabel("step")
+    ax.set_ylabel("step size (symmetric log)")
+    ax.set_title(f"{task}: the step size each method learns or estimates (seed {s['SEEDS'][0]})", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(s, fig, f"{task}_step_size")
+    return fig
+
+
+def costs(s: Setup) -> dict | None:
+    """Step time and memory held of every method, as ratios to torch.optim.Adam timed alongside (one
+    process, repetition by repetition; torch Adam against itself is the noise floor). Measured once
+    and kept with the records (``cost.json``); not on the smoke profile."""
+    import torch
+
+    from .. import peers
+
+    if s.profile == "smoke":
+        return None
+    path = s.records / "cost.json"
+    if path.exists():
+        return io.read_json(path, what="the measured step costs")
+    if not training_allowed(s.params.get("TRAIN", True)):
+        return None
+    torch.set_num_threads(1)
+
+    def peer(name):
+        def build(model):
+            opt = peers.build(name, model.parameters())
+            return bench.training_step(model, opt), opt
+        return build
+
+    builds = {"torch Adam again (noise floor)": bench.torch_step(torch.optim.Adam, lr=1e-3),
+              "hypernb Adam/SGD": bench.hypernb_step("adam/sgd", kappa=1e-5),
+              "hypernb SGD/SGD": bench.hypernb_step("sgd/sgd", alpha=1e-2, kappa=1e-2),
+              "hypernb SGD tower, height 3": bench.hypernb_step("sgd/sgd*3", alpha=1e-2, kappa=[1e-2, 1e-4, 1e-6])}
+    builds.update({name: peer(cfg["optimizer"]) for name, cfg in PEERS.items()})
+    base = bench.torch_step(torch.optim.Adam, lr=1e-3)
+    reps = []
+    for _ in range(3 if s.profile == "demo" else 7):
+        row = {"torch Adam": bench.time_step(base, steps=100, warmup=20)}
+        for name, build in builds.items():
+            row[name] = bench.time_step(build, steps=100, warmup=20)
+        reps.append(row)
+    held = {name: bench.held_memory(build)[0] for name, build in [("torch Adam", base), *builds.items()]}
+    out = {"reps": reps, "held_mb": held, "env": io.environment(torch.device("cpu")),
+           "setting": "MNIST MLP batch 256, CPU, 1 thread, median of 100 steps per repetition"}
+    io.write_json(path, out)
+    return out
+
+
+def cost_table(cost: dict | None):
+    import pandas as pd
+
+    if cost is None:
+        return pd.DataFrame({"cost": ["measured on the demo and full profiles only (timings vary with the machine)"]})
+    rows = []
+    for name in [k for k in cost["reps"][0] if k != "torch Adam"]:
+        ratios = [rep[name] / rep["torch Adam"] for rep in cost["reps"]]
+        rows.append({"method": name, "step time / torch Adam (median, min–max)":
+                     f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})",
+                     "memory held / torch Adam": f"{cost['held_mb'][name] / cost['held_mb']['torch Adam']:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def verdicts(s: Setup, tasks: dict) -> list:
+    out = []
+    mnist = tasks.get("mnist-mlp", {})
+    ids = {"peers-adam-sgd-matches-tuned-adam": "hypernb Adam/SGD", "peers-prodigy-matches-tuned-adam": "Prodigy",
+           "peers-schedulefree-matches-tuned-adam": "Schedule-Free AdamW"}
+    if "missing" in mnist or not mnist:
+        why = mnist.get("missing", "no MNIST runs")
+        return [C.judge(C.BY_ID[i], None, s.profile, missing=why) for i in
+                (*ids, "peers-adam-sgd-less-sensitive")]
+    runs = mnist["runs"]
+    adam = _err(runs["Adam (tuned α, cosine)"])
+    for claim_id, name in ids.items():
+        out.append(C.judge(C.BY_ID[claim_id], paired(_err(runs[name]), adam), s.profile,
+                           evidence="figures/final_error.png"))
+    grid = mnist["grid"]
+    per_seed = {}
+    for seed in s["TUNE_SEEDS"]:
+        a = grid[(grid.method == "Adam") & (grid.seed == seed)].test_error
+        k = grid[(grid.method == "Adam/SGD") & (grid.seed == seed)].test_error
+        if len(a) > 1 and len(k) > 1:
+            per_seed[seed] = float(k.std(ddof=0) - a.std(ddof=0))
+    out.append(C.judge(C.BY_ID["peers-adam-sgd-less-sensitive"], interval(per_seed.values()) if per_seed else None,
+                       s.profile, missing="" if per_seed else "no paired grids",
+                       evidence="figures/mnist-mlp_sensitivity.png"))
+    return out
+
+
+def run_all(s: Setup) -> dict:
+    """task → run_task(s, task), for every task in TASKS (an unknown name is an error before any run)."""
+    unknown = [t for t in s["TASKS"] if t not in TASK_SETTINGS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown} in TASKS; choose from {sorted(TASK_SETTINGS)}")
+    return {task: run_task(s, task) for task in s["TASKS"]}
+
+
+def examples(tasks: dict, task: str = "mnist-mlp") -> dict:
+    """The comparison's runs of one task, for the panel to show beside what you train there."""
+    out = tasks.get(task, {})
+    return dict(out.get("runs", {}))

@@ -1,0 +1,134 @@
+"""Learning-rate-free peers (Prodigy, D-Adaptation, Schedule-Free, DoG) trained by run(), and the
+notebook-06 study module around them."""
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from conftest import require
+from hypernb import peers, run
+from hypernb.config import RunConfig
+from hypernb.groups import Member, plan
+
+NAMES = sorted(peers.PEERS)
+
+
+def small(**kw):
+    return dict(task="mnist-mlp", profile="smoke", epochs=1, batch_size=64, train_limit=1024, test_limit=512,
+                log_every=2, quiet=True, **kw)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_peer_trains_through_run_and_logs_its_step_size(name, tmp_path):
+    require("mnist")
+    r = run(small(optimizer=name, out_dir=str(tmp_path)))
+    sd = r.seeds[0]
+    assert sd.status == "ok"
+    steps = sd.trajectory["step_size"]
+    assert len(steps) > 3 and all(math.isfinite(x) and x >= 0 for x in steps)
+    if name == "dog":  # its step starts at r_ε-scale and grows with the distance travelled: 16 steps are warm-up
+        assert steps[-1] > 10 * steps[1] > 0
+    else:
+        assert sd.final["test_acc"] > 0.3  # 1 epoch of 16 steps learns something
+    assert (tmp_path / "metrics.json").exists() and (tmp_path / "config.json").exists()
+    if name in ("prodigy", "dadapt_adam"):  # d starts at d0 = 1e-6 (lr 1) and only grows
+        assert steps[0] == pytest.approx(1e-6) and steps[-1] > steps[0]
+
+
+def test_d0_and_lr_reach_the_package():
+    model = torch.nn.Linear(3, 2)
+    p = peers.build("prodigy", model.parameters(), alpha=0.5, knob=1e-3)
+    assert p.opt.param_groups[0]["lr"] == 0.5 and p.opt.param_groups[0]["d0"] == 1e-3
+    assert p.step_size() == pytest.approx(0.5e-3)
+    d = peers.build("dog", model.parameters(), knob=1e-4)
+    assert d.opt.param_groups[0]["reps_rel"] == 1e-4
+    sf = peers.build("schedulefree_adamw", model.parameters())
+    assert sf.step_size() == pytest.approx(0.0025)  # the package's default lr
+
+
+def test_schedule_free_evaluates_at_its_averaged_point():
+    """Schedule-Free keeps two points; the wrapper switches the package between them as run() does."""
+    model = torch.nn.Linear(3, 1)
+    sf = peers.build("schedulefree_adamw", model.parameters())
+    sf.train()
+    for _ in range(5):
+        sf.zero_grad()
+        model(torch.randn(8, 3)).pow(2).mean().backward()
+        sf.step()
+    at_train = model.weight.detach().clone()
+    sf.eval()
+    assert not torch.equal(model.weight, at_train)  # the evaluation point differs from the training point
+    sf.train()
+    assert torch.allclose(model.weight, at_train)
+
+
+def test_peers_train_one_configuration_per_model():
+    """Their step-size estimates sum over all parameters, so two configurations never share a model."""
+    cfgs = [RunConfig(**small(optimizer="prodigy", seeds=[0, 1])).resolved(),
+            RunConfig(**small(optimizer="prodigy", seeds=[2])).resolved(),
+            RunConfig(**small(optimizer="sgd", seeds=[0, 1])).resolved()]
+    groups = plan([Member(c, s, i) for i, c in enumerate(cfgs) for s in c.seeds], batch=None)
+    assert sorted(len(g) for g in groups) == [1, 1, 1, 2]
+    assert all(len(g) == 1 for g in groups if g[0].config.is_peer)
+
+
+def test_bad_peer_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="learning-rate-free peer, not a tower"):
+        RunConfig(**small(optimizer="prodigy", height=2)).validate()
+    with pytest.raises(ValueError, match="d0 must be a finite number > 0"):
+        RunConfig(**small(optimizer="prodigy", d0=0.0)).validate()
+    with pytest.raises(ValueError, match="prodigy, dadapt_adam, schedulefree_adamw, dog"):
+        RunConfig(**small(optimizer="prodigyy")).validate()
+
+
+def test_a_missing_package_says_how_to_install_it(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "prodigyopt":
+            raise ImportError("No module named 'prodigyopt'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[peers\]'"):
+        peers.build("prodigy", torch.nn.Linear(2, 2).parameters())
+
+
+# -- the notebook-06 study module -----------------------------------------------------------------------
+def _setup(tmp_path, **over):
+    from hypernb import study
+
+    ns = dict(PROFILE="smoke", SEEDS=None, EPOCHS=None, TUNE_SEEDS=None, ALPHA_GRID=None, VAL_EXAMPLES=None,
+              TASKS=["mnist-mlp"], TRAIN=True, OUT_DIR=str(tmp_path), INTERACTIVE=False, QUIET=True)
+    ns.update(over)
+    return study.start("06_vs_lr_free", ns)
+
+
+def test_every_method_gets_the_same_budget_per_task(tmp_path):
+    from hypernb.study import lrfree
+
+    s = _setup(tmp_path, PROFILE="full")
+    for task in lrfree.TASK_SETTINGS:
+        cfgs = [lrfree.base(s, task, **kw) for kw in (*lrfree.HYPERNB.values(), *lrfree.PEERS.values(),
+                                                     dict(optimizer="adam", schedule="cosine"))]
+        for key in ("epochs", "batch_size", "train_limit", "test_limit", "task"):
+            assert len({str(c.get(key)) for c in cfgs}) == 1, (task, key)
+    assert lrfree.base(s, "mnist-mlp")["epochs"] == 30  # the paper's protocol
+    assert lrfree.val_examples(s, "cifar10subset-resnet20") < 2000  # leaves most of the 4,000 images to train
+    with pytest.raises(ValueError, match="unknown task"):
+        lrfree.run_all(dataclasses.replace(s, params={**s.params, "TASKS": ["mnist"]}))
+
+
+def test_gpu_sized_full_runs_are_reported_missing_on_a_cpu(tmp_path, monkeypatch):
+    """The full profile of the char-LSTM and ResNet-20 is never trained on a CPU (days); it is reported."""
+    from hypernb.study import lrfree
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    s = _setup(tmp_path, PROFILE="full", TASKS=["cifar10subset-resnet20"])
+    out = lrfree.run_task(s, "cifar10subset-resnet20")
+    assert "need a GPU" in out["missing"] and not (tmp_path / "runs").exists()
+    v = lrfree.verdicts(s, {"mnist-mlp": {"missing": "not run"}})
+    assert {x.verdict for x in v} == {"inconclusive"} and len(v) == 4
