@@ -12,7 +12,8 @@ NOTEBOOK_DIR = REPO / "notebooks"
 
 
 def notebook_paths(only: str = "") -> list[Path]:
-    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    """The study notebooks in order, the summary last (it reads what every other notebook wrote)."""
+    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"), key=lambda p: (p.stem.endswith("_summary"), p.stem))
     if not paths:
         raise FileNotFoundError(f"no notebooks found in {NOTEBOOK_DIR}")
     if only:
@@ -130,13 +131,19 @@ def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
     return per_nb
 
 
-def run_notebooks(profile: str = "demo", out: str | None = None, overrides: dict | None = None, only: str = "",
+def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict | None = None, only: str = "",
                   kernel: str = "python3", timeout: int = 4 * 3600, progress: bool = True) -> Path:
-    """Execute the notebooks in order with papermill; executed copies and their results go to ``out``."""
+    """Execute the notebooks in order with papermill.
+
+    Without ``out``, each notebook keeps its run records where its profile keeps them (the committed
+    ``evidence/`` for full and demo: finished runs are read back, nothing is retrained) and the
+    executed copies go to ``outputs/executed/``. With ``out``, records, figures and executed copies
+    all go there (a fresh folder retrains everything)."""
     import papermill
 
-    profile = resolve_profile(profile)
-    out_dir = Path(out) if out else REPO / "outputs" / profile
+    if profile != "auto":
+        profile = resolve_profile(profile)
+    out_dir = Path(out) if out else REPO / "outputs" / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = notebook_paths(only)
     per_nb = check_overrides(paths, overrides or {})
@@ -147,17 +154,18 @@ def run_notebooks(profile: str = "demo", out: str | None = None, overrides: dict
           + (f" (data: {env_data})" if env_data else ""), flush=True)
     total = time.perf_counter()
     for i, path in enumerate(paths, 1):
-        params = {"PROFILE": profile, "OUT_DIR": str(out_dir / path.stem), **per_nb[path]}
-        if "RESULTS_DIR" in papermill.inspect_notebook(str(path)):
-            params["RESULTS_DIR"] = str(out_dir)
+        params = {"PROFILE": profile, **per_nb[path]}
+        declared = papermill.inspect_notebook(str(path))
+        if out:
+            params["OUT_DIR"] = str(out_dir / path.stem)
+            if "RESULTS_DIR" in declared:
+                params["RESULTS_DIR"] = str(out_dir)
         t0 = time.perf_counter()
         print(f"[{i}/{len(paths)}] {path.stem} …", flush=True)
         papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name=kernel,
                                    cwd=str(NOTEBOOK_DIR), progress_bar=progress, execution_timeout=timeout,
                                    start_timeout=300)
-        figures = sorted((out_dir / path.stem / "figures").glob("*.png"))
-        print(f"[{i}/{len(paths)}] {path.stem} done in {time.perf_counter() - t0:.0f} s "
-              f"({len(figures)} figures in {out_dir / path.stem / 'figures'})", flush=True)
+        print(f"[{i}/{len(paths)}] {path.stem} done in {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"all notebooks done in {time.perf_counter() - total:.0f} s; executed notebooks in {out_dir}", flush=True)
     return out_dir
 
@@ -171,10 +179,13 @@ def cmd_notebooks(args) -> int:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("notebooks", help="execute the study notebooks with papermill (the main job)",
-                       description="Execute notebooks/0*.ipynb in order into outputs/<profile>/ "
-                                   "(executed notebooks, figures, tables, claims).")
-    p.add_argument("--profile", default="demo", help="smoke | demo | full | auto [default: demo]")
-    p.add_argument("--out", default=None, help="output folder [default: outputs/<profile>]")
+                       description="Execute notebooks/0*.ipynb in order (executed notebooks, figures, tables, "
+                                   "verdicts).")
+    p.add_argument("--profile", default="auto", help="smoke | demo | full | auto: each notebook's committed records "
+                                                     "(full where present, else demo) [default: auto]")
+    p.add_argument("--out", default=None, help="a folder for records, figures and executed notebooks (a fresh one "
+                                               "retrains everything) [default: the committed evidence/, executed "
+                                               "copies in outputs/executed]")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="override a parameter of every notebook that declares it (a Python literal)")
     p.add_argument("-f", "--parameters-file", action="append", default=[], help="YAML file of parameter overrides")
