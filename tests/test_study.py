@@ -125,3 +125,14 @@ def test_notebooks_command_runs_papermill_and_writes_outputs(tmp_path, capsys):
     assert (tmp_path / "05_summary.ipynb").exists() and (tmp_path / "05_summary" / "parameters.json").exists()
     assert "all notebooks done" in capsys.readouterr().out
     assert main(["notebooks", "--only", "05", "-p", "EPOHCS", "3", "--out", str(tmp_path)]) == 2
+
+
+def test_record_names_depend_only_on_what_differs_from_the_defaults():
+    """A field added to RunConfig later (at its default) must not rename every committed record."""
+    from hypernb.config import RunConfig
+    from hypernb.study.common import config_key
+
+    assert config_key(RunConfig(optimizer="adam", alpha=1e-3)) == config_key(RunConfig(optimizer="adam", alpha=1e-3,
+                                                                                        d0=None, weight_decay=0.0))
+    assert config_key(RunConfig(optimizer="adam", alpha=1e-3)) != config_key(RunConfig(optimizer="adam", alpha=1e-2))
+    assert config_key(RunConfig(seeds=[0])) != config_key(RunConfig(seeds=[0, 1]))

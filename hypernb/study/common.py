@@ -140,7 +140,11 @@ def describe(s: Setup) -> str:
 
 
 def config_key(cfg: RunConfig) -> str:
-    d = {k: v for k, v in cfg.to_dict().items() if k not in ("out_dir", "quiet", "data_root", "download")}
+    """The folder name of a configuration's records: a hash of the fields that differ from their
+    defaults (so that a field added later, at its default, leaves every existing record's name alone)."""
+    defaults = RunConfig().to_dict()
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in ("out_dir", "quiet", "data_root", "download") and v != defaults[k]}
     d["_hypernb"] = __version__
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
