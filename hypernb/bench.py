@@ -116,7 +116,8 @@ def held_tensors(root):
             queue.extend(obj.parameters())
             queue.extend(obj.buffers())
         elif hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__.split(".")[0] in (
-                "hypernb", "torch", "gradient_descent_the_ultimate_optimizer", "__main__", "benchmarks"):
+                "hypernb", "torch", "gradient_descent_the_ultimate_optimizer", "__main__", "benchmarks",
+                "prodigyopt", "dadaptation", "schedulefree", "dog"):  # notebook 06's peers
             queue.extend(vars(obj).values())
 
 

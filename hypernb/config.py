@@ -181,6 +181,8 @@ class RunConfig:
         self.tower_names()  # raises on unknown optimizer names
         if self.is_peer and self.height:
             raise ValueError(f"{self.optimizer} is a learning-rate-free peer, not a tower: height must be 0 or None")
+        if self.d0 is not None and self.optimizer == "schedulefree_adamw":
+            raise ValueError("schedulefree_adamw has no d0 setting: vary its lr with alpha")
         if self.d0 is not None and (not isinstance(self.d0, numbers.Real) or isinstance(self.d0, bool)
                                     or not math.isfinite(self.d0) or self.d0 <= 0):
             raise ValueError(f"d0 must be a finite number > 0, got {self.d0!r}")

@@ -88,7 +88,7 @@ def build_optimizer(members: list[Member], params, batched: bool):
         from . import peers
 
         c = members[0].config
-        return peers.build(c.optimizer, params, c.alpha, c.d0)
+        return peers.build(c.optimizer, params, c.alpha, c.d0, c.weight_decay)
 
     tower = max((m.tower for m in members), key=len)
     height = len(tower) - 1

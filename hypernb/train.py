@@ -386,7 +386,12 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     steps_per_epoch = min(len(loaders[0]), c0.max_steps or len(loaders[0]))
     from tqdm.auto import tqdm
 
-    lr0 = [m.config.alpha for m in group] if not c0.is_peer else [opt.param_groups[0]["lr"]]
+    if c0.is_peer:  # its lr from the config (not from a resumed optimizer, whose lr may be scheduled)
+        from .peers import default_lr
+
+        lr0 = [c0.alpha if c0.alpha is not None else default_lr(c0.optimizer)]
+    else:
+        lr0 = [m.config.alpha for m in group]
     for epoch in range(start_epoch, c0.epochs):
         t_epoch = time.perf_counter()
         scales = [_schedule(m.config.schedule, epoch, c0.epochs) for m in group]
@@ -449,10 +454,14 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
         bar.close()
         if not any(alive):
             break
-        if hasattr(opt, "eval"):
+        if hasattr(opt, "eval"):  # a peer that evaluates at another point than it trains at
             opt.eval()
+            if opt.evaluates_elsewhere:
+                _refresh_batchnorm(model, loaders[0], epoch, task.kind)
         tests = evaluate(model, task.test, task.kind, K, not batched_model)
         vals = evaluate(model, task.val, task.kind, K, not batched_model) if task.val is not None else None
+        if hasattr(opt, "train"):
+            opt.train()  # back to the training point before the checkpoint
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t_epoch
@@ -507,6 +516,28 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
             with contextlib.suppress(OSError):
                 ckpt.parent.rmdir()
                 ckpt.parent.parent.rmdir()
+
+
+def _refresh_batchnorm(model, loader, epoch: int, kind: str, batches: int = 50) -> None:
+    """BatchNorm statistics for the weights now in the model (a peer's averaged point): the running
+    statistics were gathered at the training point, which evaluating elsewhere makes wrong (the
+    Schedule-Free and DoG packages' own caveat). Recomputed as a plain average over ``batches``
+    training batches, without touching the weights."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average
+    model.train()
+    with torch.no_grad():
+        for i, batch in enumerate(loader.epoch(epoch)):
+            if i >= batches:
+                break
+            model(_split(batch, kind)[0])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
 
 
 def _schedule(kind: str, epoch: int, epochs: int) -> float:

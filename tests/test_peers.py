@@ -132,3 +132,50 @@ def test_gpu_sized_full_runs_are_reported_missing_on_a_cpu(tmp_path, monkeypatch
     assert "need a GPU" in out["missing"] and not (tmp_path / "runs").exists()
     v = lrfree.verdicts(s, {"mnist-mlp": {"missing": "not run"}})
     assert {x.verdict for x in v} == {"inconclusive"} and len(v) == 4
+
+
+def test_dog_evaluates_at_its_polynomial_decay_average_and_trains_at_its_iterate():
+    """As dog.PolynomialDecayAverager (γ = 8): x̄_t = (1 − w) x̄_{t−1} + w x_t, w = 9 / (t + 8)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    d = peers.build("dog", model.parameters())
+    avg = [p.detach().clone() for p in model.parameters()]
+    for t in range(1, 6):
+        d.zero_grad()
+        model(torch.randn(8, 3)).pow(2).mean().backward()
+        d.step()
+        w = 9.0 / (t + 8.0)
+        avg = [(1 - w) * a + w * p.detach() for a, p in zip(avg, model.parameters())]
+    iterate = [p.detach().clone() for p in model.parameters()]
+    d.eval()
+    assert all(torch.allclose(p, a, atol=1e-7) for p, a in zip(model.parameters(), avg))
+    d.eval()  # idempotent
+    d.train()
+    assert all(torch.equal(p, x) for p, x in zip(model.parameters(), iterate))
+    state = d.state_dict()
+    e = peers.build("dog", torch.nn.Linear(3, 1).parameters())
+    e.load_state_dict(state)
+    assert e.averaged_steps == 5 and all(torch.equal(a, b) for a, b in zip(e.average, d.average))
+
+
+def test_weight_decay_reaches_every_peer_and_schedule_free_has_no_d0():
+    for name in NAMES:
+        p = peers.build(name, torch.nn.Linear(2, 2).parameters(), weight_decay=1e-4)
+        assert p.opt.param_groups[0]["weight_decay"] == 1e-4, name
+    with pytest.raises(ValueError, match="no d0"):
+        RunConfig(**small(optimizer="schedulefree_adamw", d0=1e-3)).validate()
+
+
+def test_batchnorm_statistics_are_refreshed_for_the_evaluated_weights():
+    from hypernb.data import DeviceLoader
+    from hypernb.train import _refresh_batchnorm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    x = torch.randn(512, 4) * 3 + 1
+    loader = DeviceLoader(x, torch.zeros(512, dtype=torch.long), 64, True, seed=0)
+    _refresh_batchnorm(model, loader, 0, "image", batches=8)
+    with torch.no_grad():
+        h = model[0](x)
+    assert torch.allclose(model[1].running_mean, h.mean(0), atol=1e-5)  # the average over all 8 batches
+    assert model[1].momentum == 0.1  # restored

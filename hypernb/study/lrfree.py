@@ -65,16 +65,24 @@ HYPERNB = {
     "hypernb SGD/SGD": dict(optimizer="sgd/sgd", alpha=1e-2, kappa=1e-2),
     "hypernb SGD tower, height 3": dict(optimizer="sgd/sgd*3", alpha=1e-2, kappa=[1e-2, 1e-4, 1e-6]),
 }
-PEERS = {
+PEERS = {  # at their packages' defaults, and as their packages advise (a schedule; a tuned lr; averaging)
     "Prodigy": dict(optimizer="prodigy"),
+    "Prodigy (cosine)": dict(optimizer="prodigy", schedule="cosine"),
     "D-Adaptation Adam": dict(optimizer="dadapt_adam"),
-    "Schedule-Free AdamW": dict(optimizer="schedulefree_adamw"),
-    "DoG": dict(optimizer="dog"),
+    "D-Adaptation Adam (cosine)": dict(optimizer="dadapt_adam", schedule="cosine"),
+    "Schedule-Free AdamW (default lr)": dict(optimizer="schedulefree_adamw"),
+    "DoG (averaged iterate)": dict(optimizer="dog"),
 }
-KNOBS = {  # method → (the knob, its config key, its default, one per decade around it)
+TUNED_PEER = "Schedule-Free AdamW (lr tuned on validation)"  # its lr chosen like Adam's α, then added
+KNOBS = {  # method → (the knob, its config key, its default, one value per decade around it)
     "Adam/SGD": ("κ", "kappa", 1e-5), "Prodigy": ("d0", "d0", 1e-6), "D-Adaptation Adam": ("d0", "d0", 1e-6),
     "DoG": ("r_ε", "d0", 1e-6), "Schedule-Free AdamW": ("lr", "alpha", 2.5e-3),
 }
+KNOB_CONFIG = {"Adam/SGD": dict(optimizer="adam/sgd", alpha=1e-3), "Prodigy": dict(optimizer="prodigy"),
+               "D-Adaptation Adam": dict(optimizer="dadapt_adam"), "DoG": dict(optimizer="dog"),
+               "Schedule-Free AdamW": dict(optimizer="schedulefree_adamw")}
+TUNED_KNOBS = ("Adam/SGD", "Schedule-Free AdamW")  # on every tuning seed; the others' grids on the first seed
+WITHIN = 1.0  # the sensitivity measure: decades whose test error is within this many pp of the grid's best
 
 
 def metric(task: str) -> str:
@@ -150,11 +158,9 @@ def run_task(s: Setup, task: str) -> dict:
     decades = range(-3, 4) if s.profile == "full" else (-1, 0, 1) if s.profile == "demo" else (0,)
     sens = []
     for method, (knob, key, default) in KNOBS.items():
-        cfg = (HYPERNB["hypernb Adam/SGD"] if method == "Adam/SGD" else
-               PEERS[method])
-        seeds = list(s["TUNE_SEEDS"]) if method == "Adam/SGD" else [s["TUNE_SEEDS"][0]]
+        seeds = list(s["TUNE_SEEDS"]) if method in TUNED_KNOBS else [s["TUNE_SEEDS"][0]]
         for d in decades:
-            sens.append((method, default * 10.0 ** d, base(s, task, **{**cfg, key: default * 10.0 ** d},
+            sens.append((method, default * 10.0 ** d, base(s, task, **{**KNOB_CONFIG[method], key: default * 10.0 ** d},
                                                            seeds=seeds, val_examples=val)))
     results, missing = _run(s, task, [c for *_, c in tune] + [c for *_, c in sens], f"{task}: tuning and sensitivity")
     if results is None:
@@ -165,18 +171,49 @@ def run_task(s: Setup, task: str) -> dict:
     import pandas as pd
 
     grid = pd.DataFrame(tuned_rows)
-    best = {m: float(g.groupby("value").val_error.mean().idxmin()) for m, g in grid[grid.method.isin(["Adam", "SGD"])]
-            .groupby("method")}
+    best = {m: float(g.groupby("value").val_error.mean().idxmin())
+            for m, g in grid[grid.method.isin(["Adam", "SGD", "Schedule-Free AdamW"])].groupby("method")}
     contenders = {"Adam (tuned α, cosine)": base(s, task, optimizer="adam", alpha=best["Adam"], schedule="cosine"),
                   "SGD μ 0.9 (tuned α, cosine)": base(s, task, optimizer="sgd", alpha=best["SGD"], mu=0.9,
                                                       schedule="cosine")}
     contenders.update({k: base(s, task, **v) for k, v in {**HYPERNB, **PEERS}.items()})
+    contenders[TUNED_PEER] = base(s, task, optimizer="schedulefree_adamw", alpha=best["Schedule-Free AdamW"])
     names = list(contenders)
-    results, missing = _run(s, task, [{**contenders[n], "seeds": list(s["SEEDS"])} for n in names], f"{task}: comparison")
+    results, missing = _run(s, task, [{**contenders[n], "seeds": list(s["SEEDS"])} for n in names],
+                            f"{task}: comparison")
     if results is None:
         return {"missing": missing}
     save_table(s, grid, f"{task}_grids")
     return {"grid": grid, "best": best, "runs": dict(zip(names, results))}
+
+
+def decades_within(grid, method: str, seed: int, within: float = WITHIN) -> int | None:
+    """How many of a method's grid values (one per decade) end within ``within`` of that seed's best
+    test metric on the grid (a diverged run never does); None without a grid for that seed."""
+    g = grid[(grid.method == method) & (grid.seed == seed)]
+    if len(g) < 2:
+        return None
+    ok = g[g.status == "ok"]
+    if ok.empty:
+        return 0
+    return int((ok.test_error <= ok.test_error.min() + within).sum())
+
+
+def sensitivity_table(task: str, out: dict):
+    """Per method and seed: decades of its knob within 1 pp (or 0.01 nats) of its best on the grid."""
+    import pandas as pd
+
+    grid, within = out["grid"], 0.01 if task.endswith("lstm") else WITHIN
+    rows = []
+    for method in ["Adam", "SGD", *KNOBS]:
+        knob = "α (cosine)" if method in ("Adam", "SGD") else KNOBS[method][0]
+        seeds = sorted(grid[grid.method == method].seed.unique())
+        counts = [decades_within(grid, method, sd, within) for sd in seeds]
+        n = grid[(grid.method == method) & (grid.seed == seeds[0])].value.nunique() if seeds else 0
+        rows.append({"method": method, "knob": knob, "grid": f"{n} decades", "seeds": len(seeds),
+                     f"decades within {within:g} of the best, per seed": ", ".join(str(c) for c in counts),
+                     "diverged runs": int((grid[grid.method == method].status != "ok").sum())})
+    return pd.DataFrame(rows)
 
 
 def final_table(task: str, out: dict):
@@ -192,6 +229,7 @@ def final_table(task: str, out: dict):
         rows.append({"task": task, "data": DATA_NOTE[task].split(" (")[0].split(":")[0], "method": name, "n": iv.n,
                      f"{metric(task)} (mean)": f"{iv.mean:.{digits}f}",
                      "95 % interval": "–" if iv.n < 2 else f"[{iv.lo:.{digits}f}, {iv.hi:.{digits}f}]",
+                     "median": f"{statistics.median(err):.{digits}f}",
                      "diverged": sum(sd.status != "ok" for sd in r.seeds),
                      "settings": _settings(r.config)})
     return pd.DataFrame(rows)
@@ -204,6 +242,8 @@ def _settings(cfg: dict) -> str:
     if cfg["optimizer"].count("/"):
         k = cfg["kappa"]
         parts.append("κ " + (", ".join(f"{x:g}" for x in k) if isinstance(k, list) else f"{k:g}"))
+    if cfg.get("d0") is not None:
+        parts.append(f"{'reps_rel' if cfg['optimizer'] == 'dog' else 'd0'} {cfg['d0']:g}")
     if cfg.get("schedule", "none") != "none":
         parts.append(cfg["schedule"])
     return ", ".join(parts)
@@ -219,15 +259,16 @@ def final_figure(s: Setup, tables: list):
             err = list(_err(out["runs"][name]).values())
             iv = interval(err)
             ax.errorbar(iv.mean, i, xerr=[[iv.mean - iv.lo], [iv.hi - iv.mean]] if iv.n > 1 else None, fmt="o",
-                        color="C0" if "hypernb" in name else "C1" if name in PEERS else "C2", capsize=3)
+                        color="C0" if "hypernb" in name else "C1" if name in PEERS or name == TUNED_PEER else "C2",
+                        capsize=3)
             ax.scatter(err, [i] * len(err), s=8, color="k", alpha=0.4)
             failed = [e for e, sd in zip(err, out["runs"][name].seeds) if sd.status != "ok"]
             if failed:
                 ax.scatter(failed, [i] * len(failed), marker="x", color="C3", s=40, zorder=3)
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels(names, fontsize=8)
-        if not task.endswith("lstm"):
-            ax.set_xscale("log")
+        if not task.endswith("lstm"):  # symmetric log: an interval reaching below 0 (a diverged seed) still shows
+            ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel(f"{metric(task)} (mean, 95 % interval; dots: seeds; ×: diverged)")
         ax.set_title(f"{task}: {DATA_NOTE[task]}", fontsize=9, wrap=True)
     fig.tight_layout()
@@ -252,11 +293,12 @@ def sensitivity_figure(s: Setup, task: str, out: dict):
         means = g.groupby("value").test_error.mean()
         ax.plot(means.index, means.values, color="C0")
         knob = "α (cosine)" if m == "Adam" else KNOBS[m][0]
+        seeds = g.seed.nunique()
         ax.set_xscale("log")
         if not task.endswith("lstm"):
             ax.set_yscale("log")
         ax.set_xlabel(knob)
-        ax.set_title(m, fontsize=9)
+        ax.set_title(f"{m} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=9)
     failed = "the unigram entropy" if task.endswith("lstm") else f"{FAILED:g} %"
     axes[0].set_ylabel(f"{metric(task)}\n(× diverged, counted as {failed})")
     n = grid[grid.method == "Adam/SGD"].value.nunique()
@@ -284,7 +326,7 @@ def step_size_figure(s: Setup, task: str, out: dict):
             continue
         ax.plot(traj["step"], values, label=name + ("" if key == "alpha" else " (d·lr or η)"), lw=1.2,
                 marker="o" if len(values) < 5 else None)  # a short run logs a point or two: show them
-    ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_yscale("symlog", linthresh=1e-9)  # Prodigy, D-Adaptation and DoG start near 1e-6
     ax.set_xlabel("step")
     ax.set_ylabel("step size (symmetric log)")
     ax.set_title(f"{task}: the step size each method learns or estimates (seed {s['SEEDS'][0]})", fontsize=10)
@@ -321,7 +363,9 @@ def costs(s: Setup) -> dict | None:
               "hypernb Adam/SGD": bench.hypernb_step("adam/sgd", kappa=1e-5),
               "hypernb SGD/SGD": bench.hypernb_step("sgd/sgd", alpha=1e-2, kappa=1e-2),
               "hypernb SGD tower, height 3": bench.hypernb_step("sgd/sgd*3", alpha=1e-2, kappa=[1e-2, 1e-4, 1e-6])}
-    builds.update({name: peer(cfg["optimizer"]) for name, cfg in PEERS.items()})
+    builds.update({name: peer(opt) for name, opt in (("Prodigy", "prodigy"), ("D-Adaptation Adam", "dadapt_adam"),
+                                                       ("Schedule-Free AdamW", "schedulefree_adamw"),
+                                                       ("DoG (with its averaging)", "dog"))})
     base = bench.torch_step(torch.optim.Adam, lr=1e-3)
     reps = []
     for _ in range(3 if s.profile == "demo" else 7):
@@ -353,8 +397,9 @@ def cost_table(cost: dict | None):
 def verdicts(s: Setup, tasks: dict) -> list:
     out = []
     mnist = tasks.get("mnist-mlp", {})
-    ids = {"peers-adam-sgd-matches-tuned-adam": "hypernb Adam/SGD", "peers-prodigy-matches-tuned-adam": "Prodigy",
-           "peers-schedulefree-matches-tuned-adam": "Schedule-Free AdamW"}
+    ids = {"peers-adam-sgd-matches-tuned-adam": "hypernb Adam/SGD",
+           "peers-prodigy-matches-tuned-adam": "Prodigy (cosine)",
+           "peers-schedulefree-matches-tuned-adam": TUNED_PEER}
     if "missing" in mnist or not mnist:
         why = mnist.get("missing", "no MNIST runs")
         return [C.judge(C.BY_ID[i], None, s.profile, missing=why) for i in
@@ -367,10 +412,9 @@ def verdicts(s: Setup, tasks: dict) -> list:
     grid = mnist["grid"]
     per_seed = {}
     for seed in s["TUNE_SEEDS"]:
-        a = grid[(grid.method == "Adam") & (grid.seed == seed)].test_error
-        k = grid[(grid.method == "Adam/SGD") & (grid.seed == seed)].test_error
-        if len(a) > 1 and len(k) > 1:
-            per_seed[seed] = float(k.std(ddof=0) - a.std(ddof=0))
+        a, k = decades_within(grid, "Adam", seed), decades_within(grid, "Adam/SGD", seed)
+        if a is not None and k is not None:
+            per_seed[seed] = float(k - a)
     out.append(C.judge(C.BY_ID["peers-adam-sgd-less-sensitive"], interval(per_seed.values()) if per_seed else None,
                        s.profile, missing="" if per_seed else "no paired grids",
                        evidence="figures/mnist-mlp_sensitivity.png"))

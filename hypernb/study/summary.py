@@ -17,12 +17,17 @@ NOTEBOOKS = ("01_mlp_mnist", "02_resnet20_cifar10", "03_char_rnn", "04_towers", 
 
 
 def where(s, notebook: str) -> Path:
-    """A notebook's results: RESULTS_DIR/<notebook> if given, else where that notebook's own
+    """A notebook's results: RESULTS_DIR/<notebook> if given; else $HYPERNB_OUT/<notebook> when that
+    notebook already wrote its verdicts there in this session; else where that notebook's own
     ``PROFILE = "auto"`` puts them (the committed full records where present, else demo)."""
     if s["RESULTS_DIR"]:
         return Path(s["RESULTS_DIR"]) / notebook
-    if os.environ.get("HYPERNB_OUT") or s.profile == "smoke":
+    if s.profile == "smoke":
         return output_root(s.profile) / notebook
+    if os.environ.get("HYPERNB_OUT"):  # this session's outputs where that notebook ran already, else the committed
+        here = output_root(s.profile) / notebook
+        if (here / "verdicts.json").exists():
+            return here
     return EVIDENCE / resolve_profile("auto", notebook) / notebook
 
 
