@@ -201,6 +201,8 @@ def costs(s: Setup) -> dict | None:
     path = s.records / "cost.json"
     if path.exists():
         return io.read_json(path, what="the measured tower costs")
+    if not training_allowed(s.params.get("TRAIN", True)):  # measuring is off with training: report it missing
+        return None
     import platform
 
     import torch
