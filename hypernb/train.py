@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import random
 import resource
 import statistics
@@ -275,16 +276,22 @@ def run(config, *, batch: int | None = None, on_epoch_end=None):
     if batch is not None and (not isinstance(batch, int) or batch < 1):
         raise ValueError(f"batch must be a positive int (runs trained together), got {batch!r}")
     records = [_Record(c) for c in configs]
-    members = []
+    members, everyone = [], {}
     for i, (c, rec) in enumerate(zip(configs, records)):
-        members += [Member(c, s, i) for s in c.seeds if not rec.finished(s)]
+        for s in c.seeds:
+            m = Member(c, s, i)
+            everyone[m.key()] = m
+            if not rec.finished(s):
+                members.append(m)
     by_device: dict = {}
     for m in members:
         by_device.setdefault(str(_device(m.config.device)), []).append(m)
     for device_name, ms in by_device.items():
         device = torch.device(device_name)
         limit = batch or (None if device.type == "cuda" else MAX_BATCH_CPU)
-        for group in plan(ms, limit):
+        saved = _interrupted_groups(ms, everyone, records)
+        taken = {id(m) for g in saved for m in g}
+        for group in saved + plan([m for m in ms if id(m) not in taken], limit):
             _train_group(group, device, records, on_epoch_end)
     results = [rec.result() for rec in records]
     return results[0] if single else results
@@ -335,16 +342,57 @@ class _Record:
 
 def _checkpoint_path(group: list[Member]) -> Path | None:
     """Where a group checkpoints: in its run's folder, or (several runs) under their common parent
-    in ``.groups/<id>``, named by exactly who is in the group (a different grouping starts over)."""
+    in ``.groups/<id>``, named by exactly who is in the group (listed beside it, so that resuming finds it again)."""
     outs = [Path(m.config.out_dir) for m in group if m.config.out_dir]
     if len(outs) != len(group):
         return None
     gid = hashlib.sha1("|".join(m.key() for m in group).encode()).hexdigest()[:12]
     if len({str(o) for o in outs}) == 1:
         return outs[0] / f"checkpoint-{gid}.pt"
-    import os
-
     return Path(os.path.commonpath([str(o.resolve()) for o in outs])) / ".groups" / gid / "checkpoint.pt"
+
+
+def _members_file(ckpt: Path) -> Path:
+    """Who trains in a group checkpoint (read on resume, before any checkpoint is loaded)."""
+    return ckpt.with_name(ckpt.stem + ".members.json") if ckpt.name != "checkpoint.pt" else \
+        ckpt.parent / "members.json"
+
+
+def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], records) -> list[list[Member]]:
+    """The groups that were interrupted mid-way, exactly as they were, so that they resume from
+    their checkpoints instead of starting over: planning the pending members afresh could group them
+    differently (a member that diverged in the interrupted group is finished, so no longer pending;
+    another ``batch`` limit). A saved group is taken when all its members are among this call's runs,
+    at least one is pending, and every other one diverged (stopped inside that group)."""
+    pending_by_key = {m.key(): m for m in pending}
+    outs = [Path(m.config.out_dir).resolve() for m in pending if m.config.out_dir]
+    if not outs:
+        return []
+    places = set(outs) | {o.parent / ".groups" for o in outs} | {Path(os.path.commonpath(outs)) / ".groups"}
+    files = sorted({f for d in places if d.is_dir()
+                    for f in [*d.glob("checkpoint-*.members.json"), *d.glob("*/members.json")]})
+
+    def stopped_inside(m: Member) -> bool:
+        s = records[m.index].seeds.get(m.seed)
+        return s is not None and s.status == "diverged"
+
+    groups, taken = [], set()
+    for f in files:
+        try:
+            keys = io.read_json(f)["members"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable: its members are planned afresh (and start over)
+        if not isinstance(keys, list) or not all(k in everyone for k in keys) or taken & set(keys):
+            continue
+        group = [pending_by_key.get(k, everyone[k]) for k in keys]
+        if not any(k in pending_by_key for k in keys) or not all(
+                k in pending_by_key or stopped_inside(m) for k, m in zip(keys, group)):
+            continue
+        ckpt = _checkpoint_path(group)
+        if ckpt is not None and ckpt.exists() and _members_file(ckpt).resolve() == f.resolve():
+            groups.append(group)
+            taken |= set(keys)
+    return groups
 
 
 def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
@@ -497,6 +545,8 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
         for k, (m, res) in enumerate(zip(group, results)):
             res.trajectory = _trajectory(recorder, k if batched_model else None, m.height, stopped[k])
         if ckpt is not None:
+            if epoch == start_epoch:
+                io.write_json(_members_file(ckpt), {"members": [m.key() for m in group]})
             io.save_checkpoint(ckpt, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "recorder": recorder.state_dict(),
                 "results": [asdict(r) for r in results], "alive": alive, "first_loss": first_loss,
@@ -512,6 +562,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     _publish(group, results, records, env)  # the finished records first, then
     if ckpt is not None and not any(m.config.keep_checkpoint for m in group):
         ckpt.unlink(missing_ok=True)  # the checkpoint is no longer needed to resume
+        _members_file(ckpt).unlink(missing_ok=True)
         if ckpt.parent.parent.name == ".groups":
             with contextlib.suppress(OSError):
                 ckpt.parent.rmdir()

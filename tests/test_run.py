@@ -89,6 +89,37 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path, batch):
     assert not list(tmp_path.rglob("*.pt"))  # finished: the checkpoints are gone
 
 
+def test_a_group_in_which_a_run_diverged_resumes_where_it_stopped(tmp_path):
+    """Two runs train together; one diverges in the first epoch, then the group is interrupted. On
+    resume the diverged run is finished (not pending), so a fresh plan would form another group; the
+    interrupted group is found again by its members file and continues from its checkpoint."""
+    require("mnist")
+    both = [dict(SMOKE, optimizer="adam/adam", kappa=k, seeds=[0], epochs=2) for k in (1e3, 1e-4)]
+
+    def configs(where):
+        return [dict(c, out_dir=str(tmp_path / where / str(i))) for i, c in enumerate(both)]
+
+    reference = run(configs("ref"))
+    assert [r.seeds[0].status for r in reference] == ["diverged", "ok"]
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(seed_results, epoch):
+        raise Stop
+
+    with pytest.raises(Stop):
+        run(configs("resumed"), on_epoch_end=interrupt)
+    assert list((tmp_path / "resumed" / ".groups").glob("*/members.json"))
+    epochs_trained = []
+    resumed = run(configs("resumed"), on_epoch_end=lambda results, epoch: epochs_trained.append(epoch))
+    assert epochs_trained == [1]  # the second epoch only: nothing was trained twice
+    for a, b in zip(reference, resumed):
+        same = ("status", "diverged_at_step", "reason", "steps", "loss", "final", "trajectory")
+        assert repr([getattr(a.seeds[0], f) for f in same]) == repr([getattr(b.seeds[0], f) for f in same])  # nan too
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("members.json"))
+
+
 def test_rerun_of_a_finished_run_does_no_work(tmp_path):
     require("mnist")
     first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
