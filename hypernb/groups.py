@@ -44,6 +44,15 @@ class Member:
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def batches_well_on_cpu(c: RunConfig) -> bool:
+    """Whether training several runs of this model as one batched model is faster than one after the
+    other on a CPU, as measured by ``benchmarks/throughput.py`` (see benchmarks/RESULTS.md): the MLP's
+    small matrix products gain; ResNet-20's grouped convolutions and the char-LSTM's batched recurrence
+    (a Python loop over time steps, since cuDNN's fused LSTM is not available on a CPU) are slower
+    than the dense per-run kernels, so on a CPU those train one run at a time unless asked otherwise."""
+    return c.model_name == "mlp"
+
+
 def compatibility(c: RunConfig) -> str:
     """What must be equal for two members to share a batch."""
     d = {k: v for k, v in c.to_dict().items() if k not in PER_MEMBER}

@@ -505,8 +505,9 @@ def run_point(point_dir) -> dict:
 
 
 def default_batch(spec: Spec, executor: str) -> int | None:
-    """Runs per group when --batch is not given: every compatible point on a GPU, up to
-    ``MAX_BATCH_CPU`` (32) on a CPU."""
+    """Runs per group when --batch is not given: every compatible point on a GPU; on a CPU up to
+    ``MAX_BATCH_CPU`` (32) when every point's model gains from batching there (the MLP), else 1."""
+    from .groups import batches_well_on_cpu
     from .train import MAX_BATCH_CPU
 
     if spec.is_notebook:
@@ -518,7 +519,10 @@ def default_batch(spec: Spec, executor: str) -> int | None:
 
         gpu = torch.cuda.is_available()
     devices = {str(p.get("device", "auto")) for p in spec.points()}
-    return None if gpu and devices <= {"auto", "cuda"} else MAX_BATCH_CPU
+    if gpu and devices <= {"auto", "cuda"}:
+        return None
+    points = [RunConfig(task=p.get("task", RunConfig().task)) for p in spec.points()]
+    return MAX_BATCH_CPU if all(batches_well_on_cpu(c) for c in points) else 1
 
 
 def groups_of(spec: Spec, dirs: list[Path], batch: int | None) -> list[list[Path]]:

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from . import data as D
 from . import io
 from .config import RunConfig
-from .groups import Member, build_optimizer, plan
+from .groups import Member, batches_well_on_cpu, build_optimizer, plan
 from .models import MLP, CharLSTM, ResNet20, batched
 from .optim import Recorder
 
@@ -266,8 +266,9 @@ def run(config, *, batch: int | None = None, on_epoch_end=None):
     """Train one configuration (a :class:`RunConfig` or dict; returns a :class:`Result`) or a list of
     them (returns a list of Results in the same order), batching compatible runs.
 
-    ``batch``: the most runs trained together (default: all compatible ones on a GPU, up to
-    ``MAX_BATCH_CPU`` on a CPU; 1 trains each run alone). ``on_epoch_end(seed_results, epoch)`` is
+    ``batch``: the most runs trained together (default: all compatible ones on a GPU; on a CPU up to
+    ``MAX_BATCH_CPU`` MLP runs, and ResNet-20 and char-LSTM runs one at a time, which is faster
+    there; 1 trains each run alone). ``on_epoch_end(seed_results, epoch)`` is
     called after each epoch's checkpoint (tests use it to interrupt a run).
     """
     single = not isinstance(config, (list, tuple))
@@ -288,10 +289,15 @@ def run(config, *, batch: int | None = None, on_epoch_end=None):
         by_device.setdefault(str(_device(m.config.device)), []).append(m)
     for device_name, ms in by_device.items():
         device = torch.device(device_name)
-        limit = batch or (None if device.type == "cuda" else MAX_BATCH_CPU)
         saved = _interrupted_groups(ms, everyone, records)
         taken = {id(m) for g in saved for m in g}
-        for group in saved + plan([m for m in ms if id(m) not in taken], limit):
+        rest = [m for m in ms if id(m) not in taken]
+        if batch is not None or device.type == "cuda":
+            planned = plan(rest, batch)
+        else:  # on a CPU only the models that gain are batched (measured: benchmarks/throughput.py)
+            planned = plan([m for m in rest if batches_well_on_cpu(m.config)], MAX_BATCH_CPU) + \
+                [[m] for m in rest if not batches_well_on_cpu(m.config)]
+        for group in saved + planned:
             _train_group(group, device, records, on_epoch_end)
     results = [rec.result() for rec in records]
     return results[0] if single else results

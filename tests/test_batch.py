@@ -75,13 +75,26 @@ def test_runs_trained_together_equal_runs_trained_alone(task):
         configs = [dict(base, optimizer="sgd/sgd", alpha=0.05 * a, mu=0.9, kappa=k[0], seeds=[0]),
                    dict(base, optimizer="sgd", alpha=0.02 * a, mu=0.5, seeds=[1]),
                    dict(base, optimizer="sgd/sgd*3", alpha=0.1 * a, mu=0.8, kappa=k, seeds=[2])]
-    together = run(configs)
+    together = run(configs, batch=3)
     assert all(r.seeds[0].trained_with == 3 for r in together)
     assert all(r.seeds[0].status == "ok" for r in together), [r.seeds[0].reason for r in together]
     for c, t in zip(configs, together):
         alone = run(c, batch=1)
         assert alone.seeds[0].trained_with == 1
         _close(t.seeds[0], alone.seeds[0], f"{c['optimizer']} α0={c['alpha']}")
+
+
+@pytest.mark.parametrize("task, expected", [("mlp", 2), ("lstm", 1)])
+def test_on_a_cpu_only_models_that_gain_are_batched_by_default(task, expected):
+    """benchmarks/throughput.py measures batching as a gain for the MLP on a CPU and as a loss for
+    ResNet-20 and the char-LSTM there, so by default a CPU batches the MLP and trains the others one
+    at a time; ``batch=`` still decides when given."""
+    common, dataset = TASKS[task]
+    require(dataset)
+    base = dict(common, profile="smoke", epochs=1, max_steps=2, quiet=True, device="cpu", optimizer="adam/sgd")
+    configs = [dict(base, alpha=1e-3, seeds=[0]), dict(base, alpha=2e-3, seeds=[1])]
+    assert [r.seeds[0].trained_with for r in run(configs)] == [expected] * 2
+    assert [r.seeds[0].trained_with for r in run(configs, batch=2)] == [2, 2]
 
 
 def test_one_diverging_run_leaves_the_others_unchanged():
