@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # the data root: $HYPERNB_DATA if set, else found by hypernb itself (README, "Data")
-PROFILE ?= demo
+# make study: each notebook re-executed at the profile of its committed records (auto), reading them back;
+# make study PROFILE=demo OUT=outputs/demo retrains at that profile into a fresh folder
+PROFILE ?= auto
+OUT ?=
 
 .PHONY: setup study test bench clean
 
@@ -17,13 +20,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 study: setup
-	$(PY) -m hypernb notebooks --profile $(PROFILE)
+	$(PY) -m hypernb notebooks --profile $(PROFILE) $(if $(OUT),--out $(OUT))
 
-# the notebooks run on the smoke profile into a fresh folder, so nbval always retrains;
+# nbval re-executes the committed notebooks from the committed records (HYPERNB_TRAIN=0: nothing is
+# trained, a missing record fails) and compares their tables and verdicts; figures go to a fresh folder.
+# tests/test_study.py executes every notebook on the smoke profile, training for real.
 # HYPERNB_REQUIRE_ORACLES=1: a missing oracle package (gdtuo) fails instead of skipping
 test: setup
-	HYPERNB_REQUIRE_ORACLES=1 HYPERNB_PROFILE=smoke HYPERNB_OUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	HYPERNB_REQUIRE_ORACLES=1 HYPERNB_TRAIN=0 HYPERNB_OUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax \
+	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 bench: setup
 	$(PY) benchmarks/step_overhead.py

@@ -6,6 +6,13 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+@pytest.fixture(autouse=True)
+def _training_allowed(monkeypatch):
+    """``make test`` sets HYPERNB_TRAIN=0 so that nbval renders the committed notebooks from the
+    committed records only; the tests themselves (including the smoke execution of every notebook)
+    train."""
+    monkeypatch.delenv("HYPERNB_TRAIN", raising=False)
+
 
 @pytest.fixture(scope="session")
 def data_root():

@@ -52,6 +52,15 @@ def records_root(profile: str) -> Path:
     return Path(env) if env else REPO / "outputs" / profile
 
 
+def shown(path: Path) -> str:
+    """A path as a message shows it: relative to this checkout when inside it (committed notebook
+    outputs then name no machine's folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def training_allowed(value: bool = True) -> bool:
     """A notebook's TRAIN parameter, overridden off by $HYPERNB_TRAIN=0."""
     return bool(value) and os.environ.get("HYPERNB_TRAIN", "1") != "0"
@@ -163,7 +172,7 @@ def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
         missing = [c for c in cfgs if not _finished(Path(c.out_dir), c.seeds)]
         if missing:
             raise MissingRecords(f"{len(missing)} of {len(cfgs)} runs of {desc} have no finished record under "
-                                 f"{s.records / 'runs'} and training is off (TRAIN = False or HYPERNB_TRAIN=0); e.g. "
+                                 f"{shown(s.records / 'runs')} and training is off (TRAIN = False or HYPERNB_TRAIN=0); e.g. "
                                  f"{missing[0].optimizer} α={missing[0].alpha} seeds {list(missing[0].seeds)}")
         return [Result.load(c.out_dir) for c in cfgs]
     if not s.quiet:
