@@ -316,9 +316,11 @@ class _Record:
             return
         if (self.out / "config.json").exists():
             old = io.read_json(self.out / "config.json", what="a run's configuration")
-            if semantic(old) != semantic(self.cfg):
-                diff = sorted(k for k in set(old) | set(self.cfg)
-                              if k not in NON_SEMANTIC and old.get(k) != self.cfg.get(k))
+            # a field the record predates counts as its default (records outlive new RunConfig fields)
+            defaults = RunConfig().to_dict()
+            diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC
+                          and old.get(k, defaults.get(k)) != self.cfg.get(k, defaults.get(k)))
+            if diff:
                 raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff}); "
                                  "choose another out_dir, or delete that folder to start over")
         if (self.out / "metrics.json").exists():

@@ -137,6 +137,20 @@ def test_other_config_in_the_same_out_dir_is_refused(tmp_path):
         run(dict(SMOKE, epochs=1, seeds=[0], alpha=0.5, out_dir=str(tmp_path)))
 
 
+def test_a_record_older_than_a_config_field_is_read_back_not_refused(tmp_path):
+    """Records outlive new RunConfig fields: a field missing from a stored config counts as its
+    default, so the run is read back (not retrained, not refused); a non-default value is a difference."""
+    require("mnist")
+    first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
+    stored = json.loads((tmp_path / "config.json").read_text())
+    del stored["d0"]  # as written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    again = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
+    assert again.seeds[0].time_s == first.seeds[0].time_s  # loaded, not retrained
+    with pytest.raises(ValueError, match=r"differs in \['d0'\]"):
+        run(dict(SMOKE, epochs=1, seeds=[0], d0=1e-3, out_dir=str(tmp_path)))
+
+
 def test_forced_divergence_is_recorded_not_raised(tmp_path):
     require("mnist")
     # Adam stepping the stored betas by ≈κ = 1000 per step drives β2 to 1 and its stored value to ±inf
