@@ -327,7 +327,8 @@ class _Record:
             saved = io.read_json(self.out / "metrics.json", what="a run's metrics")
             self.seeds = {s["seed"]: SeedResult(**s) for s in saved["seeds"]}
             self.env = saved.get("env")
-        io.write_json(self.out / "config.json", self.cfg)
+        if not (self.out / "config.json").exists():  # written once: reading a record back leaves it as it is
+            io.write_json(self.out / "config.json", self.cfg)
 
     def finished(self, seed: int) -> bool:
         s = self.seeds.get(seed)
