@@ -110,7 +110,9 @@ def run(args):
         keep = set(args.only.split(","))
         cfgs = {k: v for k, v in cfgs.items()
                 if k in keep or k in ("torch SGD", "torch Adam", "torch Adam again (noise floor)")}
-    results = {"machine": machine(device, args.threads), "args": vars(args), "models": {}}
+    # the settings that shape the numbers; where the file went is not one of them (and names a machine)
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    results = {"machine": machine(device, args.threads), "args": settings, "models": {}}
     for model_name in args.models.split(","):
         make_model, shape = WORKLOADS[model_name]
         steps = args.steps if model_name == "mlp" else max(5, args.steps // 8)
