@@ -113,21 +113,21 @@ def _failed_value(task: str) -> float:
     return FAILED
 
 
-def _err(r) -> dict:
-    """seed → the task's final metric (test error %, or test loss for the char-LSTM); diverged → failed value."""
+def _final(r, split: str) -> dict:
+    """seed → the task's final metric on ``split`` (error %, or loss for the char-LSTM); diverged → failed value."""
     task = r.config["task"]
-    text = task.endswith("lstm")
     failed = _failed_value(task)
-    return {sd.seed: failed if sd.status != "ok" else sd.final["test_loss"] if text else
-            100 * (1 - sd.final["test_acc"]) for sd in r.seeds}
+    if task.endswith("lstm"):
+        return {sd.seed: failed if sd.status != "ok" else sd.final[f"{split}_loss"] for sd in r.seeds}
+    return {sd.seed: failed if sd.status != "ok" else 100 * (1 - sd.final[f"{split}_acc"]) for sd in r.seeds}
+
+
+def _err(r) -> dict:
+    return _final(r, "test")
 
 
 def _val(r) -> dict:
-    task = r.config["task"]
-    text = task.endswith("lstm")
-    failed = _failed_value(task)
-    return {sd.seed: failed if sd.status != "ok" else sd.final["val_loss"] if text else
-            100 * (1 - sd.final["val_acc"]) for sd in r.seeds}
+    return _final(r, "val")
 
 
 def _run(s: Setup, task: str, cfgs: list, desc: str):
