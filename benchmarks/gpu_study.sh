@@ -1,63 +1,89 @@
 #!/usr/bin/env bash
-# The one prepared GPU session: CUDA tests, the GPU benchmarks, and the study's GPU-sized full-profile
-# grids (02 ResNet-20, 03 char-LSTM, 06's char-LSTM and ResNet-20 tasks), each notebook's grid trained
-# as batched groups. Records land in evidence/<profile>/ as on any machine; everything that should come
-# back (timings, benchmark JSON, the new records as a tarball) is written to $OUT.
+# The one prepared GPU session: the CUDA tests, the GPU benchmarks, and the study's GPU-sized
+# full-profile grids (02 ResNet-20, 03 char-LSTM, 06's char-LSTM and ResNet-20 tasks), each notebook's
+# grid trained as batched groups by `python -m hypernb records` (no Jupyter needed there). Records land
+# in evidence/<profile>/ as on any machine; what should come back (a log, the benchmarks' JSON, the
+# study's timings and the new records as a tarball: 5 files) is written to $OUT.
 #
-#   bash benchmarks/gpu_study.sh                      # on a CUDA machine (OUT=/tmp/hypernb-gpu)
+#   bash benchmarks/gpu_prepare.sh                    # first, here: the peers' wheels and the data
+#   HYPERNB_GIT_COMMIT=<commit> bash benchmarks/gpu_study.sh     # there (carry: .whl data), as printed
 #   PROFILE=smoke bash benchmarks/gpu_study.sh        # the same steps at smoke size: checks the script on a CPU
-#   STEPS=study bash benchmarks/gpu_study.sh          # only the study (STEPS: any of tests,bench,study)
+#   STEPS=study bash benchmarks/gpu_study.sh          # only some steps (any of tests,bench,study)
 #
-# Each step has its own time limit, so one slow step cannot eat the session; a notebook that stops early
-# leaves its finished runs (and a group checkpoint) behind, and rerunning resumes there.
+# Everything runs within BUDGET seconds (default 540, inside one 600-second call), in the order
+# tests → throughput benchmark → study → step benchmark, each step capped by what is left, and the
+# results are packed after every notebook. A notebook stopped by its cap keeps its finished runs (and
+# a group checkpoint); running the script again on the same machine resumes there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/hypernb-gpu}
 PROFILE=${PROFILE:-full}
 STEPS=${STEPS:-tests,bench,study}
+BUDGET=${BUDGET:-540}
 PY=${PY:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-has_cuda=$($PY -c "import torch; print(int(torch.cuda.is_available()))")
+START=$(date +%s)
+LOG="$OUT/gpu_study.log"
+
+# seconds a step may take: at most $1, and never past the budget (keeping 15 s to pack the results)
+cap() { local left=$(( BUDGET - 15 - ($(date +%s) - START) )); (( left < $1 )) && echo $(( left > 0 ? left : 0 )) || echo "$1"; }
+step() { [[ ",$STEPS," == *",$1,"* ]]; }
+say() { echo "== $* ($(( $(date +%s) - START )) s)" | tee -a "$LOG"; }
+
+# the peers of notebook 06, as prepared by gpu_prepare.sh (a GPU machine cannot download them)
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/hypernb-site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/hypernb-site"
+fi
 { date -u +"%Y-%m-%dT%H:%M:%SZ"
-  git rev-parse HEAD 2>/dev/null || true
+  echo "commit ${HYPERNB_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}, budget $BUDGET s, profile $PROFILE"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   $PY -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])"
-} 2>&1 | tee "$OUT/env.txt"
-
-step() { [[ ",$STEPS," == *",$1,"* ]]; }
+  $PY -c "from hypernb import data; r = data.data_root(); print('data root', r, {d: data.available(d, r) for d in ('mnist', 'cifar10subset')})"
+} 2>&1 | tee -a "$LOG"
+has_cuda=$($PY -c "import torch; print(int(torch.cuda.is_available()))")
 
 if step tests && [ "$has_cuda" = 1 ]; then
-  echo "== CUDA tests"; date
-  timeout 180 $PY -m pytest -q -m cuda tests -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/cuda_tests.txt"
+  say "CUDA tests"
+  timeout "$(cap 120)" $PY -m pytest -q tests/test_cuda.py -p no:cacheprovider 2>&1 | tail -30 | tee -a "$LOG"
 fi
 
 if step bench; then
-  echo "== benchmarks"; date
+  say "throughput benchmark"
   if [ "$has_cuda" = 1 ]; then
-    timeout 240 $PY benchmarks/throughput.py --device cuda --mlp-k 60 --resnet-k 9 --lstm-k 6 \
-      --json "$OUT/throughput_cuda.json" 2>&1 | tee "$OUT/throughput_cuda.md"
-    timeout 150 $PY benchmarks/step_overhead.py --device cuda --reps 3 --steps 100 --warmup 20 \
-      --json "$OUT/step_overhead_cuda.json" 2>&1 | grep -v "^\[" | tee "$OUT/step_overhead_cuda.md"
+    timeout "$(cap 150)" $PY benchmarks/throughput.py --device cuda --mlp-k 60 --resnet-k 9 --lstm-k 6 --reps 3 \
+      --json "$OUT/throughput_cuda.json" 2>&1 | tee -a "$LOG"
   else
-    timeout 240 $PY benchmarks/throughput.py --quick --json "$OUT/throughput_quick.json" 2>&1 | tail -8
+    timeout "$(cap 240)" $PY benchmarks/throughput.py --quick --json "$OUT/throughput_quick.json" 2>&1 | tail -8 | tee -a "$LOG"
   fi
 fi
 
+records=evidence/$PROFILE
+[ "$PROFILE" = smoke ] && records=${HYPERNB_OUT:-outputs/smoke}
+pack() {  # the records of 02, 03 and 06 (not the group checkpoints, which stay here to resume from)
+  tar czf "$OUT/records_$PROFILE.tgz" --exclude='*.pt' $(ls -d "$records"/0[236]_* 2>/dev/null) 2>/dev/null \
+    && echo "records: $OUT/records_$PROFILE.tgz (unpack at the repository root)" | tee -a "$LOG"
+}
 if step study; then
-  echo "== the study's GPU-sized grids, profile $PROFILE"; date
+  say "the study's GPU-sized grids, profile $PROFILE"
   timings="$OUT/study_timing.tsv"
   printf "notebook\tseconds\texit\n" > "$timings"
   for nb in 02 03 06; do
     t0=$(date +%s)
-    timeout "${NB_TIMEOUT:-600}" $PY -m hypernb notebooks --profile "$PROFILE" --only "$nb" --no-progress \
-      2>&1 | tail -5
+    limit=$(cap 100000)
+    if (( limit < 10 )); then printf "%s\t0\tskipped (budget spent)\n" "$nb" | tee -a "$timings"; continue; fi
+    timeout "$limit" $PY -m hypernb records --profile "$PROFILE" --only "$nb" -p QUIET False 2>&1 | tee -a "$LOG" | tail -5
     rc=${PIPESTATUS[0]}
     printf "%s\t%s\t%s\n" "$nb" "$(( $(date +%s) - t0 ))" "$rc" | tee -a "$timings"
+    pack
   done
-  records=evidence/$PROFILE
-  [ "$PROFILE" = smoke ] && records=outputs/smoke
-  tar czf "$OUT/records_$PROFILE.tgz" $(ls -d "$records"/0[236]_* 2>/dev/null) 2>/dev/null \
-    && echo "records: $OUT/records_$PROFILE.tgz (unpack at the repository root)"
 fi
-date
+
+if step bench && [ "$has_cuda" = 1 ] && (( $(cap 90) >= 60 )); then
+  say "step benchmark"
+  timeout "$(cap 90)" $PY benchmarks/step_overhead.py --device cuda --reps 3 --steps 100 --warmup 20 \
+    --json "$OUT/step_overhead_cuda.json" 2>&1 | grep -v "^\[" | tee -a "$LOG"
+fi
+say "done"

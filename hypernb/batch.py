@@ -26,6 +26,33 @@ def notebook_paths(only: str = "") -> list[Path]:
     return paths
 
 
+def notebook_parameters(path: Path) -> dict:
+    """The parameters cell (the code cell tagged ``parameters``) of a notebook as {NAME: value}: what
+    papermill would inject into, read without Jupyter (plain assignments of Python literals)."""
+    import json
+
+    path = Path(path)
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path.name} is not a readable notebook ({e})") from e
+    cell = next((c for c in cells if c.get("cell_type") == "code"
+                 and "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        raise ValueError(f"{path.name} has no code cell tagged 'parameters'")
+    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    values = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ValueError(f"{path.name}: the parameters cell may hold only assignments NAME = literal, got "
+                             f"{ast.get_source_segment(source, node)!r}")
+        try:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ValueError(f"{path.name}: parameter {node.targets[0].id} is not a Python literal") from None
+    return values
+
+
 def _literal(text: str):
     try:
         return ast.literal_eval(text)
@@ -115,11 +142,9 @@ def check_values(path: Path, values: dict) -> None:
 def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
     """Per notebook, the overrides it declares; a name no notebook declares, or a value of the
     wrong kind for any selected notebook, is an error (all checked before any kernel starts)."""
-    import papermill
-
     per_nb, used = {}, set()
     for p in paths:
-        declared = set(papermill.inspect_notebook(str(p)))
+        declared = set(notebook_parameters(p))
         per_nb[p] = {k: v for k, v in overrides.items() if k in declared}
         used |= set(per_nb[p])
     unknown = sorted(set(overrides) - used)
@@ -155,7 +180,7 @@ def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict
     total = time.perf_counter()
     for i, path in enumerate(paths, 1):
         params = {"PROFILE": profile, **per_nb[path]}
-        declared = papermill.inspect_notebook(str(path))
+        declared = notebook_parameters(path)
         if out:
             params["OUT_DIR"] = str(out_dir / path.stem)
             if "RESULTS_DIR" in declared:
@@ -168,6 +193,36 @@ def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict
         print(f"[{i}/{len(paths)}] {path.stem} done in {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"all notebooks done in {time.perf_counter() - total:.0f} s; executed notebooks in {out_dir}", flush=True)
     return out_dir
+
+
+def train_records(profile: str = "auto", overrides: dict | None = None, only: str = "", out: str | None = None) -> None:
+    """Train (or resume) the run records each notebook reads, without Jupyter: for a batch machine
+    that has torch but not papermill (a lent GPU, a cluster node). Each notebook's own parameters
+    cell gives the defaults (overrides as for ``notebooks``); its records go where that profile keeps
+    them (``evidence/<profile>/`` for full and demo; ``out/<notebook>`` with ``out``, as ``notebooks
+    --out`` puts them), so rendering the notebooks afterwards reads them back and trains nothing. The
+    summary trains nothing and is skipped."""
+    from . import study
+
+    paths = [p for p in notebook_paths(only) if hasattr(study.NOTEBOOKS.get(p.stem), "train")]
+    per_nb = check_overrides(paths, overrides or {})
+    total = time.perf_counter()
+    for i, path in enumerate(paths, 1):
+        params = {**notebook_parameters(path), "PROFILE": profile, **per_nb[path]}
+        if out:
+            params["OUT_DIR"] = str(Path(out) / path.stem)
+        s = study.start(path.stem, params)
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(paths)}] {path.stem}: training the {s.profile}-profile records into {study.common.shown(s.records)}",
+              flush=True)
+        study.NOTEBOOKS[path.stem].train(s)
+        print(f"[{i}/{len(paths)}] {path.stem} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"records of {len(paths)} notebook(s) done in {time.perf_counter() - total:.0f} s", flush=True)
+
+
+def cmd_records(args) -> int:
+    train_records(args.profile, parse_overrides(args.param, args.parameters_file), args.only, args.out)
+    return 0
 
 
 def cmd_notebooks(args) -> int:
@@ -194,6 +249,18 @@ def add_commands(sub) -> None:
     p.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell [default: 14400]")
     p.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
     p.set_defaults(func=cmd_notebooks)
+    p = sub.add_parser("records", help="train the run records the notebooks read, without Jupyter",
+                       description="Train (or resume) the run records of each notebook's profile, exactly the runs "
+                                   "the notebook reads back, without papermill or a kernel (for GPU and cluster "
+                                   "nodes); then render the notebooks anywhere with `notebooks` (nothing retrains).")
+    p.add_argument("--profile", default="auto", help="smoke | demo | full | auto [default: auto]")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                   help="override a parameter of every notebook that declares it (a Python literal)")
+    p.add_argument("-f", "--parameters-file", action="append", default=[], help="YAML file of parameter overrides")
+    p.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 02,03")
+    p.add_argument("--out", default=None, help="a folder for the records, one subfolder per notebook, as `notebooks "
+                                               "--out` reads them [default: where the profile keeps them]")
+    p.set_defaults(func=cmd_records)
     from . import sweep
 
     sweep.add_commands(sub)

@@ -1,4 +1,4 @@
-"""``python -m hypernb <command>``: run, notebooks, sweep, collect."""
+"""``python -m hypernb <command>``: run, notebooks, records, sweep, collect."""
 from __future__ import annotations
 
 import argparse
@@ -98,6 +98,9 @@ def main(argv=None) -> int:
     except OSError as e:  # a folder or file that cannot be used (permissions, a file where a folder goes, …)
         what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
         print(f"error: {what}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional package this command needs (its message says what to install)
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

@@ -138,16 +138,19 @@ def load_checkpoint(path: Path, device) -> dict:
 
 
 def git_commit() -> str | None:
+    """This checkout's commit (``-dirty`` with uncommitted changes); where the code runs from a copy
+    without git (a tree sent to a batch machine), the commit named by ``$HYPERNB_GIT_COMMIT``."""
     here = Path(__file__).resolve().parent
+    given = os.environ.get("HYPERNB_GIT_COMMIT") or None
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if out.returncode != 0:
-            return None
+            return given
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        return given
 
 
 def environment(device: torch.device) -> dict:

@@ -82,8 +82,10 @@ def test_bad_peer_settings_are_clear_errors():
         RunConfig(**small(optimizer="prodigyy")).validate()
 
 
-def test_a_missing_package_says_how_to_install_it(monkeypatch):
+def test_a_missing_package_says_how_to_install_it(monkeypatch, tmp_path, capsys):
     import importlib
+
+    from hypernb.cli import main
 
     real = importlib.import_module
 
@@ -95,6 +97,11 @@ def test_a_missing_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(ImportError, match=r"pip install -e '\.\[peers\]'"):
         peers.build("prodigy", torch.nn.Linear(2, 2).parameters())
+    # the command line says the same in one line, without a traceback
+    assert main(["run", "--task", "mnist-mlp", "--opt", "prodigy", "--epochs", "1", "--train-limit", "256",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the optimizer 'prodigy' comes from the package 'prodigyopt'" in err and "Traceback" not in err
 
 
 # -- the notebook-06 study module -----------------------------------------------------------------------

@@ -25,6 +25,24 @@ def test_mlp_adam_sgd_one_epoch_full_mnist_reaches_95_percent(tmp_path):
     assert env["torch"] == torch.__version__ and "device" in env
 
 
+def test_a_copy_without_git_names_the_commit_it_was_given(monkeypatch):
+    """A tree sent to a batch machine has no .git: its records name $HYPERNB_GIT_COMMIT instead."""
+    import subprocess
+
+    from hypernb import io
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setenv("HYPERNB_GIT_COMMIT", "0123abc")
+    assert io.git_commit() != "0123abc"  # here git answers, and it wins
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert io.git_commit() == "0123abc"
+    assert io.environment(torch.device("cpu"))["git_commit"] == "0123abc"
+    monkeypatch.delenv("HYPERNB_GIT_COMMIT")
+    assert io.git_commit() is None
+
+
 def test_resnet20_on_the_cifar_subset_lowers_the_loss_and_learns_alpha_and_mu():
     """Four SGD/SGD steps of ResNet-20 (BatchNorm and all): the logged training loss falls and the
     hyperoptimizer moves both α and μ (their hypergradients reach through the network)."""

@@ -64,11 +64,38 @@ def test_auto_profile_follows_the_committed_records(tmp_path, monkeypatch):
 
 
 def test_every_notebook_declares_what_its_module_validates():
+    import ast
+
     import papermill
 
     for path in batch.notebook_paths():
-        declared = set(papermill.inspect_notebook(str(path)))
-        assert declared == set(study.NOTEBOOKS[path.stem].SPEC), path.stem
+        declared = papermill.inspect_notebook(str(path))
+        assert set(declared) == set(study.NOTEBOOKS[path.stem].SPEC), path.stem
+        # read without Jupyter (the records command), the parameters cell gives papermill's names and defaults
+        ours = batch.notebook_parameters(path)
+        assert list(ours) == list(declared), path.stem
+        assert all(repr(ours[k]) == repr(ast.literal_eval(v["default"])) for k, v in declared.items()), path.stem
+
+
+def test_a_parameters_cell_that_is_not_plain_literals_is_refused(tmp_path):
+    import json
+
+    def notebook(source, tags=("parameters",)):
+        path = tmp_path / "x.ipynb"
+        path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {"tags": list(tags)},
+                                               "source": source}]}))
+        return path
+
+    assert batch.notebook_parameters(notebook("A = 1  # one\nB = [1e-3, 'x']\n")) == {"A": 1, "B": [1e-3, "x"]}
+    with pytest.raises(ValueError, match="only assignments NAME = literal"):
+        batch.notebook_parameters(notebook("import os\nA = 1"))
+    with pytest.raises(ValueError, match="parameter A is not a Python literal"):
+        batch.notebook_parameters(notebook("A = os.getcwd()"))
+    with pytest.raises(ValueError, match="no code cell tagged 'parameters'"):
+        batch.notebook_parameters(notebook("A = 1", tags=()))
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable notebook"):
+        batch.notebook_parameters(tmp_path / "bad.ipynb")
 
 
 def test_parameter_cells_hold_one_assignment_per_line():
@@ -90,17 +117,29 @@ def test_training_off_reports_missing_records_instead_of_training(tmp_path, monk
     assert not list(tmp_path.rglob("metrics.json"))
 
 
+MEASURED = ("metrics.json", "horizon.json", "cost.json", "wall_clock.json")  # what training writes
+
+
 @pytest.mark.slow
-def test_every_notebook_runs_on_the_smoke_profile(tmp_path):
-    """The committed notebooks are rendered from records; this executes each of them on the smoke profile,
-    training for real, so the code they call is exercised end to end."""
+def test_every_notebook_renders_from_what_the_records_command_trains(tmp_path, monkeypatch):
+    """The committed notebooks are rendered from records. On the smoke profile, training for real,
+    `records` (no Jupyter: what a GPU node runs) trains every run each notebook reads; then every
+    notebook executes with training off, as `make test` renders the evidence, and finds them all."""
     require("mnist")
     from hypernb.cli import main
+    from hypernb.io import read_json
 
+    assert main(["records", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    trained = sorted(p for name in MEASURED for p in tmp_path.rglob(name))
+    assert len(trained) > 20
+    monkeypatch.setenv("HYPERNB_TRAIN", "0")
     assert main(["notebooks", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert sorted(p for name in MEASURED for p in tmp_path.rglob(name)) == trained  # the notebooks trained nothing
     for path in batch.notebook_paths():
         assert (tmp_path / path.name).exists()
-        assert (tmp_path / path.stem / "verdicts.json").exists() or path.stem == "05_summary"
+        if path.stem != "05_summary":
+            verdicts = read_json(tmp_path / path.stem / "verdicts.json")["verdicts"]
+            assert verdicts and not [v for v in verdicts if "training is off" in str(v)], path.stem
 
 
 def test_overrides_are_checked_against_the_notebooks(tmp_path):

@@ -102,6 +102,11 @@ def load_or_missing(s: Setup):
                            f"--profile {s.profile} --only 02 (see benchmarks/gpu_study.sh)"
 
 
+def train(s: Setup) -> None:
+    """Train (or resume) every run the notebook reads, without Jupyter (``python -m hypernb records``)."""
+    run_all(s)
+
+
 def accuracy_figure(s: Setup, runs: dict):
     import matplotlib.pyplot as plt
 

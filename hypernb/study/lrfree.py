@@ -432,6 +432,15 @@ def run_all(s: Setup) -> dict:
     return {task: run_task(s, task) for task in s["TASKS"]}
 
 
+def train(s: Setup) -> None:
+    """Train (or resume) every task's runs and measure the step costs, without Jupyter (``python -m
+    hypernb records``); a task that cannot train here (a GPU-sized one on a CPU) says so."""
+    for task, out in run_all(s).items():
+        if "missing" in out:
+            print(f"{task}: {out['missing']}", flush=True)
+    costs(s)
+
+
 def examples(tasks: dict, task: str = "mnist-mlp") -> dict:
     """The comparison's runs of one task, for the panel to show beside what you train there."""
     out = tasks.get(task, {})

@@ -208,6 +208,19 @@ def adam_adam_demo(s: Setup):
             "Adam/Adam, β stored raw (the report's change)": unclamped}
 
 
+def train(s: Setup) -> None:
+    """Train (or resume) every run and measurement the notebook reads, in its order, without Jupyter
+    (``python -m hypernb records``)."""
+    from . import horizon
+
+    _, table = run_table(s)
+    tuning = run_tuning(s)
+    run_tuned(s, tuning)
+    run_retrain(s, table)
+    adam_adam_demo(s)
+    horizon.load_or_measure(s)
+
+
 # -- figures ----------------------------------------------------------------------------------------------
 def loss_figure(s: Setup, table: dict):
     from ..viz import grid_of_curves

@@ -308,6 +308,14 @@ def wall_clock(s: Setup):
     return pd.DataFrame(rows)
 
 
+def train(s: Setup) -> None:
+    """Train (or resume) the grids and take the measurements the notebook reads, without Jupyter
+    (``python -m hypernb records``)."""
+    run_all(s)
+    costs(s)
+    wall_clock(s)
+
+
 # -- verdicts ---------------------------------------------------------------------------------------------
 def verdicts(s: Setup, df, cost: dict) -> list:
     out = []
