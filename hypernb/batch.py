@@ -204,7 +204,11 @@ def train_records(profile: str = "auto", overrides: dict | None = None, only: st
     summary trains nothing and is skipped."""
     from . import study
 
-    paths = [p for p in notebook_paths(only) if hasattr(study.NOTEBOOKS.get(p.stem), "train")]
+    chosen = notebook_paths(only)
+    paths = [p for p in chosen if hasattr(study.NOTEBOOKS.get(p.stem), "train")]
+    for p in chosen:
+        if p not in paths:
+            print(f"{p.stem} trains nothing (it reads what the other notebooks wrote)", flush=True)
     per_nb = check_overrides(paths, overrides or {})
     total = time.perf_counter()
     for i, path in enumerate(paths, 1):

@@ -223,11 +223,9 @@ def load_spec(path) -> Spec:
 def _check_parameters(spec: Spec) -> None:
     names = set(spec.fixed) | set(spec.grid) | set(spec.zipped)
     if spec.is_notebook:
-        import papermill
+        from .batch import check_values, notebook_parameters
 
-        from .batch import check_values
-
-        declared = set(papermill.inspect_notebook(spec.target))
+        declared = set(notebook_parameters(Path(spec.target)))
         unknown = sorted(names - declared)
         if unknown:
             raise ValueError(f"{spec.source}: the notebook {Path(spec.target).name} has no parameter(s) {unknown}; "
