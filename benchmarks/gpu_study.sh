@@ -11,9 +11,11 @@
 #   STEPS=study bash benchmarks/gpu_study.sh          # only some steps (any of tests,bench,study)
 #
 # Everything runs within BUDGET seconds (default 540, inside one 600-second call), in the order
-# tests → throughput benchmark → study → step benchmark, each step capped by what is left, and the
-# results are packed after every notebook. A notebook stopped by its cap keeps its finished runs (and
-# a group checkpoint); running the script again on the same machine resumes there.
+# tests → benchmarks → study, each step capped by what is left (a step with too little left is skipped),
+# and the records are packed after every notebook. The study takes all the time that is left, 02 first:
+# a notebook stopped by the budget keeps its finished runs, and its unfinished group keeps a checkpoint
+# on that machine (not packed: too large), so `STEPS=study` run again there, while it is still lent,
+# resumes it. What comes back are finished runs; an unfinished group starts afresh on another machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/hypernb-gpu}
@@ -28,6 +30,9 @@ LOG="$OUT/gpu_study.log"
 
 # seconds a step may take: at most $1, and never past the budget (keeping 15 s to pack the results)
 cap() { local left=$(( BUDGET - 15 - ($(date +%s) - START) )); (( left < $1 )) && echo $(( left > 0 ? left : 0 )) || echo "$1"; }
+# run "$@" for at most $1 seconds (killed 10 s after it was asked to stop), or skip it when under 20 s are left
+within() { local t; t=$(cap "$1"); shift; if (( t < 20 )); then echo "skipped (budget spent): $*" | tee -a "$LOG"; return 124; fi
+  timeout -k 10 "$t" "$@"; }
 step() { [[ ",$STEPS," == *",$1,"* ]]; }
 say() { echo "== $* ($(( $(date +%s) - START )) s)" | tee -a "$LOG"; }
 
@@ -38,7 +43,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH="$PYTHONPATH:/tmp/hypernb-site"
 fi
 { date -u +"%Y-%m-%dT%H:%M:%SZ"
-  echo "commit ${HYPERNB_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}, budget $BUDGET s, profile $PROFILE"
+  echo "commit ${HYPERNB_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo "unknown: set HYPERNB_GIT_COMMIT, or the records name no commit")}, budget $BUDGET s, profile $PROFILE"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   $PY -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])"
   $PY -c "from hypernb import data; r = data.data_root(); print('data root', r, {d: data.available(d, r) for d in ('mnist', 'cifar10subset')})"
@@ -47,24 +52,29 @@ has_cuda=$($PY -c "import torch; print(int(torch.cuda.is_available()))")
 
 if step tests && [ "$has_cuda" = 1 ]; then
   say "CUDA tests"
-  timeout "$(cap 120)" $PY -m pytest -q tests/test_cuda.py -p no:cacheprovider 2>&1 | tail -30 | tee -a "$LOG"
+  within 120 $PY -m pytest -q tests/test_cuda.py -p no:cacheprovider 2>&1 | tail -30 | tee -a "$LOG"
 fi
 
 if step bench; then
   say "throughput benchmark"
   if [ "$has_cuda" = 1 ]; then
-    timeout "$(cap 150)" $PY benchmarks/throughput.py --device cuda --mlp-k 60 --resnet-k 9 --lstm-k 6 --reps 3 \
+    within 150 $PY benchmarks/throughput.py --device cuda --mlp-k 60 --resnet-k 9 --lstm-k 6 --reps 3 \
       --json "$OUT/throughput_cuda.json" 2>&1 | tee -a "$LOG"
+    say "step benchmark"
+    within 90 $PY benchmarks/step_overhead.py --device cuda --reps 3 --steps 100 --warmup 20 \
+      --json "$OUT/step_overhead_cuda.json" 2>&1 | grep -v "^\[" | tee -a "$LOG"
   else
-    timeout "$(cap 240)" $PY benchmarks/throughput.py --quick --json "$OUT/throughput_quick.json" 2>&1 | tail -8 | tee -a "$LOG"
+    within 240 $PY benchmarks/throughput.py --quick --json "$OUT/throughput_quick.json" 2>&1 | tail -8 | tee -a "$LOG"
   fi
 fi
 
 records=evidence/$PROFILE
 [ "$PROFILE" = smoke ] && records=${HYPERNB_OUT:-outputs/smoke}
-pack() {  # the records of 02, 03 and 06 (not the group checkpoints, which stay here to resume from)
-  tar czf "$OUT/records_$PROFILE.tgz" --exclude='*.pt' $(ls -d "$records"/0[236]_* 2>/dev/null) 2>/dev/null \
-    && echo "records: $OUT/records_$PROFILE.tgz (unpack at the repository root)" | tee -a "$LOG"
+pack() {  # the run records of 02, 03 and 06 (not group checkpoints or resume notes, which stay here to resume
+          # from; not parameters.json, which would record this script's QUIET override over the committed one)
+  tar czf "$OUT/records_$PROFILE.tgz" --exclude='*.pt' --exclude='.groups' --exclude='parameters.json' \
+    $(ls -d "$records"/0[236]_* 2>/dev/null) 2>/dev/null \
+    && echo "records: $OUT/records_$PROFILE.tgz (tar xzf it in the repository root)" | tee -a "$LOG"
 }
 if step study; then
   say "the study's GPU-sized grids, profile $PROFILE"
@@ -72,18 +82,11 @@ if step study; then
   printf "notebook\tseconds\texit\n" > "$timings"
   for nb in 02 03 06; do
     t0=$(date +%s)
-    limit=$(cap 100000)
-    if (( limit < 10 )); then printf "%s\t0\tskipped (budget spent)\n" "$nb" | tee -a "$timings"; continue; fi
-    timeout "$limit" $PY -m hypernb records --profile "$PROFILE" --only "$nb" -p QUIET False 2>&1 | tee -a "$LOG" | tail -5
+    within 100000 $PY -m hypernb records --profile "$PROFILE" --only "$nb" -p QUIET False 2>&1 | tee -a "$LOG" | tail -5
     rc=${PIPESTATUS[0]}
     printf "%s\t%s\t%s\n" "$nb" "$(( $(date +%s) - t0 ))" "$rc" | tee -a "$timings"
     pack
   done
 fi
 
-if step bench && [ "$has_cuda" = 1 ] && (( $(cap 90) >= 60 )); then
-  say "step benchmark"
-  timeout "$(cap 90)" $PY benchmarks/step_overhead.py --device cuda --reps 3 --steps 100 --warmup 20 \
-    --json "$OUT/step_overhead_cuda.json" 2>&1 | grep -v "^\[" | tee -a "$LOG"
-fi
 say "done"

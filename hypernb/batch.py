@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from .study.common import REPO, resolve_profile
+from .errors import optional
+from .study.common import REPO, resolve_profile, training_allowed
 
 NOTEBOOK_DIR = REPO / "notebooks"
 
@@ -42,13 +43,18 @@ def notebook_parameters(path: Path) -> dict:
         raise ValueError(f"{path.name} has no code cell tagged 'parameters'")
     source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
     values = {}
-    for node in ast.parse(source).body:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError as e:
+        raise ValueError(f"{path.name}: the parameters cell is not plain Python (line {e.lineno}: {e.msg}); it may "
+                         "hold only assignments NAME = literal") from None
+    for node in body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             raise ValueError(f"{path.name}: the parameters cell may hold only assignments NAME = literal, got "
                              f"{ast.get_source_segment(source, node)!r}")
         try:
             values[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise ValueError(f"{path.name}: parameter {node.targets[0].id} is not a Python literal") from None
     return values
 
@@ -164,11 +170,11 @@ def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict
     ``evidence/`` for full and demo: finished runs are read back, nothing is retrained) and the
     executed copies go to ``outputs/executed/``. With ``out``, records, figures and executed copies
     all go there (a fresh folder retrains everything)."""
-    import papermill
-
+    papermill = optional("papermill", "executing notebooks", "pip install -e '.[notebooks]' (or train their records "
+                         "without Jupyter: python -m hypernb records)")
     if profile != "auto":
         profile = resolve_profile(profile)
-    out_dir = Path(out) if out else REPO / "outputs" / "executed"
+    out_dir = Path(out).resolve() if out else REPO / "outputs" / "executed"  # kernels run inside notebooks/
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = notebook_paths(only)
     per_nb = check_overrides(paths, overrides or {})
@@ -213,12 +219,15 @@ def train_records(profile: str = "auto", overrides: dict | None = None, only: st
     total = time.perf_counter()
     for i, path in enumerate(paths, 1):
         params = {**notebook_parameters(path), "PROFILE": profile, **per_nb[path]}
+        if not training_allowed(params.get("TRAIN", True)):
+            raise ValueError(f"records trains, but training is off for {path.stem} (HYPERNB_TRAIN=0 or TRAIN False); "
+                             "unset it, or render the notebooks from their records with `notebooks`")
         if out:
-            params["OUT_DIR"] = str(Path(out) / path.stem)
+            params["OUT_DIR"] = str(Path(out).resolve() / path.stem)  # the same folder that `notebooks --out` uses
         s = study.start(path.stem, params)
         t0 = time.perf_counter()
-        print(f"[{i}/{len(paths)}] {path.stem}: training the {s.profile}-profile records into {study.common.shown(s.records)}",
-              flush=True)
+        print(f"[{i}/{len(paths)}] {path.stem}: training the {s.profile}-profile records into "
+              f"{study.common.shown(s.records)}", flush=True)
         study.NOTEBOOKS[path.stem].train(s)
         print(f"[{i}/{len(paths)}] {path.stem} done in {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"records of {len(paths)} notebook(s) done in {time.perf_counter() - total:.0f} s", flush=True)

@@ -4,6 +4,7 @@ Used by ``benchmarks/step_overhead.py`` and by the towers notebook (cost per lev
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from collections import deque
@@ -30,6 +31,18 @@ def fixed_batch(shape, device):
     x = torch.rand(shape, generator=gen).to(device)
     y = torch.randint(0, 10, (shape[0],), generator=gen).to(device)
     return x, y
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Measure on one CPU thread (the per-core figure), then give the caller back its thread count: a
+    process that measures and then trains (``python -m hypernb records``) must not train on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def sync(device) -> None:

@@ -8,6 +8,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .config import RunConfig
+from .errors import MissingPackage
 
 ALIASES = {"optimizer": ["--opt"], "out_dir": ["--out"]}
 
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
         what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
         print(f"error: {what}", file=sys.stderr)
         return 2
-    except ImportError as e:  # an optional package this command needs (its message says what to install)
+    except MissingPackage as e:  # an optional package this command needs (its message says what to install)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

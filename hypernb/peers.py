@@ -17,6 +17,8 @@ import importlib
 
 import torch
 
+from .errors import MissingPackage
+
 # name → (package, class, the knob the notebook varies, its keyword, the package's default lr)
 PEERS = {
     "prodigy": ("prodigyopt", "Prodigy", "d0", "d0", 1.0),
@@ -48,7 +50,7 @@ def build(name: str, params, alpha: float | None = None, knob: float | None = No
     try:
         module = importlib.import_module(package)
     except ImportError as e:
-        raise ImportError(f"the optimizer {name!r} comes from the package {package!r}, which is not installed: "
+        raise MissingPackage(f"the optimizer {name!r} comes from the package {package!r}, which is not installed: "
                           f"{INSTALL}") from e
     kw = {"lr": default if alpha is None else alpha}
     if knob is not None:

@@ -51,6 +51,7 @@ from pathlib import Path
 
 from . import io
 from .config import RunConfig
+from .errors import optional
 
 SPEC_KEYS = {"name", "target", "fixed", "grid", "zip", "seeds", "executor"}
 LOCAL_KEYS = {"workers"}
@@ -482,8 +483,7 @@ def run_points(point_dirs, batch: int | None = None) -> dict[str, dict]:
                 io.write_json(d / "DONE.json", status[d.name])
         for d in mine:
             if points[d]["target"] != "run":
-                import papermill
-
+                papermill = optional("papermill", "a sweep of notebooks", "pip install -e '.[notebooks]'")
                 t0 = time.perf_counter()
                 target = points[d]["target"]
                 params = {**points[d]["params"], "OUT_DIR": str(d / "out")}
@@ -632,7 +632,7 @@ def check_slurm(partition: str | None) -> None:
 def slurm_executor(spec: Spec, out: Path, offline: bool = False):
     """submitit's Slurm executor for the spec; ``offline`` renders scripts without a cluster (a
     dry run must work where Slurm is not installed)."""
-    import submitit
+    submitit = optional("submitit", "the Slurm executor", "pip install -e '.[cluster]'")
 
     cls = submitit.SlurmExecutor
     if offline:

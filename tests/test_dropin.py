@@ -7,7 +7,6 @@ result must equal torch.optim's, step for step, in float64.
 """
 import copy
 import io
-import math
 import pickle
 
 import pytest

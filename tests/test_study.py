@@ -93,6 +93,8 @@ def test_a_parameters_cell_that_is_not_plain_literals_is_refused(tmp_path):
         batch.notebook_parameters(notebook("A = os.getcwd()"))
     with pytest.raises(ValueError, match="no code cell tagged 'parameters'"):
         batch.notebook_parameters(notebook("A = 1", tags=()))
+    with pytest.raises(ValueError, match=r"not plain Python \(line 1"):
+        batch.notebook_parameters(notebook("%matplotlib inline\nA = 1"))
     (tmp_path / "bad.ipynb").write_text("{not json")
     with pytest.raises(ValueError, match="not a readable notebook"):
         batch.notebook_parameters(tmp_path / "bad.ipynb")
@@ -164,6 +166,44 @@ def test_notebooks_command_runs_papermill_and_writes_outputs(tmp_path, capsys):
     assert (tmp_path / "05_summary.ipynb").exists() and (tmp_path / "05_summary" / "parameters.json").exists()
     assert "all notebooks done" in capsys.readouterr().out
     assert main(["notebooks", "--only", "05", "-p", "EPOHCS", "3", "--out", str(tmp_path)]) == 2
+
+
+def test_records_and_notebooks_agree_on_a_relative_out_folder(tmp_path, monkeypatch):
+    """Kernels run inside notebooks/: a relative --out must name the same folder for both commands."""
+    import papermill
+
+    from hypernb.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["records", "--profile", "smoke", "--only", "03", "--out", "rel", "-p", "TRAIN_CHARS", "5000",
+                 "-p", "ALPHA_GRID", "[1e-3]", "-p", "KAPPA_GRID", "[1e-5]"]) == 0
+    assert any((tmp_path / "rel" / "03_char_rnn" / "runs").rglob("metrics.json"))
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda src, dst, parameters, **kw: seen.update(parameters))
+    assert main(["notebooks", "--profile", "smoke", "--only", "03", "--out", "rel"]) == 0
+    assert seen["OUT_DIR"] == str(tmp_path / "rel" / "03_char_rnn")
+
+
+def test_records_refuses_to_run_with_training_off(monkeypatch, capsys):
+    from hypernb.cli import main
+
+    monkeypatch.setenv("HYPERNB_TRAIN", "0")
+    assert main(["records", "--profile", "smoke", "--only", "02"]) == 2
+    assert "training is off for 02_resnet20_cifar10" in capsys.readouterr().err
+
+
+def test_notebooks_without_papermill_points_to_records(monkeypatch, capsys):
+    import importlib
+
+    from hypernb.cli import main
+
+    real = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "papermill"
+                        else real(name, *a, **k))
+    assert main(["notebooks", "--only", "05"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the package 'papermill'" in err and "python -m hypernb records" in err and "Traceback" not in err
 
 
 def test_record_names_depend_only_on_what_differs_from_the_defaults():

@@ -69,7 +69,7 @@ def load_or_missing(s: Setup):
     try:
         return run_all(s), ""
     except MissingRecords as e:
-        return None, f"no {s.profile}-profile records: {e}. They need a GPU: python -m hypernb notebooks " \
+        return None, f"no {s.profile}-profile records: {e}. They need a GPU: python -m hypernb records " \
                      f"--profile {s.profile} --only 03 (see benchmarks/gpu_study.sh)"
 
 

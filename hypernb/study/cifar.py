@@ -98,7 +98,7 @@ def load_or_missing(s: Setup):
         table, runs = run_all(s)
         return table, runs, ""
     except MissingRecords as e:
-        return None, None, f"no {s.profile}-profile records: {e}. They need a GPU: python -m hypernb notebooks " \
+        return None, None, f"no {s.profile}-profile records: {e}. They need a GPU: python -m hypernb records " \
                            f"--profile {s.profile} --only 02 (see benchmarks/gpu_study.sh)"
 
 

@@ -19,7 +19,7 @@ apart, and no claim is attributed to a source that did not make it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from . import sources as S
 from .stats import Interval

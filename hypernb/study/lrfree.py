@@ -142,7 +142,7 @@ def _run(s: Setup, task: str, cfgs: list, desc: str):
     except MissingRecords as e:
         why = f"no {s.profile}-profile records for {task}: {e}"
         if task in GPU_SIZED:
-            why += (". They need a GPU: python -m hypernb notebooks --profile full --only 06 on a CUDA machine "
+            why += (". They need a GPU: python -m hypernb records --profile full --only 06 on a CUDA machine "
                     "(see benchmarks/gpu_study.sh)")
         return None, why
 
@@ -354,30 +354,32 @@ def costs(s: Setup) -> dict | None:
         return io.read_json(path, what="the measured step costs")
     if not training_allowed(s.params.get("TRAIN", True)):
         return None
-    torch.set_num_threads(1)
+    with bench.one_thread():  # timings are per core; the thread count is restored after
 
-    def peer(name):
-        def build(model):
-            opt = peers.build(name, model.parameters())
-            return bench.training_step(model, opt), opt
-        return build
+        def peer(name):
+            def build(model):
+                opt = peers.build(name, model.parameters())
+                return bench.training_step(model, opt), opt
+            return build
 
-    builds = {"torch Adam again (noise floor)": bench.torch_step(torch.optim.Adam, lr=1e-3),
-              "hypernb Adam/SGD": bench.hypernb_step("adam/sgd", kappa=1e-5),
-              "hypernb SGD/SGD": bench.hypernb_step("sgd/sgd", alpha=1e-2, kappa=1e-2),
-              "hypernb SGD tower, height 3": bench.hypernb_step("sgd/sgd*3", alpha=1e-2, kappa=[1e-2, 1e-4, 1e-6])}
-    builds.update({name: peer(opt) for name, opt in (("Prodigy", "prodigy"), ("D-Adaptation Adam", "dadapt_adam"),
-                                                       ("Schedule-Free AdamW", "schedulefree_adamw"),
-                                                       ("DoG (with its averaging)", "dog"))})
-    base = bench.torch_step(torch.optim.Adam, lr=1e-3)
-    reps = []
-    for _ in range(3 if s.profile == "demo" else 7):
-        row = {"torch Adam": bench.time_step(base, steps=100, warmup=20)}
-        for name, build in builds.items():
-            row[name] = bench.time_step(build, steps=100, warmup=20)
-        reps.append(row)
-    held = {name: bench.held_memory(build)[0] for name, build in [("torch Adam", base), *builds.items()]}
-    out = {"reps": reps, "held_mb": held, "env": io.environment(torch.device("cpu")),
+        builds = {"torch Adam again (noise floor)": bench.torch_step(torch.optim.Adam, lr=1e-3),
+                  "hypernb Adam/SGD": bench.hypernb_step("adam/sgd", kappa=1e-5),
+                  "hypernb SGD/SGD": bench.hypernb_step("sgd/sgd", alpha=1e-2, kappa=1e-2),
+                  "hypernb SGD tower, height 3": bench.hypernb_step("sgd/sgd*3", alpha=1e-2,
+                                                                    kappa=[1e-2, 1e-4, 1e-6])}
+        builds.update({name: peer(opt) for name, opt in (
+            ("Prodigy", "prodigy"), ("D-Adaptation Adam", "dadapt_adam"),
+            ("Schedule-Free AdamW", "schedulefree_adamw"), ("DoG (with its averaging)", "dog"))})
+        base = bench.torch_step(torch.optim.Adam, lr=1e-3)
+        reps = []
+        for _ in range(3 if s.profile == "demo" else 7):
+            row = {"torch Adam": bench.time_step(base, steps=100, warmup=20)}
+            for name, build in builds.items():
+                row[name] = bench.time_step(build, steps=100, warmup=20)
+            reps.append(row)
+        held = {name: bench.held_memory(build)[0] for name, build in [("torch Adam", base), *builds.items()]}
+        env = io.environment(torch.device("cpu"))  # threads: 1, as measured
+    out = {"reps": reps, "held_mb": held, "env": env,
            "setting": "MNIST MLP batch 256, CPU, 1 thread, median of 100 steps per repetition"}
     io.write_json(path, out)
     return out

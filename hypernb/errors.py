@@ -1,0 +1,16 @@
+"""Errors that the command line explains in one line, without a traceback."""
+from __future__ import annotations
+
+import importlib
+
+
+class MissingPackage(ImportError):
+    """An optional package that a command needs is not installed; the message says how to install it."""
+
+
+def optional(module: str, needed_for: str, install: str):
+    """``import module``, or :class:`MissingPackage` naming what needs it and how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingPackage(f"{needed_for} needs the package {module!r}, which is not installed: {install}") from e
