@@ -170,14 +170,14 @@ def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict
     ``evidence/`` for full and demo: finished runs are read back, nothing is retrained) and the
     executed copies go to ``outputs/executed/``. With ``out``, records, figures and executed copies
     all go there (a fresh folder retrains everything)."""
-    papermill = optional("papermill", "executing notebooks", "pip install -e '.[notebooks]' (or train their records "
-                         "without Jupyter: python -m hypernb records)")
     if profile != "auto":
         profile = resolve_profile(profile)
+    paths = notebook_paths(only)
+    per_nb = check_overrides(paths, overrides or {})  # mistakes first, whatever is installed
+    papermill = optional("papermill", "executing notebooks", "pip install -e '.[notebooks]' (or train their records "
+                         "without Jupyter: python -m hypernb records)")
     out_dir = Path(out).resolve() if out else REPO / "outputs" / "executed"  # kernels run inside notebooks/
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = notebook_paths(only)
-    per_nb = check_overrides(paths, overrides or {})
     env_data = os.environ.get("HYPERNB_DATA")
     if env_data and not os.path.isabs(env_data):  # kernels run inside notebooks/: pin the folder meant here
         env_data = os.environ["HYPERNB_DATA"] = os.path.abspath(env_data)

@@ -316,16 +316,17 @@ def test_corrupt_result_files_name_the_file_and_the_fix(tmp_path, capsys):
     (["--only", "04", "-p", "HEIGHTS", "[0, 1.5]"], "parameter HEIGHTS must be a non-empty list of integers >= 0"),
     (["-p", "BATCH_SIZE", "-5"], "parameter(s) ['BATCH_SIZE'] are not in the parameters cell of any selected"),
 ])
-def test_notebook_parameters_are_checked_before_any_kernel_starts(monkeypatch, capsys, argv, message):
+def test_notebook_parameters_are_checked_before_any_kernel_starts(monkeypatch, capsys, tmp_path, argv, message):
     import papermill
 
     def no_kernel(*a, **k):
         raise AssertionError("a kernel was started")
 
     monkeypatch.setattr(papermill, "execute_notebook", no_kernel)
-    assert main(["notebooks", "--out", "/nonexistent-but-never-created", *argv]) == 2
+    assert main(["notebooks", "--out", str(tmp_path / "never-created"), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "never-created").exists()  # nothing is written before the parameters are checked
 
 
 def test_parameters_file_mistakes_are_clear(tmp_path, capsys, monkeypatch):
