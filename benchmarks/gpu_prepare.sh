@@ -4,13 +4,16 @@
 # the data, and it cannot download. Both go into folders that git ignores, and travel with the call
 # by naming them in its `carry`:
 #
-#   bash benchmarks/gpu_prepare.sh          # here: .whl/ (the peers' pinned wheels) and data/ (a copy)
+#   bash benchmarks/gpu_prepare.sh          # here: .whl/ (the peers' pinned wheels), .gpu-data/ (the data)
 #
 # then, on the GPU machine (the command this script prints at the end, with this checkout's commit):
 #
-#   HYPERNB_GIT_COMMIT=<commit> bash benchmarks/gpu_study.sh        carry: .whl data
+#   HYPERNB_GIT_COMMIT=<commit> bash benchmarks/gpu_study.sh        carry: .whl .gpu-data
 #
-# The data are copied from $HYPERNB_DATA (default: ../shared/data beside this checkout).
+# The data are copied (into a folder of their own, so that they never shadow this machine's data root)
+# from $HYPERNB_DATA (default: ../shared/data beside this checkout): the CIFAR-10
+# subset and the texts, which the GPU-sized grids train on (MNIST's runs are done on a CPU; a call's
+# tree may hold 64 MiB). DATASETS="CIFAR10_SUBSET text MNIST" adds MNIST, for PROFILE=smoke checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,18 +25,18 @@ rm -rf .whl && mkdir -p .whl
 $PY -m pip wheel --quiet --no-deps --wheel-dir .whl $peers
 ls .whl
 
-for d in CIFAR10_SUBSET text MNIST; do
+rm -rf .gpu-data && mkdir -p .gpu-data
+for d in ${DATASETS:-CIFAR10_SUBSET text}; do
   if [ ! -d "$SRC/$d" ]; then
     echo "error: $SRC/$d not found; set HYPERNB_DATA to the folder that holds the datasets (see data/README.md)" >&2
     exit 2
   fi
-  rm -rf "data/$d"
-  cp -r --no-preserve=mode "$SRC/$d" data/
+  cp -r --no-preserve=mode "$SRC/$d" .gpu-data/
 done
-du -sh data .whl
+du -sh .gpu-data .whl
 
 commit=$(git rev-parse HEAD)
 [ -n "$(git status --porcelain --untracked-files=no)" ] && echo "warning: uncommitted changes: records will name $commit, not what ran" >&2
 echo
-echo "on the GPU machine (carry: .whl data), in the repository root:"
+echo "on the GPU machine (carry: .whl .gpu-data), in the repository root:"
 echo "  HYPERNB_GIT_COMMIT=$commit bash benchmarks/gpu_study.sh"

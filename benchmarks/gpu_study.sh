@@ -6,7 +6,7 @@
 # study's timings and the new records as a tarball: 5 files) is written to $OUT.
 #
 #   bash benchmarks/gpu_prepare.sh                    # first, here: the peers' wheels and the data
-#   HYPERNB_GIT_COMMIT=<commit> bash benchmarks/gpu_study.sh     # there (carry: .whl data), as printed
+#   HYPERNB_GIT_COMMIT=<commit> bash benchmarks/gpu_study.sh     # there (carry: .whl .gpu-data), as printed
 #   PROFILE=smoke bash benchmarks/gpu_study.sh        # the same steps at smoke size: checks the script on a CPU
 #   STEPS=study bash benchmarks/gpu_study.sh          # only some steps (any of tests,bench,study)
 #
@@ -36,7 +36,8 @@ within() { local t; t=$(cap "$1"); shift; if (( t < 20 )); then echo "skipped (b
 step() { [[ ",$STEPS," == *",$1,"* ]]; }
 say() { echo "== $* ($(( $(date +%s) - START )) s)" | tee -a "$LOG"; }
 
-# the peers of notebook 06, as prepared by gpu_prepare.sh (a GPU machine cannot download them)
+# the peers of notebook 06 and the data, as prepared by gpu_prepare.sh (a GPU machine cannot download them)
+[ -z "${HYPERNB_DATA:-}" ] && [ -d .gpu-data ] && export HYPERNB_DATA="$PWD/.gpu-data"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/hypernb-site .whl/*.whl \
