@@ -24,7 +24,7 @@ study: setup
 
 # nbval re-executes the committed notebooks from the committed records (HYPERNB_TRAIN=0: nothing is
 # trained, a missing record fails) and compares their tables and verdicts; figures go to a fresh folder.
-# tests/test_study.py executes every notebook on the smoke profile, training for real.
+# tests/test_study.py trains every notebook's smoke-profile runs for real (records), then renders every notebook.
 # HYPERNB_REQUIRE_ORACLES=1: a missing oracle package (gdtuo) fails instead of skipping
 test: setup
 	HYPERNB_REQUIRE_ORACLES=1 HYPERNB_TRAIN=0 HYPERNB_OUT=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax \
