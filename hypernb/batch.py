@@ -245,6 +245,14 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
+def _selection_arguments(p) -> None:
+    """Which notebooks, with which parameter overrides: the same for `notebooks` and `records`."""
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                   help="override a parameter of every notebook that declares it (a Python literal)")
+    p.add_argument("-f", "--parameters-file", action="append", default=[], help="YAML file of parameter overrides")
+    p.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,04")
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("notebooks", help="execute the study notebooks with papermill (the main job)",
                        description="Execute notebooks/0*.ipynb in order (executed notebooks, figures, tables, "
@@ -254,10 +262,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default=None, help="a folder for records, figures and executed notebooks (a fresh one "
                                                "retrains everything) [default: the committed evidence/, executed "
                                                "copies in outputs/executed]")
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
-                   help="override a parameter of every notebook that declares it (a Python literal)")
-    p.add_argument("-f", "--parameters-file", action="append", default=[], help="YAML file of parameter overrides")
-    p.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,04")
+    _selection_arguments(p)
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name [default: python3]")
     p.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell [default: 14400]")
     p.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
@@ -267,10 +272,7 @@ def add_commands(sub) -> None:
                                    "the notebook reads back, without papermill or a kernel (for GPU and cluster "
                                    "nodes); then render the notebooks anywhere with `notebooks` (nothing retrains).")
     p.add_argument("--profile", default="auto", help="smoke | demo | full | auto [default: auto]")
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
-                   help="override a parameter of every notebook that declares it (a Python literal)")
-    p.add_argument("-f", "--parameters-file", action="append", default=[], help="YAML file of parameter overrides")
-    p.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 02,03")
+    _selection_arguments(p)
     p.add_argument("--out", default=None, help="a folder for the records, one subfolder per notebook, as `notebooks "
                                                "--out` reads them [default: where the profile keeps them]")
     p.set_defaults(func=cmd_records)

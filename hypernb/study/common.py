@@ -172,7 +172,8 @@ def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
         missing = [c for c in cfgs if not _finished(Path(c.out_dir), c.seeds)]
         if missing:
             raise MissingRecords(f"{len(missing)} of {len(cfgs)} runs of {desc} have no finished record under "
-                                 f"{shown(s.records / 'runs')} and training is off (TRAIN = False or HYPERNB_TRAIN=0); e.g. "
+                                 f"{shown(s.records / 'runs')} and training is off (TRAIN = False or "
+                                 f"HYPERNB_TRAIN=0); e.g. "
                                  f"{missing[0].optimizer} α={missing[0].alpha} seeds {list(missing[0].seeds)}")
         return [Result.load(c.out_dir) for c in cfgs]
     if not s.quiet:
