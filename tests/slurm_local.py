@@ -42,6 +42,11 @@ def _port_free(port: int) -> bool:
             return False
 
 
+# How long a job credential lives. Slurm also holds a requeued job this long before it may start
+# again (so that the old run's credential has expired): 120 s by default, too long for a test.
+CRED_EXPIRE_S = 15
+
+
 class LocalSlurm:
     def __init__(self, cpus: int | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="hnb-slurm-", dir="/tmp"))
@@ -65,6 +70,26 @@ class LocalSlurm:
             time.sleep(0.2)
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in (self.root / "log").glob("*.log"))
         raise RuntimeError(f"local Slurm: {what} did not come up within {timeout:.0f} s\n{logs}")
+
+    def job(self, job_id: str) -> tuple[str, str]:
+        """(state, reason) of a job as squeue shows it; ("", "") once it has left the queue, ("?", error)
+        when squeue did not answer."""
+        res = self._run("squeue", "-h", "-j", job_id, "-o", "%T|%r", check=False)
+        if res.returncode != 0:
+            return "?", res.stderr.strip()
+        state, _, reason = res.stdout.strip().partition("|")
+        return state, reason
+
+    def diagnose(self, job_id: str, *folders: Path) -> str:
+        """What a failing test prints: the job as the controller sees it, drained nodes, the daemons'
+        log tails and the job's own logs under ``folders``."""
+        parts = [self._run("scontrol", "show", "job", job_id, check=False).stdout,
+                 self._run("sinfo", "-R", check=False).stdout]
+        logs = list((self.root / "log").glob("*.log"))
+        for folder in folders:
+            logs += sorted(Path(folder).rglob("*_log.*"))
+        parts += [f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in logs]
+        return "\n".join(parts)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "LocalSlurm":
@@ -123,7 +148,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={r}/run/munge.sock
+AuthInfo=socket={r}/run/munge.sock,cred_expire={CRED_EXPIRE_S}
 StateSaveLocation={r}/state
 SlurmdSpoolDir={r}/spool/%n
 SlurmctldPidFile={r}/run/slurmctld.pid
