@@ -26,7 +26,7 @@ import torch
 HEIGHTS = (1, 2, 5, 10, 20)
 
 
-from hypernb.bench import WORKLOADS, held_memory, hypernb_step, time_step, torch_step  # noqa: E402
+from hypernb.bench import WORKLOADS, held_memory, hypernb_step, median_ci, time_step, torch_step  # noqa: E402
 
 def gdtuo_opt(make_opt):
     def build(model):
@@ -136,16 +136,22 @@ def run(args):
         rows = {}
         for name in names:
             r = ratios[name]
+            _, lo, hi = median_ci(r) if r else (1.0, None, None)
             rows[name] = {
                 "baseline": cfgs[name][0],
                 "ms": statistics.median(times[name]),
+                "ratios": r,
                 "ratio": statistics.median(r) if r else 1.0,
+                "ratio_ci95": None if lo is None else [lo, hi],
                 "ratio_min": min(r) if r else 1.0,
                 "ratio_max": max(r) if r else 1.0,
                 "held_mb": mem[name][0] if name in mem else None,
                 "peak_mb": mem[name][1] if name in mem else None,
             }
         results["models"][model_name] = {"rows": rows, "per_level": per_level(rows), "steps": steps}
+        if "gdtuo Adam/SGD" in times and "hypernb Adam/SGD" in times:  # per repetition, so it gets an interval
+            results["models"][model_name]["hypernb_vs_gdtuo"] = [
+                g / h for g, h in zip(times["gdtuo Adam/SGD"], times["hypernb Adam/SGD"])]
         print(markdown({**results, "models": {model_name: results["models"][model_name]}}), flush=True)
     return results
 
@@ -186,21 +192,27 @@ def machine(device, threads):
 def markdown(results) -> str:
     m = results["machine"]
     lines = [f"Machine: {m.get('gpu') or m.get('cpu', m['processor'])}; torch {m['torch']}, Python {m['python']}, "
-             f"{m['threads']} thread(s); gdtuo {m.get('gdtuo', 'not installed')}.", ""]
+             f"{m['threads']} thread(s); gdtuo {m.get('gdtuo', 'not installed')}. Ratios: median over repetitions, "
+             "its distribution-free 95 % confidence interval in brackets (from 6 repetitions), min–max in parentheses.",
+             ""]
     for model, res in results["models"].items():
         lines += [f"**{model}** (median step, {results['args']['reps']} repetitions × {res['steps']} steps)", "",
-                  "| configuration | ms / step | ratio to baseline (min–max) | baseline | MB held between steps "
-                  "| peak MB in a step |", "|---|---:|---:|---|---:|---:|"]
+                  "| configuration | ms / step | ratio to baseline [95 % CI] (min–max) | baseline "
+                  "| MB held between steps | peak MB in a step |", "|---|---:|---:|---|---:|---:|"]
         for name, r in res["rows"].items():
             held = "–" if r["held_mb"] is None else f"{r['held_mb']:.2f}"
             peak = "–" if r["peak_mb"] is None else f"{r['peak_mb']:.2f}"
-            ratio = "1.00" if r["baseline"] is None else f"{r['ratio']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})"
+            ci = r.get("ratio_ci95")
+            ratio = "1.00" if r["baseline"] is None else (
+                f"{r['ratio']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+                + f" ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})")
             lines.append(f"| {name} | {r['ms']:.3f} | {ratio} | {r['baseline'] or '–'} | {held} | {peak} |")
-        rows = res["rows"]
-        if "gdtuo Adam/SGD" in rows:
-            speedup = rows["gdtuo Adam/SGD"]["ms"] / rows["hypernb Adam/SGD"]["ms"]
-            how = f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower"
-            lines += ["", f"hypernb Adam/SGD is {how} than gdtuo Adam/SGD (ratio of median step times)."]
+        if res.get("hypernb_vs_gdtuo"):
+            med, lo, hi = median_ci(res["hypernb_vs_gdtuo"])
+            how = f"{med:.2f}× faster" if med >= 1 else f"{1 / med:.2f}× slower"
+            ci = f", 95 % CI [{lo:.2f}, {hi:.2f}]" if lo is not None else ""
+            lines += ["", f"hypernb Adam/SGD is {how} than gdtuo Adam/SGD (median over repetitions of the ratio "
+                          f"of their step times{ci})."]
         for lib, pl in res["per_level"].items():
             lines.append(f"{lib}: each extra SGD level adds {pl['ms_per_level'] * 1e3:.1f} µs "
                          f"= {pl['percent_of_step']:.2f} % of the height-1 step.")

@@ -22,7 +22,7 @@ import time
 import torch
 
 from hypernb import models, optim
-from hypernb.bench import sync
+from hypernb.bench import median_ci, sync
 
 TASKS = {
     "mnist-mlp": dict(make=lambda: models.MLP(), x=(256, 1, 28, 28), classes=10, spec="adam/sgd", alpha=1e-3,
@@ -124,9 +124,17 @@ def run_task(name: str, K: int, device, steps: int, warmup: int, reps: int) -> d
         row[arm] = {"s_per_step": statistics.median(ts), "config_steps_per_s": K / statistics.median(ts)}
     ratios = [s / b for s, b in zip(times["sequential"], times["batched"])]
     noise = [s / s2 for s, s2 in zip(times["sequential"], times["sequential again"])]
-    row["speedup"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-    row["noise_floor"] = {"median": statistics.median(noise), "min": min(noise), "max": max(noise)}
+    for key, rs in (("speedup", ratios), ("noise_floor", noise)):
+        med, lo, hi = median_ci(rs)
+        row[key] = {"median": med, "ci95": None if lo is None else [lo, hi], "min": min(rs), "max": max(rs),
+                    "all": rs}
     return row
+
+
+def _cell(r: dict) -> str:
+    """median [95 % CI] (min–max); the interval needs 6 repetitions or more."""
+    ci = f" [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" if r.get("ci95") else ""
+    return f"{r['median']:.2f}{ci} ({r['min']:.2f}–{r['max']:.2f})"
 
 
 def main(argv=None) -> int:
@@ -151,7 +159,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {platform.python_version()}, {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
              f", {torch.get_num_threads()} thread(s)"))
-    print("| task | K | sequential config-steps/s | batched config-steps/s | speedup (min–max) | noise floor (min–max) |")
+    print("| task | K | sequential config-steps/s | batched config-steps/s | speedup [95 % CI] (min–max) "
+          "| noise floor [95 % CI] (min–max) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.tasks.split(","):
         K = 2 if args.quick else ks[name]
@@ -160,7 +169,7 @@ def main(argv=None) -> int:
         rows.append(row)
         s, n = row["speedup"], row["noise_floor"]
         print(f"| {name} | {K} | {row['sequential']['config_steps_per_s']:.1f} | {row['batched']['config_steps_per_s']:.1f} "
-              f"| {s['median']:.2f}× ({s['min']:.2f}–{s['max']:.2f}) | {n['median']:.2f} ({n['min']:.2f}–{n['max']:.2f}) |",
+              f"| {_cell(s)} | {_cell(n)} |",
               flush=True)
     if args.json:
         with open(args.json, "w") as f:

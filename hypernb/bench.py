@@ -5,11 +5,34 @@ Used by ``benchmarks/step_overhead.py`` and by the towers notebook (cost per lev
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import time
 from collections import deque
 
 import torch
+
+
+def median_ci(values, level: float = 0.95):
+    """(median, low, high): a distribution-free confidence interval for the median of repeated
+    measurements, from their order statistics. The true median lies below the j-th smallest of n
+    values with probability P(Bin(n, 1/2) ≥ j), so (x₍ⱼ₎, x₍ₙ₊₁₋ⱼ₎) with the largest j whose
+    two-sided miss probability is at most 1 − ``level`` covers it with at least that probability;
+    no assumption of normality, which timings on a shared machine do not meet. (low, high) is
+    None when n is too small for any such interval (n < 6 at 95 %)."""
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        raise ValueError("median_ci needs at least one value")
+
+    def miss(j):  # P(the interval (x_j, x_{n+1-j}) misses the median) = 2 · P(Bin(n, 1/2) < j)
+        return 2.0 * sum(math.comb(n, i) for i in range(j)) / 2.0 ** n
+
+    j = 0
+    while j + 1 <= (n + 1) // 2 and miss(j + 1) <= 1.0 - level:
+        j += 1
+    med = statistics.median(xs)
+    return (med, None, None) if j == 0 else (med, xs[j - 1], xs[n - j])
 
 
 def make_mlp():
