@@ -26,7 +26,7 @@ import torch
 HEIGHTS = (1, 2, 5, 10, 20)
 
 
-from hypernb.bench import WORKLOADS, held_memory, hypernb_step, median_ci, time_step, torch_step  # noqa: E402
+from hypernb.bench import WORKLOADS, device_name, held_memory, hypernb_step, median_ci, time_step, torch_step  # noqa: E402
 
 def gdtuo_opt(make_opt):
     def build(model):
@@ -171,15 +171,14 @@ def per_level(rows):
 
 
 def machine(device, threads):
-    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": threads,
+    from hypernb.io import git_commit
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": threads, "commit": git_commit(),
             "processor": platform.processor() or platform.machine(), "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    if device.type == "cpu":
+        info["cpu"] = device_name(device)
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
+        info["gpu"] = device_name(device)
     try:
         import gradient_descent_the_ultimate_optimizer as g  # noqa: F401
         from importlib.metadata import version

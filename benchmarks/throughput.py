@@ -22,7 +22,8 @@ import time
 import torch
 
 from hypernb import models, optim
-from hypernb.bench import median_ci, sync
+from hypernb.bench import device_name, median_ci, sync
+from hypernb.io import git_commit
 
 TASKS = {
     "mnist-mlp": dict(make=lambda: models.MLP(), x=(256, 1, 28, 28), classes=10, spec="adam/sgd", alpha=1e-3,
@@ -157,8 +158,7 @@ def main(argv=None) -> int:
         {"mnist-mlp": 50, "resnet20": 20, "char-lstm": 10}
     rows = []
     print(f"torch {torch.__version__}, {platform.python_version()}, {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-             f", {torch.get_num_threads()} thread(s)"))
+          + f" ({device_name(device)})" + ("" if device.type == "cuda" else f", {torch.get_num_threads()} thread(s)"))
     print("| task | K | sequential config-steps/s | batched config-steps/s | speedup [95 % CI] (min–max) "
           "| noise floor [95 % CI] (min–max) |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -173,7 +173,10 @@ def main(argv=None) -> int:
               flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "device": str(device), "rows": rows}, f, indent=1)
+            json.dump({"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+                       "device_name": device_name(device),
+                       "threads": torch.get_num_threads(), "commit": git_commit(), "settings": vars(args) | {"json": None},
+                       "rows": rows}, f, indent=1)
     return 0
 
 

@@ -35,6 +35,20 @@ def median_ci(values, level: float = 0.95):
     return (med, None, None) if j == 0 else (med, xs[j - 1], xs[n - j])
 
 
+def device_name(device) -> str:
+    """What a benchmark ran on, for its record: the GPU's name, or the CPU's model name."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        return platform.processor() or platform.machine()
+
+
 def make_mlp():
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 128), torch.nn.Tanh(), torch.nn.Linear(128, 10))
 
