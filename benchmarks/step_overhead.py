@@ -192,7 +192,7 @@ def markdown(results) -> str:
     m = results["machine"]
     lines = [f"Machine: {m.get('gpu') or m.get('cpu', m['processor'])}; torch {m['torch']}, Python {m['python']}, "
              f"{m['threads']} thread(s); gdtuo {m.get('gdtuo', 'not installed')}. Ratios: median over repetitions, "
-             "its distribution-free 95 % confidence interval in brackets (from 6 repetitions), min–max in parentheses.",
+             "its distribution-free 95 % confidence interval in brackets (given 6 repetitions or more), min–max in parentheses.",
              ""]
     for model, res in results["models"].items():
         lines += [f"**{model}** (median step, {results['args']['reps']} repetitions × {res['steps']} steps)", "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import platform
 import statistics
 import time
 from collections import deque
@@ -15,8 +16,9 @@ import torch
 
 def median_ci(values, level: float = 0.95):
     """(median, low, high): a distribution-free confidence interval for the median of repeated
-    measurements, from their order statistics. The true median lies below the j-th smallest of n
-    values with probability P(Bin(n, 1/2) ≥ j), so (x₍ⱼ₎, x₍ₙ₊₁₋ⱼ₎) with the largest j whose
+    measurements, from their order statistics. The j-th smallest of n values lies above the true
+    median with probability P(Bin(n, 1/2) < j) (fewer than j values fell below it), and the
+    (n+1−j)-th below it with the same probability, so (x₍ⱼ₎, x₍ₙ₊₁₋ⱼ₎) with the largest j whose
     two-sided miss probability is at most 1 − ``level`` covers it with at least that probability;
     no assumption of normality, which timings on a shared machine do not meet. (low, high) is
     None when n is too small for any such interval (n < 6 at 95 %)."""
@@ -44,8 +46,6 @@ def device_name(device) -> str:
         with open("/proc/cpuinfo") as f:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
-        import platform
-
         return platform.processor() or platform.machine()
 
 
