@@ -13,11 +13,9 @@ configurations in one model would share one estimate.
 """
 from __future__ import annotations
 
-import importlib
-
 import torch
 
-from .errors import MissingPackage
+from .errors import optional
 
 # name → (package, class, the knob the notebook varies, its keyword, the package's default lr)
 PEERS = {
@@ -47,11 +45,7 @@ def build(name: str, params, alpha: float | None = None, knob: float | None = No
     if knob is not None and name == "schedulefree_adamw":
         raise ValueError("Schedule-Free AdamW has no d0-like setting; vary its lr (alpha) instead")
     params = list(params)
-    try:
-        module = importlib.import_module(package)
-    except ImportError as e:
-        raise MissingPackage(f"the optimizer {name!r} comes from the package {package!r}, which is not installed: "
-                          f"{INSTALL}") from e
+    module = optional(package, f"the optimizer {name!r}", INSTALL)
     kw = {"lr": default if alpha is None else alpha}
     if knob is not None:
         kw[keyword] = knob

@@ -111,7 +111,7 @@ def test_the_command_line_says_so_in_one_line(monkeypatch, tmp_path, capsys):
     assert main(["run", "--task", "mnist-mlp", "--opt", "prodigy", "--epochs", "1", "--train-limit", "256",
                  "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "error: the optimizer 'prodigy' comes from the package 'prodigyopt'" in err and "Traceback" not in err
+    assert "error: the optimizer 'prodigy' needs the package 'prodigyopt', which is not installed" in err and "Traceback" not in err
 
 
 # -- the notebook-06 study module -----------------------------------------------------------------------
