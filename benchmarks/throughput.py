@@ -4,6 +4,7 @@ trained as one batched model against the same K trained one after the other.
     python benchmarks/throughput.py                       # CPU: MNIST MLP K=20, ResNet-20 K=9, char-LSTM K=6
     python benchmarks/throughput.py --device cuda --mlp-k 60
     python benchmarks/throughput.py --quick               # a smoke run of every row
+    python benchmarks/throughput.py --compiled            # CPU: both arms with compiled=True
 
 Each configuration is Adam/SGD (the paper's MNIST setting; SGD/SGD with momentum for ResNet-20)
 with its own α0 and κ and its own initialisation, on its own random batch of the task's shape
@@ -60,13 +61,13 @@ def _loss(out, y, lstm):
     return torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
 
-def sequential_steps(task, K, device, lstm):
+def sequential_steps(task, K, device, lstm, compiled=False):
     """One step function per configuration (its own model and optimizer), run one after the other."""
     x, y = _data(task, K, device, lstm)
     steps = []
     for k, (model, alpha, kappa) in enumerate(_configs(task, K, device)):
         kw = {"mu": task["mu"]} if "mu" in task else {}
-        opt = optim.tower(task["spec"], model.parameters(), alpha=alpha, kappa=kappa, **kw)
+        opt = optim.tower(task["spec"], model.parameters(), alpha=alpha, kappa=kappa, compiled=compiled, **kw)
 
         def step(model=model, opt=opt, xk=x[k], yk=(x[k] if lstm else y[k])):
             opt.zero_grad()
@@ -80,14 +81,14 @@ def sequential_steps(task, K, device, lstm):
     return all_steps
 
 
-def batched_step(task, K, device, lstm):
+def batched_step(task, K, device, lstm, compiled=False):
     """One batched model and one optimizer with batch=K."""
     x, y = _data(task, K, device, lstm)
     cfgs = _configs(task, K, device)
     model = models.batched([m for m, _, _ in cfgs]).to(device)
     kw = {"mu": [task["mu"]] * K} if "mu" in task else {}
     opt = optim.tower(task["spec"], model.parameters(), alpha=[a for _, a, _ in cfgs],
-                      kappa=[[kk for _, _, kk in cfgs]], batch=K, **kw)
+                      kappa=[[kk for _, _, kk in cfgs]], batch=K, compiled=compiled, **kw)
 
     def step():
         opt.zero_grad()
@@ -110,17 +111,17 @@ def measure(fn, device, steps: int, warmup: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def run_task(name: str, K: int, device, steps: int, warmup: int, reps: int) -> dict:
+def run_task(name: str, K: int, device, steps: int, warmup: int, reps: int, compiled: bool = False) -> dict:
     task = TASKS[name]
     lstm = name == "char-lstm"
-    seq, seq2, bat = sequential_steps(task, K, device, lstm), sequential_steps(task, K, device, lstm), \
-        batched_step(task, K, device, lstm)
+    seq, seq2, bat = (sequential_steps(task, K, device, lstm, compiled), sequential_steps(task, K, device, lstm, compiled),
+                      batched_step(task, K, device, lstm, compiled))
     times = {"sequential": [], "sequential again": [], "batched": []}
     for _ in range(reps):  # interleaved: the machine's drift hits every arm alike
         times["sequential"].append(measure(seq, device, steps, warmup))
         times["batched"].append(measure(bat, device, steps, warmup))
         times["sequential again"].append(measure(seq2, device, steps, warmup))
-    row = {"task": name, "K": K, "device": str(device)}
+    row = {"task": name, "K": K, "device": str(device), "compiled": compiled}
     for arm, ts in times.items():
         row[arm] = {"s_per_step": statistics.median(ts), "config_steps_per_s": K / statistics.median(ts)}
     ratios = [s / b for s, b in zip(times["sequential"], times["batched"])]
@@ -149,6 +150,7 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: the per-core figure)")
     p.add_argument("--quick", action="store_true", help="K=2, 2 steps, 1 repetition: does every row run?")
+    p.add_argument("--compiled", action="store_true", help="both arms with compiled=True (CPU)")
     p.add_argument("--json", default=None, help="write the rows here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -165,7 +167,8 @@ def main(argv=None) -> int:
     for name in args.tasks.split(","):
         K = 2 if args.quick else ks[name]
         steps = 2 if args.quick else (args.steps or default_steps[name])
-        row = run_task(name, K, device, steps, warmup=1 if args.quick else 2, reps=1 if args.quick else args.reps)
+        row = run_task(name, K, device, steps, warmup=(1 if args.quick else 2) + args.compiled,
+                       reps=1 if args.quick else args.reps, compiled=args.compiled)
         rows.append(row)
         s, n = row["speedup"], row["noise_floor"]
         print(f"| {name} | {K} | {row['sequential']['config_steps_per_s']:.1f} | {row['batched']['config_steps_per_s']:.1f} "

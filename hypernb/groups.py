@@ -130,7 +130,8 @@ def build_optimizer(members: list[Member], params, batched: bool):
         else:
             alpha = per(values)
         hyper = FAMILIES[tower[level]](alpha=alpha, hyper=hyper, sign_safe=cfgs[0].sign_safe)
+    params = list(params)
     opt = FAMILIES[tower[0]](params, alpha=per([c.alpha for c in cfgs]), hyper=hyper, sign_safe=cfgs[0].sign_safe,
-                             batch=K if batched else None, **kw)
+                             batch=K if batched else None, compiled=cfgs[0].compiles_on(params), **kw)
     opt._engine.heights = [m.height for m in members]
     return opt

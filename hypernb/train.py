@@ -37,7 +37,7 @@ from .models import MLP, CharLSTM, ResNet20, batched
 from .optim import Recorder
 
 # fields that do not change what is computed: a rerun may change them and still resume
-NON_SEMANTIC = {"out_dir", "quiet", "data_root", "download", "device", "keep_checkpoint"}
+NON_SEMANTIC = {"out_dir", "quiet", "data_root", "download", "device", "keep_checkpoint", "compiled"}
 EXPLODE_FACTOR = 10.0  # a training loss above this × its first logged value counts as divergence
 CHANCE_MARGIN = 0.01  # test accuracy ≤ 1/classes + this after an epoch counts as a failure
 MAX_BATCH_CPU = 32  # default largest group on a CPU (a GPU takes every compatible run at once)

@@ -49,14 +49,19 @@ def ids(case):
     return "/".join(n for n, _ in case) + ("-mom" if case[0][1].get("mu") else "")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[ids(c) for c in CASES])
-def test_matches_paper_package(case):
+# compiled=True (the CPU step compiled by torch.compile) on a tower of each kind
+COMPILED = [c for c in CASES if ids(c) in ("adam/adam", "adam/sgd/adam/rmsprop", "rmsprop/adagrad/sgd/adam")]
+
+
+@pytest.mark.parametrize("compiled,case", [(False, c) for c in CASES] + [(True, c) for c in COMPILED],
+                         ids=[ids(c) for c in CASES] + [ids(c) + "-compiled" for c in COMPILED])
+def test_matches_paper_package(case, compiled):
     torch.set_default_dtype(torch.float64)  # gdtuo creates its hyperparameters with the default dtype
     try:
         data = batches(50)
         theirs = train_gdtuo(mlp(), build_gdtuo(case), data)
         model = mlp()
-        opt = hypernb_spec(case, model.parameters())
+        opt = hypernb_spec(case, model.parameters(), compiled=compiled)
         train_hypernb(model, opt, data)
     finally:
         torch.set_default_dtype(torch.float32)

@@ -183,6 +183,20 @@ def test_forced_divergence_is_recorded_not_raised(tmp_path):
     assert hypernb.Result.load(tmp_path).seeds[0].status == "diverged"
 
 
+def test_a_compiled_run_trains_like_the_eager_one(tmp_path):
+    """compiled=True on a CPU: the same training (float32, so equal up to the last bits of the step),
+    for a run alone and for two seeds batched; resuming such a record without it is allowed."""
+    require("mnist")
+    for batch in (1, None):
+        eager = run(dict(SMOKE, epochs=1), batch=batch)
+        compiled = run(dict(SMOKE, epochs=1, compiled=True, out_dir=str(tmp_path / f"c{batch}")), batch=batch)
+        for a, b in zip(eager.seeds, compiled.seeds):
+            assert b.status == "ok" and b.final["test_loss"] == pytest.approx(a.final["test_loss"], rel=1e-3)
+            assert b.final["final_alpha"] == pytest.approx(a.final["final_alpha"], rel=1e-3)
+            assert abs(b.final["final_alpha"] - 1e-3) > 1e-4  # α was learned, so hypergradients were compared
+        assert run(dict(SMOKE, epochs=1, out_dir=str(tmp_path / f"c{batch}")), batch=batch).seeds[0].status == "ok"
+
+
 def test_several_seeds_give_mean_and_std():
     require("mnist")
     result = run(dict(SMOKE, epochs=1))
@@ -201,6 +215,8 @@ def test_several_seeds_give_mean_and_std():
     ({"kappa": "paperr"}, r"kappa rule must be one of"),
     ({"seeds": []}, r"seeds must be a non-empty list"),
     ({"lr": 0.1}, r"unknown config key\(s\) \['lr'\]"),
+    ({"compiled": "yes"}, r"compiled must be one of \[True, False\]"),
+    ({"optimizer": "prodigy", "compiled": True}, r"compiled=True compiles a hypernb tower's step"),
 ])
 def test_bad_config_is_a_clear_error(values, match):
     with pytest.raises(ValueError, match=match):

@@ -91,12 +91,15 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params, rule: Rule, values: dict, hyper: "HyperOptimizer | None" = None,
                  *, batch: int | None = None, check_every: int | None = None, capturable: bool | None = None,
-                 cuda_graph: bool | None = None):
+                 cuda_graph: bool | None = None, compiled: bool = False):
         family = type(self).__name__
         if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
             raise ValueError(f"batch must be a positive int (the number of configurations), got {batch!r}")
         self._rule, self._values, self._batch = rule, dict(values), batch
-        self._options = {"check_every": check_every, "capturable": capturable, "cuda_graph": cuda_graph}
+        if not isinstance(compiled, bool):
+            raise ValueError(f"compiled must be True or False, got {compiled!r}")
+        self._options = {"check_every": check_every, "capturable": capturable, "cuda_graph": cuda_graph,
+                         "compiled": compiled}
         # an unbound hyperoptimizer learns its batch from the tower it joins (checked again there)
         self._check_values(self._values, family, batch if params is not None else "any")
         if hyper is not None:
@@ -207,7 +210,8 @@ class HyperOptimizer(torch.optim.Optimizer):
             node._owner = self
             node._batch = self._batch
             node._check_values(node._values, type(node).__name__, self._batch)
-        self._engine = Engine(groups, chain, self._batch, self._options["capturable"], self._options["cuda_graph"])
+        self._engine = Engine(groups, chain, self._batch, self._options["capturable"], self._options["cuda_graph"],
+                              self._options.get("compiled", False))
         for k, opt in enumerate(chain):
             opt._level_name = f"level {k}"
 

@@ -11,7 +11,9 @@ host, and on CUDA the whole tower step is captured once in a CUDA graph and repl
 instead of ~100 small kernels). On a CPU with one configuration (*host mode*) the few numbers of
 the step (every level's hyperparameters, the levels above the first entirely) are NumPy float64
 numbers instead of small tensors: 0.1 µs per op instead of 2–5 µs, rounded exactly as the tensor
-step rounds (tested bit for bit in float64).
+step rounds (tested bit for bit in float64). With ``compiled=True`` (CPU) the step is traced once
+into a graph of tensor ops and compiled by ``torch.compile``, which fuses its full-size passes
+into a few loops and drops the Python of the Duals: about 4× faster than the eager step.
 
 One step, for a tower of levels 0..n (level 0 trains the model, level k learns level k−1):
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.fx.experimental.proxy_tensor import make_fx
 
 from .dual import Dual, scaled
 from .errors import NonFiniteError
@@ -301,10 +304,11 @@ class Engine:
     ``capturable``: write every result back into the same buffers (static addresses, as a CUDA
     graph needs); otherwise new state and tangents replace the old tensors.
     ``cuda_graph``: after two warm-up steps, capture this engine's own step once and replay it.
+    ``compiled`` (CPU): from the second step on, run the step compiled by ``torch.compile``.
     """
 
     def __init__(self, groups: list[tuple[list, dict, str]], chain: list, batch: int | None,
-                 capturable: bool | None = None, cuda_graph: bool | None = None):
+                 capturable: bool | None = None, cuda_graph: bool | None = None, compiled: bool = False):
         params = [p for ps, _, _ in groups for p, _ in ps]
         first = params[0]
         for p in params:
@@ -324,7 +328,16 @@ class Engine:
         self.params, self.device, self.dtype = params, first.device, first.dtype
         # state, tangents and hypergradients in at least float32, also for bf16/fp16 parameters
         self.hdtype = torch.promote_types(first.dtype, torch.float32)
+        if compiled and first.device.type != "cpu":
+            raise ValueError("compiled=True compiles the step for a CPU; on CUDA the step is already captured "
+                             "in one CUDA graph (cuda_graph=True, the default there): drop compiled=True")
+        if compiled and capturable is False:
+            raise ValueError("compiled=True needs the capturable layout (every buffer at a fixed address); "
+                             "leave capturable unset")
+        self.compiled = bool(compiled)
+        self._compiled_steps: dict = {}
         self.capturable = first.device.type == "cuda" if capturable is None else bool(capturable)
+        self.capturable = self.capturable or self.compiled
         if cuda_graph and (first.device.type != "cuda" or not self.capturable):
             raise ValueError("cuda_graph=True needs CUDA parameters and capturable=True")
         self.cuda_graph = (first.device.type == "cuda" and self.capturable) if cuda_graph is None else cuda_graph
@@ -432,7 +445,66 @@ class Engine:
                 self._graph = graph
                 graph.replay()
                 return
+        if self.compiled and all(lvl.J is not None for lvl in self.levels if lvl.learned):
+            self._run_compiled(key, g, present)
+            return
         self._step(g, self._keep(present))
+
+    # -- the compiled step (CPU) ---------------------------------------------------------------------
+    def _buffers(self) -> list[torch.Tensor]:
+        """Every tensor the step reads or writes, in a fixed order (the compiled step's arguments)."""
+        out = [self.flat, self.t, self.first_bad]
+        for lvl in self.levels:
+            out += [lvl.raw, lvl.G, *lvl.fixed.values(), *(v for st in lvl.state for v in st.values())]
+            if lvl.J is not None:
+                out += [b for bases in lvl.J for b in bases] + list(lvl.Jc)
+        return out
+
+    def _bind(self, buffers) -> None:
+        """Put ``buffers`` where :meth:`_buffers` found its tensors."""
+        it = iter(buffers)
+        self.flat, self.t, self.first_bad = next(it), next(it), next(it)
+        for lvl in self.levels:
+            lvl.raw, lvl.G = next(it), next(it)
+            lvl.fixed = {name: next(it) for name in lvl.fixed}
+            lvl.state = [{name: next(it) for name in st} for st in lvl.state]
+            if lvl.J is not None:
+                lvl.J = [[next(it) for _ in bases] for bases in lvl.J]
+                lvl.Jc = [next(it) for _ in lvl.Jc]
+
+    def _run_compiled(self, key, g: torch.Tensor, present: tuple) -> None:
+        """The step as one compiled function of (gradient, buffers), made once per structure ``key``.
+
+        Why trace first: ``torch.compile`` cannot follow the Duals' operator overloading, but
+        ``make_fx`` runs the step's Python as it is (Duals, rules, the lazy tangents) on copies of
+        the buffers and records only the tensor ops, in place writes included; the recorded graph
+        then compiles cleanly. The graph depends on the structure only (which parameters have a
+        gradient, which segments decay), never on the values, which stay arguments."""
+        buffers = self._buffers()
+        step = self._compiled_steps.get(key)
+        if step is None:
+            keep = self._keep(present)
+
+            def plain_step(g, *buffers):
+                originals = self._buffers()
+                self._bind(buffers)
+                try:
+                    self._step(g, keep)
+                finally:
+                    self._bind(originals)
+
+            graph = make_fx(plain_step)(g.clone(), *(b.clone() for b in buffers))
+            step = torch.compile(graph, dynamic=False)
+            try:
+                step(g, *buffers)  # the first call compiles (seconds; cached on disk for later runs)
+            except Exception as err:
+                raise RuntimeError(
+                    f"compiled=True: torch.compile could not compile the optimizer step ({type(err).__name__}: "
+                    f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}). On a CPU it needs a working "
+                    "C++ compiler (e.g. install g++); or build the optimizer without compiled=True") from err
+            self._compiled_steps[key] = step
+            return
+        step(g, *buffers)
 
     def _step(self, g: torch.Tensor, keep) -> None:
         levels, n, host = self.levels, len(self.levels) - 1, self.host

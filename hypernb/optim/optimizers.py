@@ -9,7 +9,8 @@ COMP6258 report saw α cross zero); ``batch=K`` trains K configurations at once 
 leading dimension K; any hyperparameter may be a list of K values); ``check_every=k`` checks for
 NaN/inf every k steps; ``capturable`` (default: on CUDA) keeps every buffer at a fixed address, as
 a CUDA graph needs; ``cuda_graph`` (default: on CUDA) captures the optimizer's own step after two
-warm-up steps and replays it, one launch instead of ~100 small kernels.
+warm-up steps and replays it, one launch instead of ~100 small kernels; ``compiled=True`` (CPU)
+compiles the step with ``torch.compile`` at the second step (seconds once, then about 4× faster).
 """
 from __future__ import annotations
 
@@ -31,12 +32,12 @@ def _pick(family: str, alpha, lr, default: float):
 
 def _no_torch_extras(family: str, extras: dict) -> None:
     """torch.optim options hypernb does not have: a clear error instead of a silent difference."""
-    allowed = {"batch", "check_every", "capturable", "cuda_graph"}
+    allowed = {"batch", "check_every", "capturable", "cuda_graph", "compiled"}
     unknown = sorted(set(extras) - allowed)
     if unknown:
         raise ValueError(f"{family}: unsupported option(s) {unknown}; hypernb optimizers take the step size "
                          "(alpha or lr), their hyperparameters, weight_decay, hyper=, sign_safe, batch, "
-                         "check_every, capturable and cuda_graph")
+                         "check_every, capturable, cuda_graph and compiled")
 
 
 class SGD(HyperOptimizer):

@@ -99,7 +99,8 @@ def _check_kappa(k) -> None:
 
 def tower(spec: str, params, alpha=None, kappa=1e-5, *, hyper_options: list[dict] | None = None,
           sign_safe: bool = False, batch: int | None = None, check_every: int | None = None,
-          capturable: bool | None = None, cuda_graph: bool | None = None, lr=None, **level0):
+          capturable: bool | None = None, cuda_graph: bool | None = None, compiled: bool = False,
+          lr=None, **level0):
     """Build a tower: level 0 gets ``params``, ``alpha`` (or ``lr``) and ``level0`` keyword
     arguments (``mu``, ``beta1``, ``weight_decay``…); level ℓ ≥ 1 gets α = κ_ℓ from ``kappa`` and
     ``hyper_options[ℓ-1]``. With ``batch=K`` any value may be a list of K values.
@@ -128,4 +129,4 @@ def tower(spec: str, params, alpha=None, kappa=1e-5, *, hyper_options: list[dict
         cls = FAMILIES[names[level]]
         hyper = cls(alpha=kappas[level - 1], hyper=hyper, sign_safe=sign_safe, **hyper_options[level - 1])
     return base_cls(params, alpha=alpha, hyper=hyper, sign_safe=sign_safe, batch=batch, check_every=check_every,
-                    capturable=capturable, cuda_graph=cuda_graph, **level0)
+                    capturable=capturable, cuda_graph=cuda_graph, compiled=compiled, **level0)

@@ -1,0 +1,131 @@
+"""compiled=True: the CPU step traced once and compiled by torch.compile is the same step as the
+eager one (float64: equal to 1e-10 relative to the largest value, the batch equivalence criterion;
+fusion reorders sums and contracts a·b + c, so not bit for bit), resumes
+bit for bit from a checkpoint, recompiles when the step's structure changes, flags divergence like
+the eager step, and refuses what it cannot do with a clear message.
+
+The paper's package as oracle for the compiled step: tests/test_oracle_gdtuo.py."""
+import io
+
+import pytest
+import torch
+
+from hypernb import models, optim
+from oracles import batches, mlp
+
+
+def train(spec, compiled, data, model=None, **options):
+    model = mlp() if model is None else model
+    kw = {"mu": 0.5} if spec.startswith("sgd/") else {}
+    opt = optim.tower(spec, model.parameters(), kappa=1e-3, compiled=compiled, **kw, **options)
+    for x, y in data:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model, opt
+
+
+def flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def close(x, y, what, rel=1e-10):
+    gap = (x - y).abs().max().item() / max(y.abs().max().item(), 1e-300)
+    assert gap <= rel, f"{what}: differs by {gap:.2e} of its largest value (allowed {rel:.0e})"
+
+
+def assert_same_run(a, b):
+    (model_a, opt_a), (model_b, opt_b) = a, b
+    close(flat(model_a), flat(model_b), "weights")
+    for (name, x), y in zip(opt_a.hyperparameters().items(), opt_b.hyperparameters().values()):
+        close(x, y, name)
+
+
+@pytest.mark.parametrize("spec", ["adam/sgd", "rmsprop/adagrad/sgd"])
+def test_compiled_step_equals_the_eager_step(spec):
+    data = batches(20)
+    eager, compiled = train(spec, False, data), train(spec, True, data)
+    assert len(compiled[1]._engine._compiled_steps) == 1  # steps 2..20 ran compiled, from one graph
+    assert_same_run(eager, compiled)
+    # the hyperparameters moved, so the hypergradients were compared too
+    assert abs(compiled[1].hyperparameters()["alpha"].item() - 1e-3) > 1e-6
+
+
+def test_compiled_state_dict_round_trip_resumes_exactly():
+    data = batches(12)
+    model_a, opt_a = train("adam/sgd", True, data)
+    model_b, opt_b = train("adam/sgd", True, data[:5])
+    buf = io.BytesIO()
+    torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf)
+    model_c, opt_c = train("adam/sgd", True, [], model=mlp(seed=9))
+    model_c.load_state_dict(saved["model"])
+    opt_c.load_state_dict(saved["opt"])
+    for x, y in data[5:]:
+        opt_c.zero_grad()
+        torch.nn.functional.cross_entropy(model_c(x), y).backward()
+        opt_c.step()
+    assert torch.equal(flat(model_a), flat(model_c))
+    for (k, a), c in zip(opt_a.hyperparameters().items(), opt_c.hyperparameters().values()):
+        assert torch.equal(a, c), k
+
+
+def test_a_change_of_structure_compiles_a_second_graph_and_stays_equal():
+    """A parameter without a gradient and weight decay switched on mid-run change which ops the
+    step runs: the compiled step must follow, not replay the old graph."""
+    data = batches(12)
+    runs = []
+    for compiled in (False, True):
+        model = mlp()
+        opt = optim.tower("adam/sgd", model.parameters(), kappa=1e-3, compiled=compiled)
+        for i, (x, y) in enumerate(data):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            if 4 <= i < 7:
+                model[3].bias.grad = None  # no gradient: this parameter and its state must stay as they are
+            if i == 8:
+                opt.param_groups[0]["weight_decay"] = 0.01
+            opt.step()
+        runs.append((model, opt))
+    assert len(runs[1][1]._engine._compiled_steps) == 3
+    assert_same_run(*runs)
+
+
+def test_compiled_batch_equals_the_eager_batch():
+    K = 3
+    streams = [batches(10, seed=1 + k) for k in range(K)]
+    out = []
+    for compiled in (False, True):
+        together = models.batched([mlp(seed=k) for k in range(K)])
+        opt = optim.tower("adam/sgd", together.parameters(), alpha=[1e-3, 2e-3, 5e-4], kappa=[[1e-3, 0.0, 1e-2]],
+                          batch=K, compiled=compiled)
+        for step in range(10):
+            opt.zero_grad()
+            logits = together(torch.stack([s[step][0] for s in streams]))
+            sum(torch.nn.functional.cross_entropy(logits[k], streams[k][step][1]) for k in range(K)).backward()
+            opt.step()
+        out.append((together, opt))
+    assert_same_run(*out)
+
+
+def test_divergence_is_flagged_at_the_same_step_when_compiled():
+    w = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=1e308), compiled=True)  # α overflows
+    for _ in range(6):
+        opt.zero_grad()
+        (w ** 4).sum().backward()
+        opt.step()
+    with pytest.raises(optim.NonFiniteError) as err:
+        opt.check_finite()
+    assert err.value.level == 0 and err.value.name == "alpha" and err.value.step == 2
+
+
+def test_compiled_refuses_what_it_cannot_do():
+    w = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match="compiled must be True or False"):
+        optim.Adam([w], compiled="yes")
+    with pytest.raises(ValueError, match="leave capturable unset"):
+        optim.Adam([w], compiled=True, capturable=False)
+    with pytest.raises(ValueError, match="compiles the step for a CPU"):
+        optim.Adam([torch.nn.Parameter(torch.ones(3, device="meta"))], compiled=True)
