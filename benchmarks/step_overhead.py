@@ -32,6 +32,9 @@ def compiled_torch_step(cls, **kw):
     """torch.optim's own recipe for a faster step: ``torch.compile(opt.step)``."""
     def build(model):
         opt = cls(model.parameters(), **kw)
+        # a fresh optimizer's step is the same code object as the last one's: without a reset, dynamo
+        # stops compiling it after 8 optimizers (its recompile limit) and the row would time eager steps
+        torch.compiler.reset()
         step_fn = torch.compile(opt.step)
 
         def step(x, y):
@@ -165,7 +168,7 @@ def run(args):
                 "held_mb": mem[name][0] if name in mem else None,
                 "peak_mb": mem[name][1] if name in mem else None,
             }
-        results["models"][model_name] = {"rows": rows, "per_level": per_level(rows), "steps": steps}
+        results["models"][model_name] = {"rows": rows, "per_level": per_level(times), "steps": steps}
         for ours in ("hypernb Adam/SGD", "hypernb Adam/SGD (compiled=True)"):  # per repetition: it gets an interval
             if "gdtuo Adam/SGD" in times and ours in times:
                 results["models"][model_name].setdefault("vs_gdtuo", {})[ours] = [
@@ -174,17 +177,28 @@ def run(args):
     return results
 
 
-def per_level(rows):
-    """Slope of step time over tower height (least squares), as % of the height-1 step."""
+def _slope(pts):
+    """Least-squares slope of (height, ms) points."""
+    mh = sum(h for h, _ in pts) / len(pts)
+    mt = sum(t for _, t in pts) / len(pts)
+    return sum((h - mh) * (t - mt) for h, t in pts) / sum((h - mh) ** 2 for h, _ in pts)
+
+
+def per_level(times):
+    """Cost of one more tower level: the least-squares slope of step time over height within each
+    repetition, as % of that repetition's height-1 step; the median over repetitions and its 95 %
+    interval."""
     out = {}
     for lib in ("hypernb", "gdtuo"):
-        pts = [(h, rows[f"{lib} SGD tower h={h}"]["ms"]) for h in HEIGHTS if f"{lib} SGD tower h={h}" in rows]
-        if len(pts) < 2:
+        names = [(h, f"{lib} SGD tower h={h}") for h in HEIGHTS if f"{lib} SGD tower h={h}" in times]
+        if len(names) < 2:
             continue
-        mh = sum(h for h, _ in pts) / len(pts)
-        mt = sum(t for _, t in pts) / len(pts)
-        slope = sum((h - mh) * (t - mt) for h, t in pts) / sum((h - mh) ** 2 for h, _ in pts)
-        out[lib] = {"ms_per_level": slope, "percent_of_step": 100 * slope / pts[0][1]}
+        reps = len(times[names[0][1]])
+        slopes = [_slope([(h, times[n][i]) for h, n in names]) for i in range(reps)]
+        percents = [100 * s / times[names[0][1]][i] for i, s in enumerate(slopes)]
+        med, lo, hi = median_ci(percents)
+        out[lib] = {"ms_per_level": statistics.median(slopes), "percent_of_step": med,
+                    "percent_ci95": None if lo is None else [lo, hi], "percent_all": percents}
     return out
 
 
@@ -231,8 +245,10 @@ def markdown(results) -> str:
             lines += ["", f"{ours} is {how} than gdtuo Adam/SGD (median over repetitions of the ratio "
                           f"of their step times{ci})."]
         for lib, pl in res["per_level"].items():
+            ci = pl.get("percent_ci95")
             lines.append(f"{lib}: each extra SGD level adds {pl['ms_per_level'] * 1e3:.1f} µs "
-                         f"= {pl['percent_of_step']:.2f} % of the height-1 step.")
+                         f"= {pl['percent_of_step']:.2f} %" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+                         + " of the height-1 step (median over repetitions of the slope over heights).")
         lines.append("")
     return "\n".join(lines)
 

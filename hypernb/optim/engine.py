@@ -201,7 +201,9 @@ class Level:
                             base = base.to(like.dtype)
                         if mask is not None:
                             base = torch.where(mask, base, 0.0)
-                    bases.append(base if not self.small else np.array(np.broadcast_to(base, like.shape)))
+                    elif np.shape(base) != like.shape or base is w:  # a number, or the values changed in place
+                        base = np.array(np.broadcast_to(base, like.shape))
+                    bases.append(base)
                 entries.append((j, where[key]))
                 coefs.append(coef)
         if self.host:
