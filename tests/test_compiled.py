@@ -92,6 +92,27 @@ def test_a_change_of_structure_compiles_a_second_graph_and_stays_equal():
     assert_same_run(*runs)
 
 
+def test_a_scheduler_drives_the_compiled_step():
+    """A torch.optim scheduler writes the multiplier of the learned α into a buffer the compiled step
+    reads: no recompilation, the same schedule as the eager step."""
+    data = batches(12)
+    runs = []
+    for compiled in (False, True):
+        model = mlp()
+        opt = optim.tower("adam/sgd", model.parameters(), kappa=1e-3, compiled=compiled)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            sched.step()
+        runs.append((model, opt))
+    assert len(runs[1][1]._engine._compiled_steps) == 1
+    assert_same_run(*runs)
+    lone = train("adam/sgd", True, data)  # the schedule made a difference
+    assert (flat(lone[0]) - flat(runs[1][0])).abs().max() > 1e-6
+
+
 def test_compiled_batch_equals_the_eager_batch():
     K = 3
     streams = [batches(10, seed=1 + k) for k in range(K)]
