@@ -35,3 +35,14 @@ def require(dataset: str):
     }[dataset]()
     if not present:
         pytest.skip(f"{dataset} is not under the data root {root}; set HYPERNB_DATA to a folder that holds it")
+
+
+def require_cxx():
+    """Skip (with the reason) when there is no C++ compiler, which torch.compile's CPU backend needs
+    for compiled=True (.ci/run installs g++)."""
+    import os
+    import shutil
+
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        pytest.skip(f"compiled=True needs a C++ compiler and {compiler!r} is not on PATH (apt-get install g++)")

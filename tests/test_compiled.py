@@ -10,8 +10,17 @@ import io
 import pytest
 import torch
 
+from conftest import require_cxx
 from hypernb import models, optim
 from oracles import batches, mlp
+
+
+@pytest.fixture
+def cxx():
+    require_cxx()
+
+
+needs_cxx = pytest.mark.usefixtures("cxx")  # every test that compiles a step
 
 
 def train(spec, compiled, data, model=None, **options):
@@ -41,6 +50,7 @@ def assert_same_run(a, b):
         close(x, y, name)
 
 
+@needs_cxx
 @pytest.mark.parametrize("spec", ["adam/sgd", "rmsprop/adagrad/sgd"])
 def test_compiled_step_equals_the_eager_step(spec):
     data = batches(20)
@@ -51,6 +61,7 @@ def test_compiled_step_equals_the_eager_step(spec):
     assert abs(compiled[1].hyperparameters()["alpha"].item() - 1e-3) > 1e-6
 
 
+@needs_cxx
 def test_compiled_state_dict_round_trip_resumes_exactly():
     data = batches(12)
     model_a, opt_a = train("adam/sgd", True, data)
@@ -71,6 +82,7 @@ def test_compiled_state_dict_round_trip_resumes_exactly():
         assert torch.equal(a, c), k
 
 
+@needs_cxx
 def test_a_change_of_structure_compiles_a_second_graph_and_stays_equal():
     """A parameter without a gradient and weight decay switched on mid-run change which ops the
     step runs: the compiled step must follow, not replay the old graph."""
@@ -92,6 +104,7 @@ def test_a_change_of_structure_compiles_a_second_graph_and_stays_equal():
     assert_same_run(*runs)
 
 
+@needs_cxx
 def test_a_scheduler_drives_the_compiled_step():
     """A torch.optim scheduler writes the multiplier of the learned α into a buffer the compiled step
     reads: no recompilation, the same schedule as the eager step."""
@@ -113,6 +126,7 @@ def test_a_scheduler_drives_the_compiled_step():
     assert (flat(lone[0]) - flat(runs[1][0])).abs().max() > 1e-6
 
 
+@needs_cxx
 def test_compiled_batch_equals_the_eager_batch():
     K = 3
     streams = [batches(10, seed=1 + k) for k in range(K)]
@@ -130,6 +144,7 @@ def test_compiled_batch_equals_the_eager_batch():
     assert_same_run(*out)
 
 
+@needs_cxx
 def test_divergence_is_flagged_at_the_same_step_when_compiled():
     w = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
     opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=1e308), compiled=True)  # α overflows

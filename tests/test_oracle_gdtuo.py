@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+from conftest import require_cxx
 from oracles import batches, build_gdtuo, gdtuo_effective, hypernb_spec, mlp, train_gdtuo, train_hypernb
 
 if os.environ.get("HYPERNB_REQUIRE_ORACLES") == "1":  # `make test`: a missing oracle is a failure
@@ -56,6 +57,8 @@ COMPILED = [c for c in CASES if ids(c) in ("adam/adam", "adam/sgd/adam/rmsprop",
 @pytest.mark.parametrize("compiled,case", [(False, c) for c in CASES] + [(True, c) for c in COMPILED],
                          ids=[ids(c) for c in CASES] + [ids(c) + "-compiled" for c in COMPILED])
 def test_matches_paper_package(case, compiled):
+    if compiled:
+        require_cxx()
     torch.set_default_dtype(torch.float64)  # gdtuo creates its hyperparameters with the default dtype
     try:
         data = batches(50)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import hypernb
-from conftest import require
+from conftest import require, require_cxx
 from hypernb import RunConfig, run
 from hypernb.cli import main
 
@@ -187,6 +187,7 @@ def test_a_compiled_run_trains_like_the_eager_one(tmp_path):
     """compiled=True on a CPU: the same training (float32, so equal up to the last bits of the step),
     for a run alone and for two seeds batched; resuming such a record without it is allowed."""
     require("mnist")
+    require_cxx()
     for batch in (1, None):
         eager = run(dict(SMOKE, epochs=1), batch=batch)
         compiled = run(dict(SMOKE, epochs=1, compiled=True, out_dir=str(tmp_path / f"c{batch}")), batch=batch)
