@@ -1,9 +1,15 @@
-"""The statistics behind the benchmark tables (the timings themselves are benchmarks, not tests)."""
+"""The statistics behind the benchmark tables, and a smoke run of the scripts (the timings themselves
+are benchmarks, not tests)."""
+import json
 import math
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 
+from conftest import require_cxx
 from hypernb.bench import median_ci
 
 
@@ -31,3 +37,32 @@ def test_median_interval_covers_a_skewed_distributions_median_at_least_95_percen
 def test_median_interval_refuses_no_values():
     with pytest.raises(ValueError, match="at least one value"):
         median_ci([])
+
+
+def test_the_benchmark_scripts_run_and_write_their_records(tmp_path):
+    """A smoke run of both benchmark scripts (--quick), so that a lent GPU's minutes are not spent on a
+    broken script: every kind of row, the comparison with gdtuo, the cost per level and the records."""
+    require_cxx()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows = "hypernb Adam/SGD,hypernb Adam/SGD (compiled=True),hypernb SGD tower h=1,hypernb SGD tower h=2"
+    try:
+        import gradient_descent_the_ultimate_optimizer  # noqa: F401
+        rows += ",gdtuo Adam/SGD,gdtuo SGD tower h=1,gdtuo SGD tower h=2"
+        gdtuo = True
+    except ImportError:
+        gdtuo = False
+    env = {**os.environ, "PYTHONPATH": root}
+    subprocess.run([sys.executable, "benchmarks/step_overhead.py", "--quick", "--models", "mlp", "--only", rows,
+                    "--json", str(tmp_path / "step.json")], cwd=root, env=env, check=True, capture_output=True)
+    step = json.loads((tmp_path / "step.json").read_text())
+    mlp = step["models"]["mlp"]
+    assert set(rows.split(",")) < set(mlp["rows"]) and mlp["rows"]["hypernb Adam/SGD (compiled=True)"]["ms"] > 0
+    assert step["machine"]["commit"] and step["machine"]["cpu"]
+    assert "hypernb" in mlp["per_level"] and len(mlp["per_level"]["hypernb"]["percent_all"]) == 2
+    if gdtuo:
+        assert set(mlp["vs_gdtuo"]) == {"hypernb Adam/SGD", "hypernb Adam/SGD (compiled=True)"}
+    subprocess.run([sys.executable, "benchmarks/throughput.py", "--quick", "--tasks", "mnist-mlp", "--compiled",
+                    "--json", str(tmp_path / "throughput.json")], cwd=root, env=env, check=True, capture_output=True)
+    tp = json.loads((tmp_path / "throughput.json").read_text())
+    row, = tp["rows"]
+    assert row["task"] == "mnist-mlp" and row["compiled"] and row["batched"]["config_steps_per_s"] > 0
