@@ -240,26 +240,6 @@ class RunConfig:
             raise ValueError(f"kappa must be a number >= 0, a list, or a rule name, got {k!r}")
         return self
 
-    def build_optimizer(self, params):
-        """The tower this config describes, over ``params``."""
-        from . import optim
-
-        c = self.resolved()
-        names = c.tower_names()
-        extra = {}
-        if names[0] == "sgd":
-            extra["mu"] = c.mu
-        if names[0] in ADAMS:
-            extra.update(beta1=c.beta1, beta2=c.beta2)
-        if names[0] in ("rmsprop", "rmspropalpha"):
-            extra["gamma"] = c.gamma
-        if c.weight_decay:
-            extra["weight_decay"] = c.weight_decay
-        kappa = list(c.kappa) if isinstance(c.kappa, tuple) else c.kappa
-        params = list(params)
-        return optim.tower("/".join(names), params, alpha=c.alpha, kappa=kappa, sign_safe=c.sign_safe,
-                           compiled=c.compiles_on(params), **extra)
-
     def compiles_on(self, params: list) -> bool:
         """Whether the optimizer over ``params`` compiles its step: asked for, and on a CPU (on CUDA
         the step is captured in a CUDA graph instead)."""
