@@ -62,6 +62,23 @@ def test_compiled_step_equals_the_eager_step(spec):
 
 
 @needs_cxx
+def test_parameter_groups_compile_each_with_its_own_values():
+    runs = []
+    for compiled in (False, True):
+        model = mlp()
+        groups = [{"params": [model[1].weight, model[3].weight], "lr": 1e-3, "weight_decay": 0.01},
+                  {"params": [model[1].bias, model[3].bias], "lr": 2e-3}]
+        opt = optim.Adam(groups, hyper=optim.SGD(lr=1e-3), compiled=compiled)
+        for x, y in batches(12):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        runs.append((model, opt))
+    assert_same_run(*runs)
+    assert "alpha.group1" in runs[1][1].hyperparameters()
+
+
+@needs_cxx
 def test_compiled_state_dict_round_trip_resumes_exactly():
     data = batches(12)
     model_a, opt_a = train("adam/sgd", True, data)
