@@ -1,18 +1,18 @@
 """compiled=True: the CPU step traced once and compiled by torch.compile is the same step as the
 eager one (float64: equal to 1e-10 relative to the largest value, the batch equivalence criterion;
-fusion reorders sums and contracts a·b + c, so not bit for bit), resumes
-bit for bit from a checkpoint, recompiles when the step's structure changes, flags divergence like
-the eager step, and refuses what it cannot do with a clear message.
+fusion reorders sums and contracts a·b + c, so not bit for bit), recompiles when the step's
+structure changes, follows schedulers and parameter groups, and refuses what it cannot do with a
+clear message.
 
-The paper's package as oracle for the compiled step: tests/test_oracle_gdtuo.py."""
-import io
+Elsewhere, as one more mode of the shared tests: the paper's package as oracle
+(tests/test_oracle_gdtuo.py), bit-exact resume and divergence flags (tests/test_optim_api.py)."""
 
 import pytest
 import torch
 
 from conftest import require_cxx
 from hypernb import models, optim
-from oracles import batches, mlp
+from oracles import batches, mlp, train_hypernb
 
 
 @pytest.fixture
@@ -27,11 +27,7 @@ def train(spec, compiled, data, model=None, **options):
     model = mlp() if model is None else model
     kw = {"mu": 0.5} if spec.startswith("sgd/") else {}
     opt = optim.tower(spec, model.parameters(), kappa=1e-3, compiled=compiled, **kw, **options)
-    for x, y in data:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    return model, opt
+    return train_hypernb(model, opt, data)
 
 
 def flat(model):
@@ -69,34 +65,9 @@ def test_parameter_groups_compile_each_with_its_own_values():
         groups = [{"params": [model[1].weight, model[3].weight], "lr": 1e-3, "weight_decay": 0.01},
                   {"params": [model[1].bias, model[3].bias], "lr": 2e-3}]
         opt = optim.Adam(groups, hyper=optim.SGD(lr=1e-3), compiled=compiled)
-        for x, y in batches(12):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        runs.append((model, opt))
+        runs.append(train_hypernb(model, opt, batches(12)))
     assert_same_run(*runs)
     assert "alpha.group1" in runs[1][1].hyperparameters()
-
-
-@needs_cxx
-def test_compiled_state_dict_round_trip_resumes_exactly():
-    data = batches(12)
-    model_a, opt_a = train("adam/sgd", True, data)
-    model_b, opt_b = train("adam/sgd", True, data[:5])
-    buf = io.BytesIO()
-    torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf)
-    model_c, opt_c = train("adam/sgd", True, [], model=mlp(seed=9))
-    model_c.load_state_dict(saved["model"])
-    opt_c.load_state_dict(saved["opt"])
-    for x, y in data[5:]:
-        opt_c.zero_grad()
-        torch.nn.functional.cross_entropy(model_c(x), y).backward()
-        opt_c.step()
-    assert torch.equal(flat(model_a), flat(model_c))
-    for (k, a), c in zip(opt_a.hyperparameters().items(), opt_c.hyperparameters().values()):
-        assert torch.equal(a, c), k
 
 
 @needs_cxx
@@ -159,19 +130,6 @@ def test_compiled_batch_equals_the_eager_batch():
             opt.step()
         out.append((together, opt))
     assert_same_run(*out)
-
-
-@needs_cxx
-def test_divergence_is_flagged_at_the_same_step_when_compiled():
-    w = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
-    opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=1e308), compiled=True)  # α overflows
-    for _ in range(6):
-        opt.zero_grad()
-        (w ** 4).sum().backward()
-        opt.step()
-    with pytest.raises(optim.NonFiniteError) as err:
-        opt.check_finite()
-    assert err.value.level == 0 and err.value.name == "alpha" and err.value.step == 2
 
 
 def test_compiled_refuses_what_it_cannot_do():

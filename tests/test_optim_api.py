@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hypernb import optim
+from conftest import require_cxx
 from oracles import batches, mlp
 
 
@@ -211,24 +212,30 @@ def test_sign_safe_alpha_stays_positive_where_plain_alpha_goes_negative():
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("spec", ["adam/sgd", "sgd/adam/rmsprop", "rmsprop/adagrad", "sgdperparam/sgd"])
-def test_state_dict_round_trip_resumes_exactly(spec):
+@pytest.mark.parametrize("spec, compiled", [("adam/sgd", False), ("sgd/adam/rmsprop", False), ("rmsprop/adagrad", False),
+                                            ("sgdperparam/sgd", False), ("adam/sgd", True)])
+def test_state_dict_round_trip_resumes_exactly(spec, compiled):
+    if compiled:  # the step compiled by torch.compile resumes bit for bit too
+        require_cxx()
+
+    def build(model):
+        if spec.startswith("sgd/"):
+            return optim.tower(spec, model.parameters(), alpha=0.01, kappa=1e-4, mu=0.5, compiled=compiled)
+        return optim.tower(spec, model.parameters(), kappa=1e-4, compiled=compiled)
+
     data = batches(12)
     model_a = mlp()
-    opt_a = optim.tower(spec, model_a.parameters(), alpha=0.01 if spec[:3] != "ada" else 1e-3, kappa=1e-4, mu=0.5) \
-        if spec.startswith("sgd/") else optim.tower(spec, model_a.parameters(), kappa=1e-4)
+    opt_a = build(model_a)
     step_n(model_a, opt_a, data)
     model_b = mlp()
-    opt_b = optim.tower(spec, model_b.parameters(), alpha=0.01 if spec[:3] != "ada" else 1e-3, kappa=1e-4, mu=0.5) \
-        if spec.startswith("sgd/") else optim.tower(spec, model_b.parameters(), kappa=1e-4)
+    opt_b = build(model_b)
     step_n(model_b, opt_b, data[:5])
     buf = io.BytesIO()
     torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict()}, buf)
     buf.seek(0)
     saved = torch.load(buf)
     model_c = mlp(seed=9)
-    opt_c = optim.tower(spec, model_c.parameters(), alpha=0.01 if spec[:3] != "ada" else 1e-3, kappa=1e-4, mu=0.5) \
-        if spec.startswith("sgd/") else optim.tower(spec, model_c.parameters(), kappa=1e-4)
+    opt_c = build(model_c)
     model_c.load_state_dict(saved["model"])
     opt_c.load_state_dict(saved["opt"])
     step_n(model_c, opt_c, data[5:])
@@ -257,11 +264,13 @@ def test_recorder_keeps_every_kth_step():
     assert set(traj) == {"step", "alpha", "mu", "hyper.alpha", "hyper.mu"}
 
 
-@pytest.mark.parametrize("capturable", [False, True])  # the host (NumPy) step and the tensor step
-def test_non_finite_hyperparameter_is_flagged_with_level_name_and_step(capturable):
+@pytest.mark.parametrize("mode", ["host", "tensor", "compiled"])  # NumPy few numbers, all tensors, torch.compile
+def test_non_finite_hyperparameter_is_flagged_with_level_name_and_step(mode):
+    if mode == "compiled":
+        require_cxx()
     w = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
     opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=1e308), check_every=None,  # α overflows
-                    capturable=capturable)
+                    capturable=True if mode == "tensor" else None, compiled=mode == "compiled")
     for _ in range(6):  # no host sync and no exception inside step()
         opt.zero_grad()
         (w ** 4).sum().backward()
