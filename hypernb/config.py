@@ -96,6 +96,8 @@ class RunConfig:
     augment: bool | None = _f(None, "CIFAR crop+flip augmentation (default on for CIFAR)")
     hidden: int | None = _f(None, "MLP / LSTM hidden width (profile default; MLP 128)")
     activation: str = _f("tanh", "MLP activation: tanh (paper) or relu (report)")
+    output_tanh: bool = _f(False, "MLP: squash the logits with tanh too, as the model of arXiv v1's appendix and of "
+                                  "the paper package's README (the loss cannot go below 0.797)")
     seq_len: int | None = _f(None, "characters per training window (text tasks)")
     lstm_layers: int = _f(2, "LSTM layers")
     dropout: float = _f(0.0, "LSTM dropout (the report used 0.5)")
@@ -181,6 +183,9 @@ class RunConfig:
         choice("schedule", ("none", "step", "cosine"))
         choice("text_split", ("contiguous", "shuffled"))
         choice("compiled", (True, False))
+        choice("output_tanh", (True, False))
+        if self.output_tanh and self.model_name != "mlp":
+            raise ValueError(f"output_tanh squashes the MLP's logits; {self.task} has no MLP: drop output_tanh")
         self.tower_names()  # raises on unknown optimizer names
         if self.is_peer and self.compiled:
             raise ValueError(f"compiled=True compiles a hypernb tower's step; {self.optimizer} is a peer's own "

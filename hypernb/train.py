@@ -188,7 +188,7 @@ def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
 
 def build_model(c: RunConfig, task: TaskData) -> torch.nn.Module:
     if c.model_name == "mlp":
-        return MLP(hidden=c.hidden, activation=c.activation)
+        return MLP(hidden=c.hidden, activation=c.activation, output_tanh=c.output_tanh)
     if c.model_name == "resnet20":
         return ResNet20()
     return CharLSTM(task.classes, hidden=c.hidden, layers=c.lstm_layers, dropout=c.dropout)

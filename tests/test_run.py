@@ -193,6 +193,15 @@ def test_a_slow_run_at_chance_trains_to_the_end_and_reports_what_it_reached():
     assert seed.final["test_acc"] < 0.2  # still at chance, and recorded as what it is
 
 
+def test_output_tanh_squashes_the_logits_so_the_loss_stays_above_its_floor():
+    """arXiv v1's appendix model: tanh on the logits bounds them to [-1, 1], so the cross-entropy cannot go
+    below -ln(e / (e + 9/e)) = 0.797, while the same run with free logits goes well below it."""
+    require("mnist")
+    cfg = dict(task="mnist-mlp", profile="smoke", optimizer="sgd", alpha=0.5, epochs=2, quiet=True)
+    free, squashed = (run(dict(cfg, output_tanh=t)).seeds[0].epochs[-1]["train_loss"] for t in (False, True))
+    assert free < 0.7 and 0.797 <= squashed < 1.5, (free, squashed)
+
+
 def test_a_compiled_run_trains_like_the_eager_one(tmp_path):
     """compiled=True on a CPU: the same training (float32, so equal up to the last bits of the step),
     for a run alone and for two seeds batched; resuming such a record without it is allowed."""
@@ -228,6 +237,7 @@ def test_several_seeds_give_mean_and_std():
     ({"lr": 0.1}, r"unknown config key\(s\) \['lr'\]"),
     ({"compiled": "yes"}, r"compiled must be one of \[True, False\]"),
     ({"optimizer": "prodigy", "compiled": True}, r"compiled=True compiles a hypernb tower's step"),
+    ({"task": "cifar10-resnet20", "output_tanh": True}, r"has no MLP: drop output_tanh"),
 ])
 def test_bad_config_is_a_clear_error(values, match):
     with pytest.raises(ValueError, match=match):
