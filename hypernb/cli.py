@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 import typing
 from dataclasses import MISSING, fields
@@ -13,9 +15,19 @@ from .errors import MissingPackage
 ALIASES = {"optimizer": ["--opt"], "out_dir": ["--out"]}
 
 
+# what the CLI says instead of a RunConfig field's own help (which speaks to the Python API)
+HELP = {"data_root": "data folder (default: $HYPERNB_DATA, else the first of ./data, this checkout's data/ and "
+                     "shared/data next to this checkout that holds a dataset, else this checkout's data/, where "
+                     "downloads go)"}
+
+
 def _kappa(text: str):
     if "," in text:
-        return [float(x) for x in text.split(",") if x.strip()]
+        try:
+            return [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a list of κ is comma-separated numbers, one per hyper level (such as "
+                                             f"1e-3,1e-4), got {text!r}") from None
     try:
         return float(text)
     except ValueError:
@@ -23,7 +35,43 @@ def _kappa(text: str):
 
 
 def _ints(text: str):
-    return [int(x) for x in text.split(",") if x.strip()]
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are comma-separated integers >= 0 (0,1,2 trains three seeds; 3 "
+                                         f"trains seed 3), got {text!r}") from None
+
+
+# a value that starts like a negative number (-1e-5, -.5, -1e-3,2): argparse takes -1e-5 for an option
+_NEGATIVE = re.compile(r"^-\.?\d")
+
+
+def _plain_number(text: str) -> str:
+    """-1e-3 as -0.001 (the same float, in a form argparse reads as a negative number)."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        plain = format(Decimal(text), "f")
+    except InvalidOperation:
+        return text
+    return plain if "." in plain or not re.search(r"[eE.]", text) else plain + ".0"
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--kappa -1e-5`` as ``--kappa=-1e-5``: argparse reads only -5 and -0.5 as negative numbers, and
+    takes -1e-5 for an unknown option (the value of ``-p NAME -1e-3`` is written -0.001 instead)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[i:])
+        prev = out[-1] if out else ""
+        if _NEGATIVE.match(arg) and prev.startswith("--") and "=" not in prev and len(prev) > 2:
+            out[-1] = f"{prev}={arg}"
+            continue
+        if _NEGATIVE.match(arg) and len(out) >= 2 and out[-2] in ("-p", "--param"):
+            arg = _plain_number(arg)
+        out.append(arg)
+    return out
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,13 +81,16 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         names = [flag] + ALIASES.get(f.name, [])
         default = f.default if f.default is not MISSING else None
-        help_text = (f.metadata.get("help", "") + (f" [default: {default}]" if default is not None else "")).replace("%", "%%")
+        if isinstance(default, (tuple, list)):
+            default = ",".join(map(str, default))  # as it is typed: --seeds 0
+        help_text = (HELP.get(f.name, f.metadata.get("help", "")) + (f" [default: {default}]" if default is not None
+                                                                      else "")).replace("%", "%%")
         hint = hints[f.name]
         if f.name == "kappa":
             parser.add_argument(*names, dest=f.name, type=_kappa, default=argparse.SUPPRESS, help=help_text)
         elif f.name == "seeds":
             parser.add_argument(*names, dest=f.name, type=_ints, default=argparse.SUPPRESS,
-                                help=help_text + " (comma-separated, e.g. 0,1,2)")
+                                help=help_text + " (comma-separated: 0,1,2 trains three seeds, 3 trains seed 3)")
         elif hint is bool or hint == (bool | None):
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=help_text)
@@ -49,8 +100,43 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                                 default=argparse.SUPPRESS, help=help_text)
 
 
+def _stamp(path: Path):
+    """What tells whether a file was rewritten (an atomic write is a new file)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_empty_folders(made: list[Path]) -> None:
+    """Remove the folders in ``made`` (deepest first: a data root and its ancestors that this command
+    created) and the folders inside them, as far as they hold nothing: a download that failed keeps no
+    empty data root behind, and a file anyone put there keeps its folders."""
+    import os
+
+    if not made or not made[0].is_dir():
+        return
+    for here, _, _ in os.walk(made[0], topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(here)  # fails unless empty
+    for folder in made[1:]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def cmd_run(args) -> int:
     from . import io, run, sweep
+    from .data import DataError
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
     config = RunConfig.from_dict(values)
@@ -61,18 +147,44 @@ def cmd_run(args) -> int:
             raise ValueError(f"--out {out} is {sweep.describe_claim(out)}, which is writing a run there; wait for "
                              "it to end (rerunning then resumes or reads the finished run) or choose another --out")
         io.remove_temporaries(out, older_than=None)
+    before = _stamp(out / "metrics.json") if out is not None else None
+    # a download that fails leaves the folders it made for nothing: remove those that stayed empty
+    made = _missing_folders(Path(config.data_root).expanduser()) if config.data_root else []
     try:
         result = run(config)
+    except DataError as e:  # its message speaks to the Python API
+        raise DataError(str(e).replace("pass data_root=...", "pass --data-root DIR")) from None
     finally:
         if out is not None:
             sweep.release(out)
+        _remove_empty_folders(made)
     print(result)
     for s in result.seeds:
         if s.status != "ok":
             print(f"seed {s.seed}: {s.status} at step {s.diverged_at_step}: {s.reason}")
     if result.out_dir:
-        print(f"wrote {result.out_dir}/config.json, metrics.json, env.json")
+        if before is not None and _stamp(out / "metrics.json") == before:
+            print(f"read back {result.out_dir}/metrics.json: this run had finished there; nothing was trained or "
+                  "rewritten")
+        else:
+            print(f"wrote {result.out_dir}/config.json, metrics.json, env.json")
     return 0
+
+
+PROFILE_CHOICES = ("auto", "smoke", "demo", "full")
+
+
+def check_notebook_selection(args) -> None:
+    """`notebooks` and `records`: their --profile, --only and --out, checked before anything runs or prints."""
+    from . import io
+
+    if args.profile not in PROFILE_CHOICES:
+        raise ValueError(f"--profile must be one of {', '.join(PROFILE_CHOICES)}, got {args.profile!r}")
+    if args.only and not [w for w in args.only.split(",") if w.strip()]:
+        raise ValueError(f"--only {args.only!r} names no notebook: give comma-separated notebook prefixes such as "
+                         "01,04, or leave --only out for every notebook")
+    if args.out:
+        io.check_out_dir(Path(args.out), "--out", create=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,13 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     from . import batch
 
     batch.add_commands(sub)
+    # only the public commands in the usage line (those without help, such as a sweep worker's `points`,
+    # are not listed below either)
+    from .sweep import HIDDEN_COMMANDS
+
+    sub.metavar = "{" + ",".join(name for name in sub.choices if name not in HIDDEN_COMMANDS) + "}"
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     try:
+        if args.command in ("notebooks", "records"):
+            check_notebook_selection(args)
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:  # user mistakes, each explained in its message
         print(f"error: {e}", file=sys.stderr)

@@ -197,10 +197,15 @@ class RunConfig:
         if self.d0 is not None and (not isinstance(self.d0, numbers.Real) or isinstance(self.d0, bool)
                                     or not math.isfinite(self.d0) or self.d0 <= 0):
             raise ValueError(f"d0 must be a finite number > 0, got {self.d0!r}")
-        if isinstance(self.seeds, numbers.Integral):
-            self.seeds = (int(self.seeds),)
+        if isinstance(self.seeds, numbers.Integral) and not isinstance(self.seeds, bool):
+            n = int(self.seeds)  # refused as a sweep spec's `seeds: 5` is: seed 5, or 5 seeds?
+            raise ValueError(f"seeds is a list of seeds, got the number {n}: write [{n}] for seed {n}, or "
+                             f"{list(range(n)) if 0 < n <= 10 else '[0, 1, 2]'} for {n} seeds")
+        if isinstance(self.seeds, (str, bytes, dict)) or not hasattr(self.seeds, "__iter__"):  # range(3) is fine
+            raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
         self.seeds = tuple(self.seeds)
-        if not self.seeds or not all(isinstance(s, numbers.Integral) and s >= 0 for s in self.seeds):
+        if not self.seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0
+                                     for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
         if not isinstance(self.val_examples, numbers.Integral) or isinstance(self.val_examples, bool) \
                 or self.val_examples < 0:

@@ -39,6 +39,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_with(path: Path, write) -> None:
+    """``write(temporary_path)`` (a writer that wants a file name, such as ``DataFrame.to_parquet``), then
+    rename: as :func:`atomic_write_bytes`, readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def remove_temporaries(folder: Path, older_than: float | None = TMP_STALE_S, recursive: bool = True) -> list[Path]:
     """Remove what killed writes left behind in ``folder``: atomic_write_bytes's temporary files
     (``.<name>.<random>.tmp``). ``older_than`` (seconds): only those not touched for that long, since
@@ -77,15 +95,22 @@ def read_yaml(path: Path, what: str = "a YAML file"):
         raise ValueError(f"{path} should hold {what} but is not text ({e.reason} at byte {e.start})") from None
 
 
-def check_out_dir(path: Path, what: str) -> None:
+def check_out_dir(path: Path, what: str, create: bool = True) -> None:
     """A folder results can be written to: an existing file, or a folder that cannot be created or
-    written, is a clear error (before anything runs)."""
+    written, is a clear error (before anything runs). ``create=False`` only checks (nothing is made:
+    for a command that checks other mistakes before it writes anything)."""
     path = Path(path)
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise ValueError(f"{what} {path} cannot be a folder: {probe} is a file; choose another path")
+    if not create:
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} {path} " + ("is not writable" if probe == path else
+                                                  f"cannot be created ({probe} is not writable)")
+                             + "; choose another path or fix its permissions")
+        return
     if not path.exists():
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -113,6 +138,24 @@ def read_json(path: Path, what: str = "a JSON file"):
         raise ValueError(f"{path} should hold {what} but is not text ({e.reason} at byte {e.start}); it is "
                          "damaged. Delete it (the run will be redone or resumed from its checkpoint), or restore "
                          "it from a backup") from None
+
+
+def wrong_json(path: Path, what: str, why: str, fix: str | None = None) -> ValueError:
+    """The error for a file that is valid JSON of the wrong shape (``[1, 2]`` where a mapping belongs, a
+    mapping without its keys): the file, what it should hold, what is wrong and the way out."""
+    fix = fix or ("Delete it (the run will be redone or resumed from its checkpoint), or restore it from a "
+                  "backup")
+    return ValueError(f"{path} should hold {what} but is valid JSON of another kind: {why}. {fix}")
+
+
+def shape(value) -> str:
+    """A short description of a JSON value, for :func:`wrong_json`."""
+    if isinstance(value, dict):
+        return ("a mapping with keys " + ", ".join(map(str, list(value)[:6])) + (", …" if len(value) > 6 else "")
+                if value else "an empty mapping")
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)" if value else "an empty list"
+    return f"{type(value).__name__ if value is not None else 'null'} {json.dumps(value)[:40]}"
 
 
 def _json_default(o):

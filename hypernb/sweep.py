@@ -51,7 +51,7 @@ from pathlib import Path
 
 from . import io
 from .config import RunConfig
-from .errors import optional
+from .errors import MissingPackage, optional
 
 SPEC_KEYS = {"name", "target", "fixed", "grid", "zip", "seeds", "executor"}
 LOCAL_KEYS = {"workers"}
@@ -175,8 +175,10 @@ def load_spec(path) -> Spec:
     if not path.is_file():
         raise ValueError(f"sweep spec {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
     raw = io.read_yaml(path, "a sweep spec")
-    if raw is None:
-        raw = {}
+    if raw is None or raw == {}:
+        raise ValueError(f"{path}: the spec is empty; a sweep spec is a mapping with keys {sorted(SPEC_KEYS)}, such "
+                         "as fixed: {task: mnist-mlp, profile: smoke} and grid: {alpha: [0.01, 0.1]} (see "
+                         "sweeps/smoke_example.yaml)")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a sweep spec is a mapping with keys {sorted(SPEC_KEYS)}")
     unknown = sorted(set(raw) - SPEC_KEYS, key=str)
@@ -268,10 +270,45 @@ def prepare(spec: Spec, out: Path) -> list[Path]:
     return dirs
 
 
+POINT = "a sweep point (target and parameters)"
+
+
+def read_point(point_dir: Path) -> dict:
+    """``points/<id>/point.json``: {"target": "run" or a notebook, "params": {…}}; a file that is not
+    that is an error naming it and the fix (the sweep writes a missing one again from its spec)."""
+    path = Path(point_dir) / "point.json"
+    info = io.read_json(path, what=POINT)
+    if not (isinstance(info, dict) and isinstance(info.get("target"), str) and isinstance(info.get("params"), dict)):
+        why = io.shape(info) + (", not a mapping with 'target' and 'params'" if not isinstance(info, dict) else
+                                ", without a target text and a mapping of params")
+        raise io.wrong_json(path, POINT, why, "Delete it and rerun the sweep, which writes it again from the spec")
+    return info
+
+
 def is_done(point_dir: Path) -> bool:
-    """A point is done when its result files are complete (a run that ended, or a notebook that finished)."""
-    done = point_dir / "DONE.json"
-    return done.exists()
+    """A point is done when its result files are complete (a run that ended, or a notebook that finished):
+    its DONE.json and, for a run, a readable ``run/metrics.json`` in which every seed of the point ended
+    (ok or diverged). A point whose results were deleted or damaged is not done: the sweep runs it again
+    (resuming from its checkpoint where there is one)."""
+    point_dir = Path(point_dir)
+    try:
+        done = io.read_json(point_dir / "DONE.json", what="a finished point's status")
+        info = read_point(point_dir)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(done, dict):
+        return False
+    if info["target"] != "run":
+        return (point_dir / Path(info["target"]).name).is_file()  # the executed notebook
+    try:
+        from .train import read_metrics, read_seeds
+
+        path = point_dir / "run" / "metrics.json"
+        ended = {s.seed for s in read_seeds(read_metrics(path), path) if s.status in ("ok", "diverged")}
+        wanted = RunConfig.from_dict(info["params"]).seeds
+    except (OSError, ValueError, TypeError):
+        return False
+    return set(wanted) <= ended
 
 
 # -- claims: one owner per point ------------------------------------------------------------------
@@ -467,7 +504,7 @@ def run_points(point_dirs, batch: int | None = None) -> dict[str, dict]:
             else:
                 io.remove_temporaries(d, older_than=None)  # ours alone: any temporary file is a leftover
                 mine.append(d)
-        points = {d: io.read_json(d / "point.json", what="a sweep point (target and parameters)") for d in mine}
+        points = {d: read_point(d) for d in mine}
         runs = [d for d in mine if points[d]["target"] == "run"]
         if runs:
             from .train import run
@@ -532,7 +569,7 @@ def groups_of(spec: Spec, dirs: list[Path], batch: int | None) -> list[list[Path
 
     groups: list[tuple[str, list, int, list]] = []  # (compatibility, tallest tower, runs, dirs)
     for d in dirs:
-        c = RunConfig.from_dict(io.read_json(d / "point.json", what="a sweep point")["params"]).resolved()
+        c = RunConfig.from_dict(read_point(d)["params"]).resolved()
         key, tower, n = compatibility(c), c.tower_names(), len(c.seeds)
         for i, (k, tall, count, members) in enumerate(groups):
             short, long_ = sorted((tall, tower), key=len)
@@ -786,19 +823,20 @@ def collect(directory) -> "pandas.DataFrame":  # noqa: F821
     rows = []
     for point in sorted((directory / "points").glob("*/point.json")):
         d = point.parent
-        info = io.read_json(point, what="a sweep point (target and parameters)")
+        info = read_point(d)
         params = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in info["params"].items()}
         metrics = d / "run" / "metrics.json"
         if metrics.exists():
-            m = io.read_json(metrics, what="a run's metrics")
-            try:
-                for s in m["seeds"]:
-                    rows.append({"point": d.name, **params, "seed": s["seed"], "status": s["status"],
-                                 "diverged_at_step": s["diverged_at_step"], **s["final"],
-                                 "epochs_done": len(s["epochs"]), "time_s": s["time_s"]})
-            except (KeyError, TypeError) as e:
-                raise ValueError(f"{metrics} is valid JSON but not a run's metrics (no {e}); delete it and rerun "
-                                 "the sweep to redo that point") from None
+            from .train import METRICS, read_metrics, read_seeds
+
+            fix = "Delete it and rerun the sweep to redo that point, or restore it from a backup"
+            seeds = read_seeds(read_metrics(metrics, fix), metrics, fix)
+            for s in seeds:
+                if not isinstance(s.final, dict) or not isinstance(s.epochs, list):
+                    raise io.wrong_json(metrics, METRICS, f"seed {s.seed} has no mapping 'final' or list 'epochs'", fix)
+                rows.append({"point": d.name, **params, "seed": s.seed, "status": s.status,
+                             "diverged_at_step": s.diverged_at_step, **s.final,
+                             "epochs_done": len(s.epochs), "time_s": s.time_s})
         else:
             rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "missing"})
     return pd.DataFrame(rows)
@@ -815,14 +853,29 @@ def cmd_sweep(args) -> int:
     return 1 if res["failed"] else 3 if res["busy"] else 0
 
 
+def _parquet_engine() -> str:
+    """The package pandas writes Parquet with, or MissingPackage saying what to install (or to write CSV)."""
+    import importlib
+
+    for name in ("pyarrow", "fastparquet"):
+        try:
+            importlib.import_module(name)
+            return name
+        except ImportError:
+            continue
+    raise MissingPackage("writing a .parquet file needs the package pyarrow (or fastparquet), which is not "
+                         "installed: pip install pyarrow, or write CSV (--out results.csv)")
+
+
 def cmd_collect(args) -> int:
-    df = collect(args.dir)
     out = Path(args.out) if args.out else Path(args.dir) / "results.csv"
+    engine = _parquet_engine() if out.suffix == ".parquet" else None  # before any work
+    df = collect(args.dir)
     io.check_out_dir(out.parent, "the folder of --out")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name such as results.csv or results.parquet")
-    if out.suffix == ".parquet":
-        df.to_parquet(out)
+    if engine is not None:
+        io.atomic_write_with(out, lambda tmp: df.to_parquet(tmp, engine=engine))
     else:
         io.atomic_write_bytes(out, df.to_csv(index=False).encode())
     print(f"{len(df)} row(s) from {df.point.nunique() if len(df) else 0} point(s) → {out}")
@@ -848,33 +901,38 @@ def _positive(text: str) -> int:
     return value
 
 
+HIDDEN_COMMANDS = ("points", "point")  # a sweep worker's commands, not for people
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of runs or notebooks locally or on Slurm (resumable)",
                        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("spec", help="YAML spec (see sweeps/)")
-    p.add_argument("--executor", default="local", choices=["local", "slurm"])
+    p.add_argument("--executor", default="local", choices=["local", "slurm"],
+                   help="local: worker processes on this machine; slurm: one job array through submitit (the "
+                        "spec's executor.slurm options) [default: local]")
     p.add_argument("--out", default=None, help="sweep folder [default: runs/<name>]")
     p.add_argument("--dry-run", action="store_true", help="print the points (and the sbatch script); run nothing")
     p.add_argument("--workers", type=_positive, default=None,
                    help="local worker processes, one group each [default: spec, else 1]")
     p.add_argument("--batch", type=_positive, default=None,
-                   help="runs trained together per group (1: each point alone) [default: all compatible on a GPU, "
-                        "up to 32 on a CPU]")
+                   help="runs trained together per group (1: each point alone) [default: every compatible point "
+                        "on a GPU; on a CPU up to 32 MLP points, while ResNet-20 and LSTM points train one at a "
+                        "time there, where batching them is slower]")
     p.add_argument("--no-wait", action="store_true", help="slurm: submit and return")
     p.set_defaults(func=cmd_sweep)
-    c = sub.add_parser("collect", help="gather a sweep's results into one table (CSV or .parquet)")
+    c = sub.add_parser("collect", help="gather a sweep's results into one table (CSV or .parquet)",
+                       description="Gather a sweep's results into one table: one row per point and seed with its "
+                                   "parameters, status, final test metrics and learned hyperparameters (a point "
+                                   "not yet run has one row, status missing). CSV, or Parquet for an --out ending "
+                                   "in .parquet (needs pyarrow or fastparquet).")
     c.add_argument("dir", help="the sweep folder")
-    c.add_argument("--out", default=None, help="output file [default: <dir>/results.csv]")
+    c.add_argument("--out", default=None, help="output file, .csv or .parquet [default: <dir>/results.csv]")
     c.set_defaults(func=cmd_collect)
-    for name in ("points", "point"):  # what a sweep's worker runs (point: the older name)
-        q = sub.add_parser(name, help=argparse_suppress())
+    for name in HIDDEN_COMMANDS:  # what a sweep's worker runs (point: the older name); no help: not listed
+        q = sub.add_parser(name)
         q.add_argument("dirs", nargs="+")
         q.add_argument("--batch", type=_positive, default=None)
         q.add_argument("--report", default=None)
         q.set_defaults(func=cmd_points)
 
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS

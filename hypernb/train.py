@@ -25,7 +25,7 @@ import random
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +93,60 @@ class Result:
     @classmethod
     def load(cls, out_dir) -> "Result":
         """Read a finished (or partial) run back from its folder."""
-        return cls.from_dict(io.read_json(Path(out_dir) / "metrics.json", what="a run's metrics"))
+        path = Path(out_dir) / "metrics.json"
+        saved = read_metrics(path)
+        if not isinstance(saved.get("config"), dict) or not isinstance(saved.get("summary", {}), dict):
+            raise io.wrong_json(path, METRICS, "its 'config' or 'summary' is not a mapping")
+        return cls(saved["config"], read_seeds(saved, path), saved.get("summary") or {},
+                   saved.get("env") if isinstance(saved.get("env"), dict) else {}, saved.get("out_dir"))
 
     def __repr__(self) -> str:
         parts = [f"{k}={v['mean']:.4g}±{v['std']:.2g}" for k, v in self.summary.items()
                  if k.startswith("test_") and v.get("mean") is not None]
         status = "ok" if self.ok else ", ".join(f"seed {s.seed}: {s.status}" for s in self.seeds if s.status != "ok")
-        return f"Result({self.config['task']}, {self.config['optimizer']}, {', '.join(parts)}; {status})"
+        return f"Result({', '.join([str(self.config['task']), str(self.config['optimizer']), *parts])}; {status})"
+
+
+METRICS, CONFIG = "a run's metrics", "a run's configuration"
+_SEED_FIELDS = {f.name for f in fields(SeedResult)}
+
+
+def read_metrics(path: Path, fix: str | None = None) -> dict:
+    """A run's metrics.json as a mapping; valid JSON of another kind is an error naming the file and the fix."""
+    saved = io.read_json(path, what=METRICS)
+    if not isinstance(saved, dict) or not isinstance(saved.get("seeds"), list):
+        why = io.shape(saved) + (", without a list of 'seeds'" if isinstance(saved, dict) else ", not a mapping")
+        raise io.wrong_json(path, METRICS, why, fix)
+    return saved
+
+
+def read_seeds(saved: dict, path: Path, fix: str | None = None) -> list[SeedResult]:
+    """The seeds of metrics.json (read by :func:`read_metrics`) as SeedResults, each checked."""
+    out = []
+    for i, s in enumerate(saved["seeds"]):
+        bad = None
+        if not isinstance(s, dict):
+            bad = f"seeds[{i}] is {io.shape(s)}, not a mapping"
+        elif not isinstance(s.get("seed"), int) or isinstance(s.get("seed"), bool) or s["seed"] < 0:
+            bad = f"seeds[{i}] has no seed number"
+        elif not isinstance(s.get("status"), str):
+            bad = f"seeds[{i}] has no status"
+        elif set(s) - _SEED_FIELDS:
+            bad = f"seeds[{i}] has unknown key(s) {sorted(set(s) - _SEED_FIELDS)}"
+        if bad:
+            raise io.wrong_json(path, METRICS, bad, fix)
+        out.append(SeedResult(**s))
+    return out
+
+
+def read_config(path: Path) -> dict:
+    """A run's config.json as a mapping (with at least its task and optimizer), else an error naming the fix."""
+    old = io.read_json(path, what=CONFIG)
+    if not isinstance(old, dict) or not {"task", "optimizer"} <= set(old):
+        raise io.wrong_json(path, CONFIG, io.shape(old) + (", without 'task' and 'optimizer'" if isinstance(old, dict)
+                                                           else ", not a mapping of config fields"),
+                            "Delete it (rerunning writes it again), or restore it from a backup")
+    return old
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -317,7 +364,7 @@ class _Record:
         if self.out is None:
             return
         if (self.out / "config.json").exists():
-            old = io.read_json(self.out / "config.json", what="a run's configuration")
+            old = read_config(self.out / "config.json")
             # a field the record predates counts as its default (records outlive new RunConfig fields)
             defaults = RunConfig().to_dict()
             diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC
@@ -326,9 +373,9 @@ class _Record:
                 raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff}); "
                                  "choose another out_dir, or delete that folder to start over")
         if (self.out / "metrics.json").exists():
-            saved = io.read_json(self.out / "metrics.json", what="a run's metrics")
-            self.seeds = {s["seed"]: SeedResult(**s) for s in saved["seeds"]}
-            self.env = saved.get("env")
+            saved = read_metrics(self.out / "metrics.json")
+            self.seeds = {s.seed: s for s in read_seeds(saved, self.out / "metrics.json")}
+            self.env = saved.get("env") if isinstance(saved.get("env"), dict) else None
         if not (self.out / "config.json").exists():  # written once: reading a record back leaves it as it is
             io.write_json(self.out / "config.json", self.cfg)
 

@@ -286,3 +286,116 @@ def test_report_adam_adam_failure_is_the_removed_beta_squashing():
     report = run(dict(common, optimizer="adamunclamped/adam")).seeds[0]
     assert ours.status == "ok" and max(ours.trajectory["beta2"]) < 1 and ours.final["test_acc"] > 0.95
     assert report.status == "diverged" and max(report.trajectory["beta2"]) > 1
+
+
+# -- robustness: files of another kind, CLI values, messages ------------------------------------------
+@pytest.mark.parametrize("name", ["config.json", "metrics.json"])
+@pytest.mark.parametrize("content", ["[1, 2]", '"str"', "[]", "{}", '{"seeds": [{"seed": 0, "bogus": 1}]}'])
+def test_a_record_file_of_another_kind_names_the_file_and_the_fix(tmp_path, capsys, name, content):
+    """Valid JSON of the wrong shape in a run's folder is refused as a cut-short file is: the file, what
+    is wrong, the fix; nothing is overwritten."""
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError, match=r"should hold a run's .* but is valid JSON of another kind: .*Delete it"):
+        run(dict(SMOKE, out_dir=str(tmp_path)))
+    assert main(["run", "--profile", "smoke", "--quiet", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} should hold a run's") and err.count("\n") == 1, err
+    assert path.read_text() == content and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    if name == "metrics.json":
+        with pytest.raises(ValueError, match=r"metrics.json should hold a run's metrics"):
+            hypernb.Result.load(tmp_path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--kappa", "-1e-5"], "error: kappa must be a number >= 0, a list, or a rule name, got -1e-05"),
+    (["--alpha", "-1e-3"], "error: alpha must be a finite number >= 0, got -0.001"),
+    (["--opt", "sgd/sgd/sgd", "--kappa", "-1e-3,1e-2"], "error: every kappa must be a finite number >= 0"),
+])
+def test_negative_numbers_in_scientific_notation_reach_the_domain_error(capsys, argv, message):
+    assert main(["run", "--profile", "smoke", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_negative_values_are_joined_to_their_option_and_nothing_else_changes():
+    from hypernb.cli import join_negative_values
+
+    assert join_negative_values(["run", "--kappa", "-1e-5", "--alpha", "-.5", "--seeds", "-1"]) == \
+        ["run", "--kappa=-1e-5", "--alpha=-.5", "--seeds=-1"]
+    assert join_negative_values(["records", "-p", "KAPPA", "-1e-3", "-p", "EPOCHS", "-1e3"]) == \
+        ["records", "-p", "KAPPA", "-0.001", "-p", "EPOCHS", "-1000.0"]  # the same Python literals
+    assert join_negative_values(["run", "--kappa=-1e-5", "--quiet", "--", "--x", "-1"]) == \
+        ["run", "--kappa=-1e-5", "--quiet", "--", "--x", "-1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0,a"], "argument --seeds: seeds are comma-separated integers >= 0 (0,1,2 trains three seeds; "
+                         "3 trains seed 3), got '0,a'"),
+    (["--kappa", "1e-3,abc"], "argument --kappa: a list of κ is comma-separated numbers, one per hyper level"),
+])
+def test_cli_values_of_the_wrong_kind_are_explained(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main(["run", *argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_number_of_seeds_is_refused_as_in_a_sweep_spec_and_the_cli_takes_a_list():
+    for seeds in (3, True):
+        with pytest.raises(ValueError, match=r"seeds is a list of seeds, got the number 3: write \[3\] for seed 3, "
+                                             r"or \[0, 1, 2\] for 3 seeds" if seeds == 3 else r"seeds"):
+            RunConfig.from_dict({"seeds": seeds})
+    assert RunConfig.from_dict({"seeds": [3]}).seeds == (3,)
+    from hypernb.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--seeds", "3"]).seeds == [3]  # --seeds 3: seed 3 (a list of one)
+
+
+def test_run_help_shows_defaults_as_typed_and_the_data_root_search(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[default: 0]" in text and "(0,)" not in text
+    assert ("--data-root DATA_ROOT data folder (default: $HYPERNB_DATA, else the first of ./data, this checkout's "
+            "data/ and shared/data next to this checkout that holds a dataset") in text
+
+
+def test_a_failed_download_leaves_no_data_folder_and_names_the_cli_option(tmp_path, capsys, monkeypatch):
+    from hypernb import data
+    from hypernb.data.files import missing_message
+
+    def offline(root, download_ok=True, keep=False):
+        (root / "MNIST" / "raw").mkdir(parents=True)  # as torchvision does before it fails
+        if keep:
+            (root / "notes.txt").write_text("mine")
+        raise data.DataError(missing_message("MNIST", root, ["MNIST/raw/x.gz"], "torchvision could not download it."))
+
+    monkeypatch.setattr(data, "load_mnist", offline)
+    root = tmp_path / "nowhere" / "data"
+    assert main(["run", "--profile", "smoke", "--quiet", "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "(or pass --data-root DIR)" in err and "data_root=" not in err
+    assert not (tmp_path / "nowhere").exists()  # the folders made for nothing are gone
+    monkeypatch.setattr(data, "load_mnist", lambda root, download_ok=True: offline(root, keep=True))
+    assert main(["run", "--profile", "smoke", "--quiet", "--data-root", str(root)]) == 2
+    assert (root / "notes.txt").read_text() == "mine"  # a folder that holds something is kept
+
+
+def test_a_rerun_of_a_finished_run_says_it_was_read_back(tmp_path, capsys):
+    require("mnist")
+    argv = ["run", "--opt", "sgd", "--profile", "smoke", "--max-steps", "2", "--quiet", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "wrote " in capsys.readouterr().out
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"read back {tmp_path}/metrics.json" in out and "wrote" not in out
+
+
+def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
+    from hypernb.train import SeedResult
+
+    r = hypernb.Result({"task": "mnist-mlp", "optimizer": "adam/adam"}, [SeedResult(0, status="diverged")], {}, {})
+    assert repr(r) == "Result(mnist-mlp, adam/adam; seed 0: diverged)"
+    ok = hypernb.Result({"task": "mnist-mlp", "optimizer": "sgd"}, [SeedResult(0, status="ok")],
+                        {"test_acc": {"mean": 0.9, "std": 0.0, "n": 1}}, {})
+    assert repr(ok) == "Result(mnist-mlp, sgd, test_acc=0.9±0; ok)"

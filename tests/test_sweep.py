@@ -553,3 +553,126 @@ def test_slurm_executor_path_trains_groups_through_submitit(tmp_path, monkeypatc
     assert "submitted 4 point(s) in 2 task(s)" in capsys.readouterr().out
     for d in res["ran"]:
         assert S.io.read_json(d / "DONE.json")["trained_with"] == 2 and not (d / S.CLAIM).exists()
+
+
+# -- robustness: optional packages, files of another kind, results that are gone -----------------------
+def _one_point(tmp_path, params=None) -> Path:
+    d = tmp_path / "points" / "abc"
+    d.mkdir(parents=True)
+    S.io.write_json(d / "point.json", {"target": "run", "params": params or {"alpha": 0.1}})
+    return d
+
+
+def test_collect_to_parquet_without_pyarrow_names_what_to_install(tmp_path, capsys, monkeypatch):
+    _one_point(tmp_path)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if neither package were installed
+    monkeypatch.setitem(sys.modules, "fastparquet", None)
+    out = tmp_path / "x.parquet"
+    assert main(["collect", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "pip install pyarrow" in err and "--out results.csv" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"str"', "[]", "{}", '{"target": "run", "params": [1]}'])
+def test_a_point_json_of_another_kind_names_the_file_and_the_fix(tmp_path, capsys, content):
+    d = _one_point(tmp_path)
+    (d / "point.json").write_text(content)
+    assert main(["collect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {d / 'point.json'} should hold a sweep point") and err.count("\n") == 1, err
+    assert "Delete it and rerun the sweep" in err
+    assert not S.is_done(d)
+
+
+def test_a_point_is_done_only_when_its_results_are_complete(tmp_path):
+    """DONE.json alone is not enough: the run's metrics must be readable, with every seed of the point ended."""
+    d = _one_point(tmp_path, {"alpha": 0.1, "seeds": [0]})
+    S.io.write_json(d / "DONE.json", {"status": "ok"})
+    assert not S.is_done(d)  # no metrics.json (deleted, as advised for a corrupt one)
+    metrics = d / "run" / "metrics.json"
+    S.io.write_json(metrics, {"config": {}, "seeds": [{"seed": 0, "status": "ok"}]})
+    assert S.is_done(d)
+    for content in ('{"seeds": [', "[]", '{"seeds": [{"seed": 0, "status": "running"}]}',
+                    '{"seeds": [{"seed": 1, "status": "ok"}]}'):
+        metrics.write_text(content)  # cut short, of another kind, unfinished, another seed
+        assert not S.is_done(d), content
+    S.io.write_json(metrics, {"config": {}, "seeds": [{"seed": 0, "status": "diverged"}]})
+    assert S.is_done(d)
+    (d / "DONE.json").write_text("{")
+    assert not S.is_done(d)
+
+
+def test_a_point_whose_metrics_were_deleted_is_run_again(tmp_path, capsys):
+    require("mnist")
+    spec = tiny_spec(tmp_path, grid={"optimizer": ["sgd"]}, zip={"alpha": [0.05], "kappa": [1e-3]})
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out)]) == 0
+    (point,) = (out / "points").iterdir()
+    (point / "run" / "metrics.json").unlink()  # the advised fix for a corrupt one
+    assert main(["collect", str(out)]) == 0
+    import pandas as pd
+
+    assert list(pd.read_csv(out / "results.csv").status) == ["missing"]
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out)]) == 0
+    assert "0 already done, 1 to run" in capsys.readouterr().out
+    assert S.is_done(point) and S.io.read_json(point / "run" / "metrics.json")["seeds"][0]["status"] == "ok"
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "{}\n"])
+def test_an_empty_spec_is_refused(tmp_path, text):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"spec.yaml: the spec is empty; a sweep spec is a mapping with keys"):
+        S.load_spec(path)
+
+
+def test_help_lists_only_public_commands_and_documents_sweep_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "SUPPRESS" not in text and "points" not in text and "{run,notebooks,records,sweep,collect}" in text
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--executor {local,slurm} local: worker processes" in text
+    assert "on a CPU up to 32 MLP points, while ResNet-20 and LSTM points train one at a time" in text
+    with pytest.raises(SystemExit):
+        main(["collect", "--help"])
+    assert "one row per point and seed" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "tiny"], "error: --profile must be one of auto, smoke, demo, full, got 'tiny'"),
+    (["--only", ","], "error: --only ',' names no notebook"),
+    (["--out", "A_FILE"], "error: --out A_FILE cannot be a folder: A_FILE is a file; choose another path"),
+    (["--out", "A_FILE/sub"], "error: --out A_FILE/sub cannot be a folder: A_FILE is a file"),
+])
+@pytest.mark.parametrize("command", ["records", "notebooks"])
+def test_records_and_notebooks_selection_mistakes_are_one_sentence(tmp_path, capsys, monkeypatch, command, argv,
+                                                                      message):
+    import papermill
+
+    from hypernb import study
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    monkeypatch.setattr(study, "start", lambda *a, **k: pytest.fail("records started training"))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    argv = [str(a_file) + x[len("A_FILE"):] if x.startswith("A_FILE") else x for x in argv]
+    assert main([command, *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(message.replace("A_FILE", str(a_file))), captured
+    assert captured.err.count("\n") == 1
+
+
+def test_collect_writes_parquet_where_a_parquet_package_is_installed(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    if not any(__import__("importlib").util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+        pytest.skip("neither pyarrow nor fastparquet is installed (collect then refuses .parquet, tested above)")
+    _one_point(tmp_path)
+    out = tmp_path / "x.parquet"
+    assert main(["collect", str(tmp_path), "--out", str(out)]) == 0
+    assert list(pd.read_parquet(out).status) == ["missing"] and not list(tmp_path.glob(".x.parquet.*"))
