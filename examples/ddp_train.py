@@ -27,7 +27,7 @@ def train(rank: int, world: int, steps: int, batch: int, dtype=torch.float32, de
     model = MLP().to(device=device, dtype=dtype)
     if world > 1:
         model = DDP(model, device_ids=[device] if str(device).startswith("cuda") else None)
-    opt = optim.Adam(model.parameters(), alpha=1e-3, hyper=optim.SGD(alpha=1e-3))  # built after DDP wraps the model
+    opt = optim.Adam(model.parameters(), alpha=1e-3, hyper=optim.SGD(alpha=1e-5))  # built after DDP wraps the model
     gen = torch.Generator().manual_seed(1)  # every rank draws the same global batches…
     alphas = []
     for step in range(steps):
