@@ -147,3 +147,54 @@ def test_a_padded_level_leaves_the_level_below_exactly_unchanged():
     alpha = opt.hyperparameters()["alpha"]
     assert alpha[0].item() == 0.1 and alpha[1].item() != 0.1
     assert math.isfinite(alpha[1].item())
+
+
+def test_momentum_zero_beside_momentum_trains_as_alone_or_is_refused_where_mu_is_learned():
+    """μ₀ = 0 means no momentum (μ ≡ 0). Without a hyperoptimizer a batch of μ₀ = 0 and μ₀ = 0.9
+    trains each configuration as alone; with one, μ₀ = 0 would be learned away from 0 through the
+    shared momentum buffer, which its own run never does: refused (also for groups), not computed."""
+    from hypernb import optim
+
+    start = torch.randn(2, 5, dtype=torch.float64)
+    w = torch.nn.Parameter(start.clone())
+    alone = [torch.nn.Parameter(start[k].clone()) for k in range(2)]
+    opts = [optim.SGD([w], alpha=0.05, mu=[0.0, 0.9], batch=2)]
+    opts += [optim.SGD([p], alpha=0.05, mu=m) for p, m in zip(alone, (0.0, 0.9))]
+    for _ in range(5):
+        for opt, p in zip(opts, [w, *alone]):
+            opt.zero_grad()
+            (p ** 4).sum().backward()
+            opt.step()
+    for k in range(2):
+        torch.testing.assert_close(w.detach()[k], alone[k].detach(), rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match=r"momentum \(μ₀\) is 0 for some configurations"):
+        optim.SGD([w], alpha=0.05, mu=[0.0, 0.9], batch=2, hyper=optim.SGD(alpha=1e-3))
+    with pytest.raises(ValueError, match=r"momentum \(μ₀\) is 0 for some configurations"):
+        optim.tower("adam/sgd/sgd", [w], batch=2, hyper_options=[{"mu": [0.0, 0.9]}, {}])
+    with pytest.raises(ValueError, match="separate optimizers"):
+        optim.tower("sgd/sgd", [w], alpha=0.05, mu=[0.0, 0.9], batch=2)
+    opt = optim.SGD([w], alpha=0.05, mu=0.9, batch=2, hyper=optim.SGD(alpha=1e-3))
+    with pytest.raises(ValueError, match="separate optimizers"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, 3, dtype=torch.float64))], "momentum": 0.0})
+    assert len(opt.param_groups) == 1
+
+
+def test_sgdperparam_reads_a_flat_list_as_one_value_per_configuration():
+    """With batch=K a list of K numbers is one value per configuration, as for every hyperparameter;
+    per-entry values are a dict or a list of lists (each a number or K numbers)."""
+    from hypernb import optim
+
+    w, b = (torch.nn.Parameter(torch.ones(2, n, dtype=torch.float64)) for n in (3, 1))
+    cases = {"flat": ([0.1, 0.2], [[0.1, 0.2], [0.1, 0.2]]),
+             "nested": ([[0.1, 0.2], 0.3], [[0.1, 0.2], [0.3, 0.3]]),
+             "dict": ({"0": 0.3, "1": [0.1, 0.2]}, [[0.3, 0.3], [0.1, 0.2]])}
+    for name, (alpha, expected) in cases.items():
+        hp = optim.SGDPerParam([w, b], alpha=alpha, batch=2).hyperparameters()
+        assert [hp["alpha.0"].tolist(), hp["alpha.1"].tolist()] == expected, name
+    p = torch.nn.Parameter(torch.ones(3, 4, dtype=torch.float64))
+    hp = optim.tower("adam/sgdperparam", [p], batch=3, kappa=[[1e-3, 2e-3, 3e-3]]).hyperparameters()
+    for h in ("alpha", "beta1", "beta2"):
+        assert hp[f"hyper.alpha.{h}"].tolist() == [1e-3, 2e-3, 3e-3], h
+    single = optim.tower("adam/sgdperparam", [torch.nn.Parameter(torch.ones(4))], kappa=[[1e-3, 2e-3, 3e-3]])
+    assert [single.hyperparameters()[f"hyper.alpha.{h}"].item() for h in ("alpha", "beta1", "beta2")] == \
+        pytest.approx([1e-3, 2e-3, 3e-3])  # without batch a list is one value per entry, as documented

@@ -93,6 +93,28 @@ def test_a_change_of_structure_compiles_a_second_graph_and_stays_equal():
 
 
 @needs_cxx
+def test_adamw_weight_decay_switched_on_and_off_recompiles_and_stays_equal():
+    """AdamW's decoupled decay adds the weights as one more base of the tangents: the step that
+    switches it changes the tangent buffers, which a compiled graph takes as arguments, so it runs
+    eagerly and allocates them anew; the next steps compile for the new structure (once: switched
+    off again, the first graph serves)."""
+    data = batches(12)
+    runs = []
+    for compiled in (False, True):
+        model = mlp()
+        opt = optim.tower("adamw/sgd", model.parameters(), kappa=1e-3, weight_decay=0.0, compiled=compiled)
+        for i, (x, y) in enumerate(data):
+            if i in (4, 8):
+                opt.param_groups[0]["weight_decay"] = 0.01 if i == 4 else 0.0
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        runs.append((model, opt))
+    assert len(runs[1][1]._engine._compiled_steps) == 2
+    assert_same_run(*runs)
+
+
+@needs_cxx
 def test_a_scheduler_drives_the_compiled_step():
     """A torch.optim scheduler writes the multiplier of the learned α into a buffer the compiled step
     reads: no recompilation, the same schedule as the eager step."""

@@ -365,6 +365,71 @@ def test_add_param_group_keeps_the_learned_values():
     assert hp["alpha.group0"].item() == learned and hp["alpha.group1"].item() == 0.3
 
 
+def test_a_group_without_parameters_shifts_no_other_group():
+    """torch.optim allows a group with no parameters; writing a key of it, or of the groups after it,
+    reaches the right parameters (κ = 0: equal to torch.optim.SGD under the same writes)."""
+    out = []
+    for ours in (True, False):
+        p, q = (torch.nn.Parameter(torch.ones(n, dtype=torch.float64)) for n in (2, 3))
+        groups = [{"params": [p]}, {"params": []}, {"params": [q]}]
+        opt = optim.SGD(groups, lr=0.1, hyper=optim.SGD(lr=0.0)) if ours else torch.optim.SGD(groups, lr=0.1)
+        for t in range(3):
+            if t == 1:
+                opt.param_groups[1]["lr"] = 0.0  # the empty group: nothing moves differently
+                opt.param_groups[2]["lr"] = 0.2
+            opt.zero_grad()
+            ((p ** 2).sum() + (q ** 2).sum()).backward()
+            opt.step()
+        out.append((p.detach().clone(), q.detach().clone()))
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, rtol=1e-15, atol=0)
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = optim.SGD([{"params": []}, {"params": [w]}], lr=0.1, hyper=optim.SGD(lr=1e-3))
+    opt.param_groups[1]["lr"] = 0.05
+    opt.param_groups[0]["weight_decay"] = 0.1
+    opt.load_state_dict(opt.state_dict())
+    w.sum().backward()
+    opt.step()
+    torch.testing.assert_close(w.detach(), torch.full((2,), 0.95))
+
+
+def test_a_refused_add_param_group_leaves_the_optimizer_as_it_was():
+    """A group refused for a bad value, or because its parameters cannot join the others, is not
+    kept: the optimizer trains on, and a later group can still be added."""
+    w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = optim.SGD([w], lr=0.1, hyper=optim.SGD(lr=1e-3))
+    (w ** 2).sum().backward()
+    opt.step()
+    with pytest.raises(ValueError, match="alpha .* must be >= 0"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, dtype=torch.float64))], "lr": -1.0})
+    with pytest.raises(ValueError, match="share device and dtype"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, dtype=torch.float32))]})
+    assert len(opt.param_groups) == 1
+    before = w.detach().clone()
+    opt.zero_grad()
+    (w ** 2).sum().backward()
+    opt.step()
+    assert not torch.equal(w.detach(), before)  # still trained: the parameter points into the engine
+    b = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    opt.add_param_group({"params": [b], "lr": 0.2})
+    opt.load_state_dict(opt.state_dict())
+    opt.zero_grad()
+    ((w ** 2).sum() + b.sum()).backward()
+    opt.step()
+    torch.testing.assert_close(b.detach(), torch.full((2,), 0.8, dtype=torch.float64))
+
+
+def test_two_groups_of_one_name_are_refused():
+    """Their values would share one key (``alpha.<name>``) of hyperparameters()."""
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match=r"several parameter groups are named \['x'\]"):
+        optim.SGD([{"params": [a], "name": "x"}, {"params": [b], "name": "x"}], lr=0.1)
+    opt = optim.SGD([{"params": [a], "name": "x"}], lr=0.1)
+    with pytest.raises(ValueError, match="give each group its own 'name'"):
+        opt.add_param_group({"params": [b], "name": "x"})
+    assert len(opt.param_groups) == 1
+
+
 # -- parameters as torch.optim treats them ------------------------------------------------------------
 def _same_as_torch(train_fn):
     out = []

@@ -64,7 +64,7 @@ def test_named_parameters_name_the_per_parameter_step_sizes():
 
 
 # -- bad input ------------------------------------------------------------------------------------
-P = [torch.nn.Parameter(torch.ones(2))]
+P, Q = [torch.nn.Parameter(torch.ones(2))], [torch.nn.Parameter(torch.ones(2))]
 
 
 @pytest.mark.parametrize("make, match", [
@@ -93,6 +93,15 @@ P = [torch.nn.Parameter(torch.ones(2))]
     (lambda: optim.SGD(P, batch=3), r"leading configuration dimension of size 3"),
     (lambda: optim.SGD(P, hyper="sgd"), r"hyper= must be a hypernb optimizer"),
     (lambda: optim.SGDPerParam(P, alpha=[0.1, 0.2]), r"2 step sizes for 1 entries"),
+    (lambda: optim.SGDPerParam(P, alpha=[0.1, 0.2, 0.3], batch=2), r"one alpha per configuration, got 3.*dict"),
+    (lambda: optim.tower("adam/sgd", P, kappa=None), r"kappa must be a number, a list"),
+    (lambda: optim.tower("adam/sgd", P, hyper_options={"mu": 0.5}), r"hyper_options must be a list"),
+    (lambda: optim.tower("adam/sgd", P, hyper_options=[None]), r"hyper_options\[0\] \(level 1\) must be a dict"),
+    (lambda: optim.tower("adam/sgd", P, hyper_options=[{"alpha": 1e-3}]), r"gives \['alpha'\].*use kappa="),
+    (lambda: optim.tower("adam/sgd", P, hyper_options=[{"hyper": optim.SGD()}]), r"gives \['hyper'\]"),
+    (lambda: optim.tower("sgd*", P), r"repeat count in 'sgd\*'"),
+    (lambda: optim.SGD(P, check_every=True), r"check_every must be a positive int"),
+    (lambda: optim.SGD([{"params": P, "momentum": 0.9}, {"params": Q}], hyper=optim.SGD()), r"μ₀\) is 0 for some"),
 ])
 def test_bad_input_raises_clear_value_error(make, match):
     with pytest.raises(ValueError, match=match):
@@ -252,6 +261,44 @@ def test_load_state_dict_rejects_another_tower():
         b.load_state_dict(a.state_dict())
 
 
+def test_a_state_dict_of_another_parametrisation_is_refused():
+    """sign_safe=True stores log α: its saved values mean something else to a plain optimizer."""
+    def build(sign_safe):
+        return optim.SGD([torch.nn.Parameter(torch.ones(2))], alpha=0.1, hyper=optim.SGD(alpha=1e-3),
+                         sign_safe=sign_safe)
+
+    saved = build(True).state_dict()
+    plain = build(False)
+    with pytest.raises(ValueError, match=r"level 0 \(SGD\) stores alpha as log, this optimizer stores alpha as "
+                                         r"identity; build it with the same sign_safe="):
+        plain.load_state_dict(saved)
+    assert plain.hyperparameters()["alpha"].item() == pytest.approx(0.1)
+    for level in saved["levels"]:  # a state dict of an earlier version has no such entry: loaded as before
+        del level["stored"]
+    safe = build(True)
+    safe.load_state_dict(saved)
+    assert safe.hyperparameters()["alpha"].item() == pytest.approx(0.1)
+
+
+def test_adamw_weight_decay_switched_on_and_off_on_the_capturable_path():
+    """AdamW's decoupled decay adds the weights as one more base of the tangents, so switching it
+    changes the tangents' structure; the capturable layout (CUDA's default) allocates its tangent
+    buffers again and equals the host step bit for bit."""
+    out = []
+    for capturable in (False, True):
+        model = mlp()
+        opt = optim.tower("adamw/sgd", model.parameters(), kappa=1e-3, weight_decay=0.0, capturable=capturable)
+        for t, (x, y) in enumerate(batches(9)):
+            if t in (3, 6):
+                opt.param_groups[0]["weight_decay"] = 0.05 if t == 3 else 0.0
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        out.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
+                    torch.stack(list(opt.hyperparameters().values()))))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+
+
 # -- trajectories and non-finite values ---------------------------------------------------------------
 def test_recorder_keeps_every_kth_step():
     model = mlp(dtype=torch.float32)
@@ -290,8 +337,49 @@ def test_non_finite_gradient_is_flagged_and_check_every_raises():
     opt.step()
     opt.zero_grad()
     (w.sum() * float("inf")).backward()
-    with pytest.raises(optim.NonFiniteError, match="gradient 'gradient' at level 0 .* step 2"):
+    with pytest.raises(optim.NonFiniteError, match="non-finite gradient at level 0 .* step 2"):
         opt.step()
+
+
+@pytest.mark.parametrize("capturable", [False, True])
+def test_a_non_finite_gradient_at_the_first_step_of_a_tower_is_reported_as_the_gradient(capturable):
+    """At a first step level 0's hypergradients are 0 whatever the gradient: the gradient itself is checked."""
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = optim.Adam([w], hyper=optim.SGD(alpha=1e-5), capturable=capturable)
+    (w.sum() * float("nan")).backward()
+    opt.step()
+    with pytest.raises(optim.NonFiniteError) as err:
+        opt.check_finite()
+    assert (err.value.what, err.value.step) == ("gradient", 1)
+
+
+@pytest.mark.parametrize("capturable", [False, True])
+def test_hyperparameters_and_hypergradients_are_snapshots(capturable):
+    """The values read after a step stay what they were: the next steps write their buffers in place."""
+    w = torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float64))
+    opt = optim.SGD([w], alpha=0.1, hyper=optim.SGD(alpha=1e-2), capturable=capturable)
+    history = []
+    for _ in range(4):
+        opt.zero_grad()
+        ((w - 0.3) ** 4).sum().backward()
+        opt.step()
+        history.append((opt.hyperparameters(), opt.hypergradients()))
+    assert len({hp["alpha"].item() for hp, _ in history}) == 4
+    assert len({hg["alpha"].item() for _, hg in history}) == 4
+
+
+def test_a_step_without_gradient_gives_no_hypergradient_to_a_one_element_group():
+    """A parameter without a gradient does not move, so the next step's hypergradient of its group's
+    values is 0, also for a group of one entry (whose tangents are numbers, not vectors)."""
+    w, b = (torch.nn.Parameter(torch.ones(n, dtype=torch.float64)) for n in (3, 1))
+    opt = optim.Adam([{"params": [w], "name": "w"}, {"params": [b], "name": "b"}], hyper=optim.SGD(alpha=1e-3))
+    for used in ([w, b], [w], [w, b]):
+        opt.zero_grad()
+        sum((p ** 2).sum() for p in used).backward()
+        opt.step()
+    hg = opt.hypergradients()
+    assert [hg[f"{h}.b"].item() for h in ("alpha", "beta1", "beta2")] == [0.0, 0.0, 0.0]
+    assert hg["alpha.w"].item() != 0.0
 
 
 def test_set_hyperparameters_writes_the_stored_value():

@@ -21,6 +21,7 @@ key that cannot take effect raises.
 """
 from __future__ import annotations
 
+import collections
 import math
 import numbers
 
@@ -52,10 +53,8 @@ def _per_member(value, K, what: str) -> list[float]:
 
 
 def _number(v, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):  # a tensor is not a numbers.Real either
         raise ValueError(f"{what} must be a number, got {v!r}")
-    if isinstance(v, torch.Tensor):
-        raise ValueError(f"{what} must be a Python number, got a tensor")
     return float(v)
 
 
@@ -110,7 +109,8 @@ class HyperOptimizer(torch.optim.Optimizer):
                     "hyper= must be an unbound optimizer (built without parameters, e.g. SGD(alpha=1e-5)) "
                     "that is not already part of another tower"
                 )
-        if check_every is not None and (not isinstance(check_every, int) or check_every < 1):
+        if check_every is not None and (not isinstance(check_every, int) or isinstance(check_every, bool)
+                                        or check_every < 1):
             raise ValueError(f"check_every must be a positive int or None, got {check_every!r}")
         self.hyper, self.check_every = hyper, check_every
         self._engine: Engine | None = None
@@ -159,20 +159,28 @@ class HyperOptimizer(torch.optim.Optimizer):
                              f"hyperparameters here: {sorted(self._values)}")
         if "alpha" in group:
             group["lr"] = group["alpha"]
+        # checked before anything changes: a refused group leaves the optimizer as it was
+        values = {**self.defaults, **group}
+        self._check_values(values, family, self._batch, f"group {len(self.param_groups)}")
+        self._check_group(values, self._batch)
         running = getattr(self, "_engine", None) is not None
-        super().add_param_group(group)  # fills defaults, checks for duplicate parameters
-        group = self.param_groups[-1]
-        where = f"group {len(self.param_groups) - 1}"
-        self._check_values(group, family, self._batch, where)
-        for p in group["params"]:
-            if p.is_sparse:
+        super().add_param_group(group)  # fills defaults, checks the parameters, appends
+        try:
+            group = self.param_groups[-1]
+            if any(p.is_sparse for p in group["params"]):
                 raise ValueError(f"{family}: sparse parameters are not supported")
-        wrapped = _Group(group)
-        self.param_groups[-1] = wrapped
-        wrapped._initial_lr = _per_member(group["lr"], self._batch, f"{family}: lr")
-        if running:
-            self._rebuild()
+            wrapped = _Group(group)
+            wrapped._initial_lr = _per_member(group["lr"], self._batch, f"{family}: lr")
+            self.param_groups[-1] = wrapped
+            if running:
+                self._rebuild()
+        except BaseException:
+            self.param_groups.pop()
+            raise
         wrapped.__dict__["_opt"] = self
+
+    def _check_group(self, values: dict, K) -> None:
+        """Further checks of a group's values (defaults filled in, K configurations); see SGD."""
 
     def _groups(self) -> list[tuple[list, dict, str]]:
         """(params with names, values per configuration, name) of every group, for the engine."""
@@ -201,10 +209,22 @@ class HyperOptimizer(torch.optim.Optimizer):
         return chain
 
     def _build(self) -> None:
+        """Make the engine. ``self._engine`` changes only if this succeeds."""
+        family = type(self).__name__
         groups = self._groups()
         if not any(ps for ps, _, _ in groups):
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+            raise ValueError(f"{family} got an empty parameter list")
+        # a group without parameters (torch.optim allows one) has no segment: group i is not segment i
+        segment_of, s = [], 0
+        for ps, _, _ in groups:
+            segment_of.append([s] if ps else [])
+            s += bool(ps)
         groups = [g for g in groups if g[0]]
+        names = [name for _, _, name in groups]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # their hyperparameters would share one key ("alpha.<name>")
+            raise ValueError(f"{family}: several parameter groups are named {twice}; give each group its own "
+                             "'name'")
         chain = self._chain()
         for node in chain[1:]:
             node._owner = self
@@ -212,8 +232,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             node._check_values(node._values, type(node).__name__, self._batch)
         self._engine = Engine(groups, chain, self._batch, self._options["capturable"], self._options["cuda_graph"],
                               self._options.get("compiled", False))
-        for k, opt in enumerate(chain):
-            opt._level_name = f"level {k}"
+        self._segment_index = segment_of
 
     def _segments(self, below_names: list[str], K: int) -> list[Segment]:
         """Segments of the vector below for an unbound hyperoptimizer: one (the whole vector)."""
@@ -264,7 +283,8 @@ class HyperOptimizer(torch.optim.Optimizer):
                              f"hyperparameter (it has {sorted(hypers)}, weight_decay and lr){hint}")
 
     def _segment_of(self, group_index: int) -> list[int]:
-        return [group_index]
+        """The level-0 segments of a parameter group (none for a group without parameters)."""
+        return self._segment_index[group_index]
 
     @staticmethod
     def _set_values(level, s: int, hyper, values: list[float]) -> None:
@@ -312,8 +332,14 @@ class HyperOptimizer(torch.optim.Optimizer):
         multiplier (``param_groups[i]["lr"]``)."""
         out = {}
         for k, lvl in enumerate(self._require_bound().levels):
-            out.update({"hyper." * k + name: self._out(v) for name, v in lvl.values().items()})
-        return out
+            out.update({"hyper." * k + name: v for name, v in lvl.values().items()})
+        return self._fresh(out)
+
+    def _fresh(self, values: dict) -> dict[str, torch.Tensor]:
+        """Copies, in one op: many values are views of buffers the next step overwrites in place,
+        and a caller keeping them (a history of values) must not see them change."""
+        fresh = torch.stack(list(values.values())).unbind(0)
+        return {name: self._out(v) for name, v in zip(values, fresh)}
 
     @torch.no_grad()
     def set_hyperparameters(self, **values) -> None:
@@ -343,8 +369,8 @@ class HyperOptimizer(torch.optim.Optimizer):
         """The last hypergradients d loss / d (stored value) of every learned hyperparameter."""
         out = {}
         for k, lvl in enumerate(self._require_bound().levels[:-1]):
-            out.update({"hyper." * k + name: self._out(lvl.G[:, j]) for j, name in enumerate(lvl.names)})
-        return out
+            out.update({"hyper." * k + name: lvl.G[:, j] for j, name in enumerate(lvl.names)})
+        return self._fresh(out) if out else out
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` if anything became NaN/inf (one host sync)."""
@@ -365,10 +391,6 @@ class HyperOptimizer(torch.optim.Optimizer):
         return len(self._chain()) - 1
 
     # -- checkpointing -------------------------------------------------------------------------
-    def _spec(self) -> list:
-        return [{"optimizer": type(node).__name__, "values": node._values, "rule": dict(vars(node._rule))}
-                for node in self._chain()]
-
     def state_dict(self) -> dict:
         """Everything needed to resume exactly: every level's stored values, state and tangents,
         and the groups' settings (``lr``, ``weight_decay``, …)."""
@@ -428,10 +450,17 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     def _rebuild(self) -> None:
         """Rebuild the engine after ``add_param_group``: the old groups keep their learned values and
-        state; tangents start again (the next hypergradient is 0, as at a first step)."""
+        state; tangents start again (the next hypergradient is 0, as at a first step). If the new
+        engine cannot be built, the old one stays, with its parameters pointing into it again."""
         old = self._engine
-        self._engine = None
-        self._build()
+        old_data = [p.data for p in old.params]
+        try:
+            self._build()
+        except BaseException:
+            for p, data in zip(old.params, old_data):
+                p.data = data
+            self._engine = old
+            raise
         new = self._engine
         with torch.no_grad():
             new.t.copy_(old.t)
@@ -454,11 +483,11 @@ class HyperOptimizer(torch.optim.Optimizer):
         if self._engine is None:
             return {k: v for k, v in self.__dict__.items()}
         return {"_unpickle": True, "cls": type(self), "groups": [dict(g) for g in self.param_groups],
-                "initial_lr": [g._initial_lr for g in self.param_groups], "chain": self._spec(),
+                "initial_lr": [g._initial_lr for g in self.param_groups],
                 "rule": self._rule, "values": self._values, "batch": self._batch, "options": self._options,
                 "hyper": self.hyper, "state": self.state_dict(), "repr": self._repr_hypers}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state):  # (pickles of older versions also hold a "chain" entry: not needed)
         if not state.get("_unpickle"):
             self.__dict__.update(state)
             return
@@ -471,10 +500,8 @@ class HyperOptimizer(torch.optim.Optimizer):
                              _options=state["options"], hyper=hyper, check_every=state["options"]["check_every"],
                              _engine=None, _owner=None, _steps_since_check=0, _repr_hypers=state["repr"],
                              defaults={**state["values"], "lr": state["values"]["alpha"]}, state={},
-                             param_groups=[], _optimizer_step_pre_hooks={}, _optimizer_step_post_hooks={})
-        import collections
-        self._optimizer_step_pre_hooks = collections.OrderedDict()
-        self._optimizer_step_post_hooks = collections.OrderedDict()
+                             param_groups=[], _optimizer_step_pre_hooks=collections.OrderedDict(),
+                             _optimizer_step_post_hooks=collections.OrderedDict())
         self._patch_step_function()
         for g, lr0 in zip(state["groups"], state["initial_lr"]):
             wrapped = _Group(g)

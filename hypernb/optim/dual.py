@@ -249,15 +249,16 @@ def scaled(scale, direction) -> dict:
     the engine adds the step to the weights as one ``add_(direction, alpha=scale)``."""
     out = {}
     if isinstance(scale, Dual):
-        d = _value(direction)
+        d = value_of(direction)
         out = {k: _times(t, d) for k, t in scale.tangents.items()}
     if isinstance(direction, Dual):
-        s = _value(scale)
+        s = value_of(scale)
         out = _combine(out, {k: _times(t, s) for k, t in direction.tangents.items()})
     return out
 
 
-def _value(x):
+def value_of(x):
+    """The value of a Dual, or x itself."""
     return x.value if isinstance(x, Dual) else x
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from .dual import Dual, scaled
+from .dual import Dual, scaled, value_of
 from .errors import NonFiniteError
 
 
@@ -52,10 +52,6 @@ class Segment:
     stop: int
     name: str
     values: dict
-
-
-def _value(x):
-    return x.value if isinstance(x, Dual) else x
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -165,13 +161,13 @@ class Level:
             if "lr_scale" in h:
                 h["alpha"] = h["alpha"] * h.pop("lr_scale")
             direction, scale, state = self.rule.update(gs, ws, self.state[s], h, t)
-            state = {k: _value(v) for k, v in state.items()}
+            state = {k: value_of(v) for k, v in state.items()}
             mask = None if keep is None else keep[s]
-            d = _value(direction)
+            d = value_of(direction)
             if mask is not None:
                 state = {k: torch.where(mask, v, self.state[s][k]) for k, v in state.items()}
                 d = torch.where(mask, d, 0.0)
-            steps.append((d, _value(scale)))
+            steps.append((d, value_of(scale)))
             states.append(state)
             if tangents:
                 lazy.append(self._tangents(scaled(scale, direction), gs, ws, mask, raw))
@@ -194,15 +190,16 @@ class Level:
                     where[key] = len(bases)
                     if base is None:  # a scalar tangent: a vector of ones
                         base = np.ones_like(like) if self.small else torch.ones_like(like)
-                    elif not self.small:
+                    elif self.small:
+                        if np.shape(base) != like.shape or base is w:  # a number, or values changed in place
+                            base = np.array(np.broadcast_to(base, like.shape))
+                    else:
                         if base is w:
                             base = base.clone()  # the weights themselves change in place below
                         if base.dtype != like.dtype:
                             base = base.to(like.dtype)
-                        if mask is not None:
-                            base = torch.where(mask, base, 0.0)
-                    elif np.shape(base) != like.shape or base is w:  # a number, or the values changed in place
-                        base = np.array(np.broadcast_to(base, like.shape))
+                    if mask is not None:  # (level 0 only: never NumPy) entries that did not move
+                        base = torch.where(mask, base, 0.0)
                     bases.append(base)
                 entries.append((j, where[key]))
                 coefs.append(coef)
@@ -211,7 +208,7 @@ class Level:
         K = raw.shape[0]
         return bases, entries, torch.cat([c.expand(K, 1) if isinstance(c, torch.Tensor)
                                           else torch.full((K, 1), c, dtype=raw.dtype, device=raw.device)
-                                          for c in coefs], dim=1) if coefs else torch.zeros(K, 0)
+                                          for c in coefs], dim=1) if coefs else raw.new_zeros(K, 0)
 
     # -- reading and writing values outside the step ------------------------------------------------
     def values(self) -> dict[str, torch.Tensor]:
@@ -239,23 +236,33 @@ class Level:
         def t(x):
             return torch.from_numpy(np.array(x)).unsqueeze(0) if isinstance(x, np.ndarray) else x.clone()
 
-        return {"names": list(self.names), "raw": self.raw.clone(), "G": self.G.clone(),
+        return {"names": list(self.names), "stored": self.stored(), "raw": self.raw.clone(), "G": self.G.clone(),
                 "fixed": {k: v.clone() for k, v in self.fixed.items()},
                 "state": [{k: t(v) for k, v in st.items()} for st in self.state],
                 "J": None if self.J is None else [[t(b) for b in bases] for bases in self.J],
                 "Jmap": None if self.Jmap is None else [[list(e) for e in m] for m in self.Jmap],
                 "Jc": None if self.Jc is None else [t(c) for c in self.Jc]}
 
+    def stored(self) -> list[str]:
+        """How each learned value is stored (``log`` for α with sign_safe=True, …): a saved raw value
+        means something else under another parametrisation."""
+        return [h.param.kind for h in self.trainable]
+
     def check(self, saved: dict, where: str) -> None:
         """Refuse (naming what) a saved level that does not fit this one."""
         keys = {"names", "raw", "G", "fixed", "state", "J", "Jmap", "Jc"}
-        missing, extra = sorted(keys - set(saved)), sorted(set(saved) - keys, key=str)
+        missing, extra = sorted(keys - set(saved)), sorted(set(saved) - keys - {"stored"}, key=str)
         if missing or extra:
             raise ValueError(f"state dict {where}" + (f" lacks {missing}" if missing else "")
                              + (" and" if missing and extra else "")
                              + (f" has unknown key(s) {extra}" if extra else ""))
         if saved["names"] != self.names:
             raise ValueError(f"state dict {where} has hyperparameters {saved['names']}, expected {self.names}")
+        if "stored" in saved and saved["stored"] != self.stored():  # (older state dicts lack it: not checked)
+            theirs, ours = (", ".join(f"{h.name} as {kind}" for h, kind in zip(self.trainable, kinds))
+                            for kinds in (saved["stored"], self.stored()))
+            raise ValueError(f"state dict {where} stores {theirs}, this optimizer stores {ours}; build it with the "
+                             "same sign_safe= as the one that saved it")
         extra, lack = sorted(set(saved["fixed"]) - set(self.fixed)), sorted(set(self.fixed) - set(saved["fixed"]))
         if extra or lack:
             raise ValueError(f"state dict {where}: fixed values" + (f" extra {extra}" if extra else "")
@@ -283,7 +290,7 @@ class Level:
         dev = self.raw.device
 
         def own(x):  # a saved tensor in this level's representation
-            return x.numpy()[0].astype(np.float64) if self.small else x.to(device=dev, dtype=self.vdtype).clone()
+            return x.cpu().numpy()[0].astype(np.float64) if self.small else x.to(device=dev, dtype=self.vdtype).clone()
 
         self.state = [{k: own(sv[k]) for k in st} for st, sv in zip(self.state, saved["state"])]
         if saved["J"] is None:
@@ -291,13 +298,17 @@ class Level:
             return
         self.J = [[own(b) for b in bases] for bases in saved["J"]]
         self.Jmap = [[tuple(e) for e in m] for m in saved["Jmap"]]
-        self.Jc = [c.numpy()[0].astype(np.float64) if self.host else c.to(device=dev, dtype=self.raw.dtype).clone()
-                   for c in saved["Jc"]]
+        self.Jc = [c.cpu().numpy()[0].astype(np.float64) if self.host
+                   else c.to(device=dev, dtype=self.raw.dtype).clone() for c in saved["Jc"]]
 
 
 def _same_shape(t, shape, what: str) -> None:
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f"state dict {what} has shape {tuple(t.shape)}, expected {tuple(shape)}")
+
+
+class _Restructure(Exception):
+    """Raised while tracing a step that would change the structure of the tangent buffers."""
 
 
 class Engine:
@@ -338,6 +349,7 @@ class Engine:
                              "leave capturable unset")
         self.compiled = bool(compiled)
         self._compiled_steps: dict = {}
+        self._tracing = False  # True while make_fx traces the step (see _run_compiled)
         self.capturable = first.device.type == "cuda" if capturable is None else bool(capturable)
         self.capturable = self.capturable or self.compiled
         if cuda_graph and (first.device.type != "cuda" or not self.capturable):
@@ -359,7 +371,6 @@ class Engine:
                     offset += n
                 segments.append(Segment(start, offset, gname, values))
         self._ptrs = [p.data_ptr() for p in params]
-        self.param_names = [name for ps, _, _ in groups for _, name in ps]
         # one configuration on a CPU: the few-number part of the step runs in NumPy (see Level)
         self.host = self.K == 1 and self.device.type == "cpu" and not self.capturable
         self.levels: list[Level] = []
@@ -420,8 +431,8 @@ class Engine:
                     flags.append(torch.full((self.sizes[i],), present[i], dtype=torch.bool))
                     n_at += self.sizes[i]
                     i += 1
-                mask = torch.cat(flags).to(self.device).unsqueeze(0)
-                masks.append(None if bool(mask.all()) else mask)
+                mask = torch.cat(flags)  # decided on the host: no sync with the device
+                masks.append(None if bool(mask.all()) else mask.to(self.device).unsqueeze(0))
             self._keep_cache[present] = masks
         return self._keep_cache[present]
 
@@ -475,13 +486,16 @@ class Engine:
                 lvl.Jc = [next(it) for _ in lvl.Jc]
 
     def _run_compiled(self, key, g: torch.Tensor, present: tuple) -> None:
-        """The step as one compiled function of (gradient, buffers), made once per structure ``key``.
+        """The step as one compiled function of (gradient, buffers), made once per structure.
 
         Why trace first: ``torch.compile`` cannot follow the Duals' operator overloading, but
         ``make_fx`` runs the step's Python as it is (Duals, rules, the lazy tangents) on copies of
         the buffers and records only the tensor ops, in place writes included; the recorded graph
         then compiles cleanly. The graph depends on the structure only (which parameters have a
-        gradient, which segments decay), never on the values, which stay arguments."""
+        gradient, which segments decay, and the tangent buffers it reads), never on the values,
+        which stay arguments. A step that changes the tangent buffers' structure runs eagerly,
+        which allocates them anew; the next step compiles for the new structure."""
+        key = (key, tuple(tuple(tuple(m) for m in lvl.Jmap) for lvl in self.levels if lvl.J is not None))
         buffers = self._buffers()
         step = self._compiled_steps.get(key)
         if step is None:
@@ -490,12 +504,18 @@ class Engine:
             def plain_step(g, *buffers):
                 originals = self._buffers()
                 self._bind(buffers)
+                self._tracing = True
                 try:
                     self._step(g, keep)
                 finally:
+                    self._tracing = False
                     self._bind(originals)
 
-            graph = make_fx(plain_step)(g.clone(), *(b.clone() for b in buffers))
+            try:
+                graph = make_fx(plain_step)(g.clone(), *(b.clone() for b in buffers))
+            except _Restructure:
+                self._step(g, keep)
+                return
             step = torch.compile(graph, dynamic=False)
             try:
                 step(g, *buffers)  # the first call compiles (seconds; cached on disk for later runs)
@@ -516,17 +536,21 @@ class Engine:
             for k in range(n):
                 grads.append(levels[k].hypergradient(grads[k]))
             raws = [lvl.np["raw"] if host else lvl.raw for lvl in levels]
-            out = [None] * (n + 1)
+            out = [None] * (n + 1)  # per level: (steps, states, tangents)
             for k in range(n, -1, -1):
                 below = self.flat if k == 0 else raws[k - 1]
-                steps, states, lazy = levels[k].apply(grads[k], below, raws[k], t1 if host else t1.to(g.dtype),
-                                                      keep if k == 0 else None)
-                out[k] = (states, lazy)
+                out[k] = levels[k].apply(grads[k], below, raws[k], t1 if host else t1.to(g.dtype),
+                                         keep if k == 0 else None)
                 if k > 0:
-                    raws[k - 1] = raws[k - 1] + levels[k].delta(steps)
+                    raws[k - 1] = raws[k - 1] + levels[k].delta(out[k][0])
             # the first step at which each value of each configuration stopped being finite; a
-            # non-finite gradient shows in level 0's hypergradients (one pass fewer), else its sum
-            gsum = g.sum(dim=1, keepdim=True) if n == 0 else grads[1][..., :1] * 0.0
+            # non-finite gradient shows in level 0's first hypergradient, g · J (one number instead of
+            # a pass over g; the other columns may be non-finite for their own reasons and are checked
+            # as what they are), except at a first step, where it is 0 without looking at g
+            if n == 0 or levels[0].J is None:
+                gsum = g.sum(dim=1, keepdim=True)
+            else:
+                gsum = grads[1][..., :1] * 0.0
             if host:
                 bad = ~np.isfinite(np.concatenate([np.asarray(gsum, dtype=np.float64).reshape(1), *raws[:n],
                                                    *grads[1:]]))
@@ -537,7 +561,9 @@ class Engine:
                 checks = torch.cat([gsum, *raws[:n], *grads[1:]], dim=1)
                 bad = torch.isnan(checks * 0.0)  # inf·0 and nan·0 are NaN
                 first_bad = torch.where((self.first_bad < 0) & bad, t1, self.first_bad)
-        for seg, (d, c) in zip(levels[0].segments, steps):  # the weights, in place: w += scale · direction
+        if self.capturable:
+            self._fit_tangent_buffers(out)
+        for seg, (d, c) in zip(levels[0].segments, out[0][0]):  # the weights, in place: w += scale · direction
             view = self.flat if len(levels[0].segments) == 1 else self.flat[:, seg.start:seg.stop]
             if isinstance(c, torch.Tensor):
                 view.addcmul_(d, c)
@@ -546,7 +572,7 @@ class Engine:
             else:  # a scale beyond the weights' dtype: inf/NaN weights, flagged, as on a device
                 view.add_(d * float(c))
         for k, lvl in enumerate(levels):
-            states, lazy = out[k]
+            _, states, lazy = out[k]
             if host:  # the few-number buffers through their NumPy views
                 if k < n:
                     lvl.np["raw"][...] = raws[k]
@@ -572,13 +598,30 @@ class Engine:
             lvl.Jmap = [entries for _, entries, _ in lazy]
             lvl.Jc = [coefs for _, _, coefs in lazy]
 
+    def _fit_tangent_buffers(self, out) -> None:
+        """Capturable layout: the tangents are copied into buffers that a first step allocates. A
+        change of the step's structure can change theirs (AdamW's weight decay switched on adds the
+        weights as a base, switched off drops it): then they are allocated again (by :meth:`_copy`).
+        Decided before the weights change, so that a refusal leaves nothing half-applied."""
+        for lvl, (_, _, lazy) in zip(self.levels, out):
+            if not lazy or lvl.J is None or [entries for _, entries, _ in lazy] == lvl.Jmap:
+                continue
+            if self._tracing:  # a traced graph cannot allocate its own arguments: see _run_compiled
+                raise _Restructure
+            if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+                raise RuntimeError("the optimizer step changed its structure (e.g. AdamW's weight_decay switched "
+                                   "on or off) inside a CUDA graph capture; run one step outside the capture after "
+                                   "such a change, then capture again")
+            lvl.J = lvl.Jmap = lvl.Jc = None
+
     def _copy(self, out, raws, grads, t1, first_bad) -> None:
         """Static addresses (capturable): every result copied into the existing buffers; a result
         that *is* another slot's old buffer (momentum's tangent is the previous buffer) is copied
-        out first. Tangent buffers are allocated by the first step."""
+        out first. Tangent buffers are allocated by the first step (and again after a change of
+        their structure, see :meth:`_fit_tangent_buffers`)."""
         pairs = [(self.t, t1), (self.first_bad, first_bad)]
         for k, lvl in enumerate(self.levels):
-            states, lazy = out[k]
+            _, states, lazy = out[k]
             if k < len(self.levels) - 1:
                 pairs += [(lvl.raw, raws[k]), (lvl.G, grads[k + 1])]
             pairs += [(lvl.state[s][name], v) for s, st in enumerate(states) for name, v in st.items()]
@@ -587,8 +630,6 @@ class Engine:
                 lvl.Jmap = [entries for _, entries, _ in lazy]
                 lvl.Jc = [coefs.clone() for _, _, coefs in lazy]
             elif lazy:
-                if [e for _, e, _ in lazy] != lvl.Jmap:
-                    raise RuntimeError("the tangents' structure changed between steps")
                 pairs += [(dst, src) for dsts, (bases, _, _) in zip(lvl.J, lazy) for dst, src in zip(dsts, bases)]
                 pairs += [(dst, coefs) for dst, (_, _, coefs) in zip(lvl.Jc, lazy)]
         targets = {id(dst) for dst, _ in pairs}

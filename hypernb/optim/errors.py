@@ -14,8 +14,9 @@ class NonFiniteError(FloatingPointError):
         self.level, self.optimizer, self.name, self.step, self.what = level, optimizer, name, step, what
         self.member = member
         who = "" if member is None else f" of configuration {member}"
+        subject = what if name == what else f"{what} '{name}'"  # the model's gradient has no other name
         super().__init__(
-            f"non-finite {what} '{name}'{who} at level {level} ({optimizer}), first at step {step}. "
+            f"non-finite {subject}{who} at level {level} ({optimizer}), first at step {step}. "
             "Lower the hyper-step size κ of the level above, or the initial value, "
             "or keep α positive with sign_safe=True; a NaN gradient usually means the model diverged."
         )

@@ -72,11 +72,30 @@ class SGD(HyperOptimizer):
         super().__init__(params, SGDRule(momentum=on, sign_safe=sign_safe),
                          {"alpha": _pick(family, alpha, lr, 0.01), "mu": mu, "weight_decay": weight_decay},
                          hyper, **options)
+        if params is None:  # (the groups of a bound one are checked as they are added)
+            self._check_group(self._values, "any")
+
+    def _check_group(self, values: dict, K) -> None:
+        """μ₀ = 0 means no momentum and μ ≡ 0 (as gdtuo). With momentum on for others, such a
+        configuration or group would share their buffer and its μ would be learned away from 0 by
+        the level above: refused instead of computing something it would not compute alone."""
+        if self.hyper is None or not self._rule.momentum:  # nothing learns μ: μ₀ = 0 stays 0 exactly
+            return
+        if 0.0 in _per_member(values["mu"], K, f"{type(self).__name__}: momentum"):
+            raise ValueError(f"{type(self).__name__}: momentum (μ₀) is 0 for some configurations or parameter "
+                             f"groups and not for others ({values['mu']!r} here), while a hyperoptimizer learns "
+                             "μ: μ₀ = 0 means no momentum, which they cannot keep in one optimizer. Train them "
+                             "in separate optimizers, or give every one a μ₀ > 0")
 
 
 class SGDPerParam(HyperOptimizer):
     r"""SGD with one step size per parameter tensor (or, as a hyperoptimizer, one κ per
-    hyperparameter of the level below). ``alpha`` is a number, a list, or a dict by name.
+    hyperparameter of the level below).
+
+    ``alpha`` is a number (every entry), a dict by name, or a list with one value per entry. With
+    ``batch=K`` a value may be K numbers, one per configuration, as for every other optimizer, so
+    there a flat list of numbers is *per configuration*; per-entry values are then a dict or a list
+    whose items are numbers or lists of K (e.g. ``[[.1, .2], .3]``).
 
     .. math:: w^{(s)}_{t+1} = w^{(s)}_t - α_s g^{(s)}_t
 
@@ -90,28 +109,23 @@ class SGDPerParam(HyperOptimizer):
         alpha = _pick(family, alpha, lr, 0.01)
         if isinstance(alpha, tuple):
             alpha = list(alpha)
+        for a in (alpha.values() if isinstance(alpha, dict) else [alpha]):
+            _check_alpha(a, family)
         self._alphas = alpha
         if params is not None:
-            params = self._one_group_per_tensor(params, alpha)
-            alpha = 0.01  # the default of a group that gives none (each group gives its own)
-        elif isinstance(alpha, dict):
-            for a in alpha.values():
-                _check_alpha(a, family)
-        elif isinstance(alpha, list):
-            for a in alpha:
-                _check_alpha(a, family)
+            params = self._one_group_per_tensor(params, alpha, options.get("batch"))
         super().__init__(params, SGDPerParamRule(sign_safe=sign_safe),
                          {"alpha": alpha if not isinstance(alpha, (list, dict)) else 0.01,
                           "weight_decay": weight_decay}, hyper, **options)
 
-    def _one_group_per_tensor(self, params, alpha) -> list[dict]:
+    def _one_group_per_tensor(self, params, alpha, K) -> list[dict]:
         family = type(self).__name__
         params = list(params)
         if params and isinstance(params[0], dict):
             raise ValueError(f"{family} makes one parameter group per tensor itself; pass parameters, not groups")
         named = [(p if isinstance(p, tuple) else (str(i), p)) for i, p in enumerate(params)]
         names = [n for n, _ in named]
-        alphas = _per_segment_values(alpha, names, family)
+        alphas = _per_segment_values(alpha, names, family, K)
         with_names = bool(params) and isinstance(params[0], tuple)
         return [{"params": [(n, p)] if with_names else [p], "alpha": a, "name": n}
                 for (n, p), a in zip(named, alphas)]
@@ -121,7 +135,7 @@ class SGDPerParam(HyperOptimizer):
 
     def _segments(self, below_names: list[str], K: int) -> list[Segment]:
         """One segment per entry of the vector below, each with its own κ."""
-        alphas = _per_segment_values(self._alphas, below_names, type(self).__name__)
+        alphas = _per_segment_values(self._alphas, below_names, type(self).__name__, self._batch)
         wd = _per_member(self._values.get("weight_decay", 0.0), self._batch, "weight_decay")
         return [Segment(i, i + 1, name, {"alpha": _per_member(a, self._batch, f"alpha.{name}"), "weight_decay": wd})
                 for i, (name, a) in enumerate(zip(below_names, alphas))]
@@ -133,12 +147,18 @@ class SGDPerParam(HyperOptimizer):
 
 
 def _check_alpha(a, family: str) -> None:
-    for v in (a if isinstance(a, list) else [a]):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{family}: every alpha must be a finite number >= 0, got {v!r}")
+    """Every number of a step size given as a number or (nested) list."""
+    if isinstance(a, (list, tuple)):
+        for v in a:
+            _check_alpha(v, family)
+    elif isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
+        raise ValueError(f"{family}: every alpha must be a finite number >= 0, got {a!r}")
 
 
-def _per_segment_values(alpha, names: list[str], family: str) -> list:
+def _per_segment_values(alpha, names: list[str], family: str, K: int | None) -> list:
+    """One value per entry (a number, or K numbers with batch=K) from a number, dict or list. With
+    batch=K a flat list of numbers is one value per configuration for every entry, as for any
+    other hyperparameter; per-entry values then come as a dict or a list with lists in it."""
     if isinstance(alpha, dict):
         unknown = sorted(set(alpha) - set(names))
         if unknown:
@@ -146,16 +166,18 @@ def _per_segment_values(alpha, names: list[str], family: str) -> list:
         missing = sorted(set(names) - set(alpha))
         if missing:
             raise ValueError(f"{family}: no step size given for {missing}")
-        out = [alpha[n] for n in names]
-    elif isinstance(alpha, list):
-        if len(alpha) != len(names):
-            raise ValueError(f"{family}: got {len(alpha)} step sizes for {len(names)} entries {names}")
-        out = list(alpha)
-    else:
-        out = [alpha] * len(names)
-    for a in out:
-        _check_alpha(a, family)
-    return out
+        return [alpha[n] for n in names]
+    if not isinstance(alpha, list):
+        return [alpha] * len(names)
+    if K is not None and not any(isinstance(a, (list, tuple)) for a in alpha):
+        if len(alpha) != K:
+            raise ValueError(f"{family}: with batch={K} a list of numbers gives one alpha per configuration, got "
+                             f"{len(alpha)}; for one alpha per entry of {names} give a dict by name, or a list "
+                             "of lists (each a number or one value per configuration)")
+        return [alpha] * len(names)
+    if len(alpha) != len(names):
+        raise ValueError(f"{family}: got {len(alpha)} step sizes for {len(names)} entries {names}")
+    return list(alpha)
 
 
 class AdaGrad(HyperOptimizer):

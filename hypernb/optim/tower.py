@@ -44,7 +44,7 @@ def parse_tower(spec: str) -> list[str]:
         raise ValueError(f"a tower is a string such as 'adam/sgd', got {spec!r}")
     names = []
     for part in spec.split("/"):
-        name, _, count = part.strip().lower().partition("*")
+        name, star, count = part.strip().lower().partition("*")
         name = ALIASES.get(name.strip(), name.strip())
         if name not in FAMILIES:
             raise ValueError(
@@ -53,7 +53,7 @@ def parse_tower(spec: str) -> list[str]:
                 "prodigy, dadapt_adam, schedulefree_adamw, dog"
             )
         n = 1
-        if count:
+        if star:
             if not count.strip().isdigit() or int(count) < 1:
                 raise ValueError(f"repeat count in {part.strip()!r} must be a positive integer")
             n = int(count)
@@ -82,6 +82,9 @@ def kappa_schedule(kappa, alpha0, height: int) -> list:
             values = KAPPA_RULES[kappa](float(alpha0), height)
     elif isinstance(kappa, numbers.Real) and not isinstance(kappa, bool):
         values = [float(kappa)] * height
+    elif not isinstance(kappa, (list, tuple)):
+        raise ValueError(f"kappa must be a number, a list (one value per hyper level), a dict or a rule "
+                         f"{sorted(KAPPA_RULES)}, got {kappa!r}")
     else:
         values = list(kappa)
         if len(values) != height:
@@ -121,12 +124,36 @@ def tower(spec: str, params, alpha=None, kappa=1e-5, *, hyper_options: list[dict
     kappas = kappa_schedule(kappa, alpha0, height)
     if isinstance(kappa, dict) and names[-1] != "sgdperparam":
         raise ValueError("a dict of κ per hyperparameter needs an sgdperparam hyperoptimizer, e.g. 'sgd/sgdperparam'")
-    hyper_options = hyper_options or [{}] * height
-    if len(hyper_options) != height:
-        raise ValueError(f"hyper_options needs one dict per hyper level ({height}), got {len(hyper_options)}")
+    hyper_options = _hyper_options(hyper_options, height)
     hyper = None
     for level in range(height, 0, -1):
         cls = FAMILIES[names[level]]
         hyper = cls(alpha=kappas[level - 1], hyper=hyper, sign_safe=sign_safe, **hyper_options[level - 1])
     return base_cls(params, alpha=alpha, hyper=hyper, sign_safe=sign_safe, batch=batch, check_every=check_every,
                     capturable=capturable, cuda_graph=cuda_graph, compiled=compiled, **level0)
+
+
+# what tower() gives every hyper level itself: a hyper_options entry must not give it again
+_FROM_TOWER = {"alpha": "kappa=", "lr": "kappa=", "hyper": "the tower string", "sign_safe": "sign_safe=",
+               "batch": "batch=", "check_every": "check_every=", "capturable": "capturable=",
+               "cuda_graph": "cuda_graph=", "compiled": "compiled="}
+
+
+def _hyper_options(options, height: int) -> list[dict]:
+    """``hyper_options`` checked: a list with one dict of keyword arguments per hyper level."""
+    if options is None:
+        return [{}] * height
+    if not isinstance(options, (list, tuple)):
+        raise ValueError(f"hyper_options must be a list with one dict per hyper level ({height}), got "
+                         f"{type(options).__name__}")
+    if len(options) != height:
+        raise ValueError(f"hyper_options needs one dict per hyper level ({height}), got {len(options)}")
+    for level, opts in enumerate(options, start=1):
+        if not isinstance(opts, dict):
+            raise ValueError(f"hyper_options[{level - 1}] (level {level}) must be a dict of keyword arguments, "
+                             f"got {opts!r}")
+        given = sorted(set(opts) & set(_FROM_TOWER))
+        if given:
+            raise ValueError(f"hyper_options[{level - 1}] gives {given}, which tower() sets itself; use "
+                             + ", ".join(sorted({_FROM_TOWER[k] for k in given})) + " instead")
+    return list(options)
