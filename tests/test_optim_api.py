@@ -433,3 +433,20 @@ def test_host_step_equals_the_tensor_step(spec):
         out.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
                     torch.stack(list(opt.hyperparameters().values()))))
     assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+
+
+def test_a_second_optimizer_on_the_same_parameters_is_named_when_the_first_steps():
+    """The newest optimizer owns the parameters' storage; the older one says so instead of blaming a move."""
+    model = torch.nn.Linear(3, 2)
+    first = optim.Adam(model.parameters(), hyper=optim.SGD(alpha=1e-5))
+    second = optim.Adam(model.parameters())
+    model(torch.ones(4, 3)).sum().backward()
+    second.step()
+    with pytest.raises(RuntimeError, match="another hypernb optimizer was built on this optimizer's parameters"):
+        first.step()
+    moved = optim.SGD(torch.nn.Linear(3, 2).double().parameters())
+    for p in moved.param_groups[0]["params"]:
+        p.data = p.data.clone()
+        p.grad = torch.ones_like(p)
+    with pytest.raises(RuntimeError, match="moved or replaced"):
+        moved.step()

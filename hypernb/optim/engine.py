@@ -31,6 +31,7 @@ One step, for a tower of levels 0..n (level 0 trains the model, level k learns l
 from __future__ import annotations
 
 import contextlib
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,10 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from .dual import Dual, scaled, value_of
 from .errors import NonFiniteError
+
+# every live engine (weakly: it keeps none alive), to tell an older optimizer whose parameters a newer
+# one took over from one whose parameters were moved
+_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 @dataclass
@@ -371,6 +376,7 @@ class Engine:
                     offset += n
                 segments.append(Segment(start, offset, gname, values))
         self._ptrs = [p.data_ptr() for p in params]
+        _ENGINES.add(self)
         # one configuration on a CPU: the few-number part of the step runs in NumPy (see Level)
         self.host = self.K == 1 and self.device.type == "cpu" and not self.capturable
         self.levels: list[Level] = []
@@ -403,6 +409,11 @@ class Engine:
         grads, present = [], []
         for p, ptr in zip(self.params, self._ptrs):
             if p.data_ptr() != ptr:
+                if any(e is not self and any(q is p for q in e.params) for e in list(_ENGINES)):
+                    raise RuntimeError(
+                        "another hypernb optimizer was built on this optimizer's parameters since, and they now "
+                        "live in its buffer: only the newest one can step. Build one optimizer per set of "
+                        "parameters (in a notebook, a re-run cell builds a new one: use that one)")
                 raise RuntimeError(
                     "a parameter was moved or replaced after the optimizer was built (e.g. model.to(...) "
                     "or model.half()); build the optimizer after moving the model"
