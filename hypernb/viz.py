@@ -16,20 +16,25 @@ def _plt():
 
 
 def _mean_curve(result, key: str):
-    """Step axis and mean / min / max over the seeds that recorded ``key``."""
+    """Step axis and mean / min / max over the seeds that recorded ``key``, up to the longest seed: a
+    seed that stopped early (diverged) leaves the statistics there, and never cuts the others' curves."""
+    import warnings
+
     seeds = [s for s in result.seeds if (s.loss if key == "loss" else s.trajectory.get(key))]
     if not seeds:
         return None
     if key == "loss":
-        steps = seeds[0].steps
-        values = [s.loss for s in seeds]
+        axes, values = [s.steps for s in seeds], [s.loss for s in seeds]
     else:
-        steps = seeds[0].trajectory["step"]
-        values = [s.trajectory[key] for s in seeds]
-    n = min([len(steps)] + [len(v) for v in values])
-    arr = np.array([v[:n] for v in values], dtype=float)
+        axes, values = [s.trajectory["step"] for s in seeds], [s.trajectory[key] for s in seeds]
+    steps = max(axes, key=len)  # every seed logs the same steps; one that stopped has a prefix of them
+    arr = np.full((len(values), len(steps)), np.nan)
+    for i, v in enumerate(values):
+        arr[i, :min(len(v), len(steps))] = np.asarray(v[:len(steps)], dtype=float)
     arr[~np.isfinite(arr)] = np.nan  # a diverged value ends the line instead of breaking the axis
-    return np.asarray(steps[:n]), arr.mean(0), arr.min(0), arr.max(0)
+    with warnings.catch_warnings():  # a step where every seed is NaN stays NaN (a gap), without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(steps), np.nanmean(arr, 0), np.nanmin(arr, 0), np.nanmax(arr, 0)
 
 
 def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title: str = "", ylabel: str = "",

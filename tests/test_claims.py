@@ -81,6 +81,15 @@ def test_every_claim_is_declared_completely_and_once():
                                              "Defazio et al. 2024"), c.id
 
 
+def test_every_first_declaration_belongs_to_a_claim_that_says_it_was_amended():
+    """A changed declaration keeps its first form (judged beside it in the notebook) and says what changed."""
+    for first_id, first in C.FIRST_DECLARED.items():
+        now = [c for c in C.CLAIMS if c.id == first_id or c.id.startswith(first_id + "-")]
+        assert now and all(c.amended for c in now), first_id
+        assert first.kind in C.RULES and not first.amended and first.notebook == now[0].notebook
+    assert all(len(c.amended) > 40 for c in C.CLAIMS if c.amended)  # a reason, not a flag
+
+
 def test_no_number_is_labelled_paper_unless_it_is():
     """Every cited number names its exact source; none claims to be the NeurIPS paper's (not retrieved)."""
     numbers = [*S.HUANG_MNIST_ERROR.values(), *S.REPORT_MNIST_ERROR.values(), *S.V1_MNIST_ACC.values(),

@@ -215,3 +215,15 @@ def test_record_names_depend_only_on_what_differs_from_the_defaults():
                                                                                         d0=None, weight_decay=0.0))
     assert config_key(RunConfig(optimizer="adam", alpha=1e-3)) != config_key(RunConfig(optimizer="adam", alpha=1e-2))
     assert config_key(RunConfig(seeds=[0])) != config_key(RunConfig(seeds=[0, 1]))
+
+
+def test_a_seed_that_stopped_early_never_cuts_the_other_seeds_curves():
+    from types import SimpleNamespace
+
+    from hypernb.viz import _mean_curve
+
+    long = SimpleNamespace(steps=[0, 5, 10, 15], loss=[2.0, 1.0, 0.5, 0.25], trajectory={})
+    short = SimpleNamespace(steps=[0, 5], loss=[4.0, float("nan")], trajectory={})  # diverged at step 5
+    steps, mean, lo, hi = _mean_curve(SimpleNamespace(seeds=[short, long]), "loss")
+    assert list(steps) == [0, 5, 10, 15]
+    assert list(mean) == [3.0, 1.0, 0.5, 0.25] and list(lo) == [2.0, 1.0, 0.5, 0.25] and list(hi) == [4.0, 1.0, 0.5, 0.25]

@@ -148,9 +148,8 @@ def verdicts(s: Setup, runs: dict | None, missing: str = "") -> list:
     a = min(s["ALPHAS0"])
     epoch = min(EARLY_EPOCH, s["EPOCHS"])
 
-    def early(r):
-        return {sd.seed: sd.epochs[epoch - 1]["test_loss"] for sd in r.seeds
-                if sd.status == "ok" and len(sd.epochs) >= epoch}
+    def early(r):  # a seed that diverged before that epoch counts as the unigram entropy (it is never dropped)
+        return {sd.seed: sd.epochs[epoch - 1]["test_loss"] if len(sd.epochs) >= epoch else entropy() for sd in r.seeds}
 
     base_r, hyper_r = runs.get(("Adam_α", a)), runs.get(("Adam_α/Adam", a))
     effect = paired(early(hyper_r), early(base_r)) if base_r and hyper_r and set(early(hyper_r)) & set(early(base_r)) \

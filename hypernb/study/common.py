@@ -213,9 +213,12 @@ def save_verdicts(s: Setup, verdicts: list) -> Path:
 
 def verdict_table(verdicts: list, columns=("claim", "claimant", "comparison", "n", "effect", "95 % interval",
                                            "verdict", "why")):
-    """One row per claim: what is compared, n, effect, interval, verdict and why (nothing cut short)."""
+    """One row per claim: what is compared, n, effect, interval, verdict and why (nothing cut short), and
+    what was amended in its declaration after runs had started, where anything was."""
     import pandas as pd
 
+    if any(v.claim.amended for v in verdicts):
+        columns = (*columns, "amended")
     return pd.DataFrame([{k: v.row()[k] for k in columns} for v in verdicts], columns=list(columns))
 
 

@@ -72,9 +72,9 @@ def overview(verdicts: list, profiles: dict):
         r = v.row()
         rows.append({"notebook": f"{v.claim.notebook} ({profiles.get(v.claim.notebook, '?')})", "claim": r["claim"],
                      "claimant": r["claimant"], "n": r["n"], "effect": r["effect"], "95 % interval": r["95 % interval"],
-                     "verdict": r["verdict"], "why": r["why"]})
+                     "verdict": r["verdict"], "why": r["why"], "amended": "yes" if v.claim.amended else ""})
     return pd.DataFrame(rows, columns=["notebook", "claim", "claimant", "n", "effect", "95 % interval", "verdict",
-                                       "why"])
+                                       "why", "amended"])
 
 
 def styled(df):
@@ -85,12 +85,13 @@ def styled(df):
 
 
 def declarations():
-    """Every claim as declared before the runs: metric, comparison, rule with δ, minimum n."""
+    """Every claim as declared before the runs: metric, comparison, rule with δ, minimum n, and what was
+    amended after runs had started (and why)."""
     import pandas as pd
 
     return pd.DataFrame([{"id": c.id, "notebook": c.notebook, "claim": c.statement, "claimant": c.claimant,
                           "source": c.source, "metric": c.metric, "comparison": c.comparison, "rule": c.rule,
-                          "min n": c.min_n} for c in C.CLAIMS])
+                          "min n": c.min_n, "amended after runs had started": c.amended} for c in C.CLAIMS])
 
 
 def findings():

@@ -1,8 +1,10 @@
 """Notebook 04: towers of hyperoptimizers, as the paper ran them and as the report did.
 
-* *The paper's protocol* (arXiv v1 §4.3): the MNIST MLP, batch 300, one epoch, SGD at every level,
-  every level starting from the same α0; heights 0–50 × α0 over ten decades (10⁻⁶…10³, its failure
-  regime α0 > 10² included) × 3 seeds.
+* *The paper's protocol* (arXiv v1 §4.3): the MNIST MLP of its appendix (tanh on the hidden layer *and*
+  on the logits), batch 300, one epoch, SGD at every level, every level starting from the same α0;
+  heights 0–50 × α0 over ten decades (10⁻⁶…10³, its failure regime α0 > 10² included) × 3 seeds.
+  The same grid with free logits (our first run of it) is kept as a robustness check, not a verdict:
+  bounded logits change where large step sizes fail.
 * *The report's rule*: κ_ℓ = α0 / (100(1 + ℓ)), RMSProp levels (as the report, with γ squashed
   correctly), its ReLU MLP, batch 1024, 20 epochs, on a smaller grid.
 * *Cost*: the time of one training step per height, measured side by side with plain SGD in one
@@ -24,20 +26,23 @@ SPEC = {
     "PROFILE": "str", "SEEDS": ("list", "none"), "HEIGHTS": ("list", "none"), "ALPHAS0": ("list", "none"),
     "REPORT_HEIGHTS": ("list", "none"), "REPORT_ALPHAS0": ("list", "none"), "REPORT_EPOCHS": ("int", "none"),
     "REPORT_LEVEL": "str", "COST_HEIGHTS": ("list", "none"), "COST_REPS": ("int", "none"), "TRAIN": "bool",
+    "PAPER_OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"),
     "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
     "smoke": {"SEEDS": [0], "HEIGHTS": [0, 1, 3], "ALPHAS0": [1e-2, 1.0, 1e3], "REPORT_HEIGHTS": [0, 1],
-              "REPORT_ALPHAS0": [1.0, 1e-4], "REPORT_EPOCHS": 1, "COST_HEIGHTS": [1, 2, 5], "COST_REPS": 1},
+              "REPORT_ALPHAS0": [1.0, 1e-4], "REPORT_EPOCHS": 1, "COST_HEIGHTS": [1, 2, 5], "COST_REPS": 1,
+              "LOGIT_CHECK": False},
     "demo": {"SEEDS": [0], "HEIGHTS": [0, 1, 2, 3, 5, 10, 50], "ALPHAS0": [1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 3], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 2,
-             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 3},
+             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 3, "LOGIT_CHECK": False},
     "full": {"SEEDS": [0, 1, 2], "HEIGHTS": [0, 1, 2, 3, 4, 5, 10, 20, 50],
              "ALPHAS0": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 2, 3, 5, 10], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 20,
-             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 9},
+             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 9, "LOGIT_CHECK": True},
 }
 FAILED = 90.0  # the test error % a diverged run counts as
+CHECK = "paper, other logits"  # the paper's grid with the logits PAPER_OUTPUT_TANH does not choose
 
 
 def _height_axis(ax, heights) -> None:
@@ -63,10 +68,12 @@ def _base(s: Setup, **kw) -> dict:
     return cfg
 
 
-def paper_config(s: Setup, alpha0: float, height: int) -> dict:
-    """arXiv v1 §4.3: SGD levels, each starting at α0; tanh MLP, batch 300, one epoch."""
+def paper_config(s: Setup, alpha0: float, height: int, output_tanh: bool | None = None) -> dict:
+    """arXiv v1 §4.3: SGD levels, each starting at α0; its appendix's tanh MLP (tanh logits unless
+    ``PAPER_OUTPUT_TANH`` is False), batch 300, one epoch."""
+    output_tanh = s["PAPER_OUTPUT_TANH"] if output_tanh is None else output_tanh
     cfg = _base(s, optimizer="sgd" if height == 0 else f"sgd/sgd*{height}", alpha=alpha0, epochs=1,
-                batch_size=300, activation="tanh")
+                batch_size=300, activation="tanh", **({"output_tanh": True} if output_tanh else {}))
     if height:
         cfg["kappa"] = "paper"
     return cfg
@@ -83,10 +90,14 @@ def report_config(s: Setup, alpha0: float, height: int) -> dict:
 
 
 def run_all(s: Setup):
-    """Both grids; a tidy DataFrame with one row per (protocol, α0, height, seed)."""
+    """Both grids (and the paper's with the other logits, for ``LOGIT_CHECK``); a tidy DataFrame with one
+    row per (protocol, α0, height, seed)."""
     import pandas as pd
 
     points = [("paper", a, h, paper_config(s, a, h)) for h in s["HEIGHTS"] for a in s["ALPHAS0"]]
+    if s["LOGIT_CHECK"]:
+        other = not s["PAPER_OUTPUT_TANH"]
+        points += [(CHECK, a, h, paper_config(s, a, h, output_tanh=other)) for h in s["HEIGHTS"] for a in s["ALPHAS0"]]
     points += [("report", a, h, report_config(s, a, h)) for h in s["REPORT_HEIGHTS"] for a in s["REPORT_ALPHAS0"]]
     results = run_grid(s, [cfg for *_, cfg in points], desc="towers")
     rows = []
@@ -131,6 +142,43 @@ def sensitivity(df, protocol: str = "paper"):
     return pd.DataFrame(rows)
 
 
+def _spread_change(df, protocol: str, top: float | None = None):
+    """Height 5 (or the tallest) − height 0 of the per-seed sd over α0 (α0 ≤ ``top`` only, if given)."""
+    sub = df[(df.protocol == protocol) & (df.alpha0 <= (top if top is not None else float("inf")))]
+    sens = sensitivity(sub, protocol)
+    heights = sorted(sens.height.unique())
+    tall = 5 if 5 in heights else max(heights)
+    by = {h: dict(zip(g.seed, g.sd_over_alpha0)) for h, g in sens.groupby("height")}
+    return (paired(by[tall], by[0]), tall) if 0 in by and tall != 0 else (None, tall)
+
+
+def logit_check(s: Setup, df):
+    """The paper's grid with tanh logits (arXiv v1's appendix model) and with free logits, side by side:
+    what the declared verdicts would have been with the other model, and where towers start to fail.
+    A robustness check, not a verdict (the split at α0 ≤ 1 was chosen after seeing the runs)."""
+    import pandas as pd
+
+    if not (df.protocol == CHECK).any():
+        return None
+    main = "tanh" if s["PAPER_OUTPUT_TANH"] else "free"
+    names = {"paper": f"{main} logits" + (" (arXiv v1's appendix model; the verdicts)" if main == "tanh" else ""),
+             CHECK: ("free" if main == "tanh" else "tanh") + " logits"}
+    rows = []
+    for protocol, label in names.items():
+        row = {"model": label}
+        for top, col in ((None, "spread over all α0"), (1.0, "spread over α0 ≤ 1 (post hoc)")):
+            e, tall = _spread_change(df, protocol, top)
+            row[f"{col}: height {tall} − 0 (pp)"] = "–" if e is None else f"{e.mean:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
+        towers = df[(df.protocol == protocol) & (df.height >= 1)]
+        failed = towers.assign(bad=(towers.status != "ok") | (towers.test_error > 50)).groupby("alpha0").bad.all()
+        fails_from = [a for a in sorted(failed.index) if failed[a] and all(failed[b] for b in failed.index if b >= a)]
+        row["every tower run fails (error > 50 % or diverged) from α0"] = f"{fails_from[0]:g}" if fails_from else "–"
+        huge = towers[towers.alpha0 > 1e2]
+        row["failed at α0 > 10²"] = f"{int(((huge.status != 'ok') | (huge.test_error > 50)).sum())} of {len(huge)}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def accuracy_figure(s: Setup, df):
     """Test error against height (symmetric-log axis, so height 0 shows), one line per α0; a diverged
     seed is an × at 90 %."""
@@ -138,7 +186,8 @@ def accuracy_figure(s: Setup, df):
 
     protocols = [p for p in ("paper", "report") if (df.protocol == p).any()]
     fig, axes = plt.subplots(1, len(protocols), figsize=(6.2 * len(protocols), 4.2), squeeze=False)
-    titles = {"paper": "the paper's protocol: SGD levels, every level at α0\n(batch 300, 1 epoch, tanh)",
+    logits = "tanh logits" if s["PAPER_OUTPUT_TANH"] else "free logits"
+    titles = {"paper": f"the paper's protocol: SGD levels, every level at α0\n(batch 300, 1 epoch, tanh, {logits})",
               "report": f"the report's rule κ_ℓ = α0/(100(1+ℓ)), {s['REPORT_LEVEL']} levels\n"
                         f"(batch 1024, {s['REPORT_EPOCHS']} epochs, ReLU)"}
     for ax, protocol in zip(axes[0], protocols):
@@ -178,7 +227,12 @@ def sensitivity_figure(s: Setup, df):
     for seed, g in sens.groupby("seed"):
         ax.plot(g.height, g.sd_over_alpha0, marker="o", ms=3, alpha=0.6, label=f"seed {seed}")
     mean = sens.groupby("height").sd_over_alpha0.mean()
-    ax.plot(mean.index, mean.values, color="k", lw=2, label="mean")
+    logits = "tanh" if s["PAPER_OUTPUT_TANH"] else "free"
+    ax.plot(mean.index, mean.values, color="k", lw=2, label=f"mean ({logits} logits)")
+    if (df.protocol == CHECK).any():
+        other = sensitivity(df, CHECK).groupby("height").sd_over_alpha0.mean()
+        ax.plot(other.index, other.values, color="k", lw=1.5, ls="--",
+                label=f"mean, {'free' if logits == 'tanh' else 'tanh'} logits (robustness check)")
     _height_axis(ax, sens.height.unique())
     ax.set_ylabel("sd over α0 of test error (pp)")
     ax.set_title("Sensitivity to α0 (the paper's protocol)", fontsize=10)
@@ -320,11 +374,7 @@ def train(s: Setup) -> None:
 # -- verdicts ---------------------------------------------------------------------------------------------
 def verdicts(s: Setup, df, cost: dict) -> list:
     out = []
-    sens = sensitivity(df)
-    heights = sorted(sens.height.unique())
-    tall = 5 if 5 in heights else max(heights)
-    by = {h: dict(zip(g.seed, g.sd_over_alpha0)) for h, g in sens.groupby("height")}
-    effect = paired(by[tall], by[0]) if 0 in by and tall in by and tall != 0 else None
+    effect, tall = _spread_change(df, "paper")
     out.append(C.judge(C.BY_ID["towers-less-sensitive"], effect, s.profile, evidence="figures/sensitivity_vs_height.png",
                        detail=f"height {tall} vs 0"))
     paper = df[df.protocol == "paper"]
