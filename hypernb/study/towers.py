@@ -179,6 +179,20 @@ def logit_check(s: Setup, df):
     return pd.DataFrame(rows)
 
 
+def as_first_declared(s: Setup, df):
+    """The two claims on the paper's grid judged as first run, on the free-logit grid (None without it)."""
+    import pandas as pd
+
+    if not (df.protocol == CHECK).any() or not s["PAPER_OUTPUT_TANH"]:
+        return None
+    effect, _ = _spread_change(df, CHECK)
+    top = df[(df.protocol == CHECK) & (df.alpha0 > 1e2) & (df.height >= 1)]
+    failed = int(((top.status != "ok") | (top.test_error > 50)).sum())
+    rows = [C.judge(C.FIRST_DECLARED["towers-less-sensitive"], effect, s.profile),
+            C.judge(C.FIRST_DECLARED["towers-fail-above-100"], None, s.profile, failures=(failed, len(top)))]
+    return pd.DataFrame([v.row() for v in rows])[["claim", "comparison", "n", "effect", "95 % interval", "verdict"]]
+
+
 def accuracy_figure(s: Setup, df):
     """Test error against height (symmetric-log axis, so height 0 shows), one line per α0; a diverged
     seed is an × at 90 %."""
