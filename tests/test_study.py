@@ -8,7 +8,8 @@ from hypernb import batch, study
 
 def namespace(**over):
     ns = dict(PROFILE="smoke", SEEDS=None, EPOCHS=None, OPTIMIZERS=["sgd"], HYPEROPTIMIZERS=["none", "sgd"],
-              TUNE_SEEDS=None, FRESH_SEEDS=None, ALPHA_GRID=None, KAPPA_DECADES=None, VAL_EXAMPLES=None, LOGIT_CHECK=None,
+              TUNE_SEEDS=None, FRESH_SEEDS=None, ALPHA_GRID=None, KAPPA_DECADES=None, VAL_EXAMPLES=None, OUTPUT_TANH=False,
+              LOGIT_CHECK=None,
               TRAIN=True,
               OUT_DIR="", INTERACTIVE=False, QUIET=True, In=[], _private=1)
     ns.update(over)
