@@ -229,3 +229,16 @@ def test_a_seed_that_stopped_early_never_cuts_the_other_seeds_curves():
     steps, mean, lo, hi = _mean_curve(SimpleNamespace(seeds=[short, long]), "loss")
     assert list(steps) == [0, 5, 10, 15]
     assert list(mean) == [3.0, 1.0, 0.5, 0.25] and list(lo) == [2.0, 1.0, 0.5, 0.25] and list(hi) == [4.0, 1.0, 0.5, 0.25]
+
+
+def test_output_tanh_reaches_every_run_of_notebook_01_but_the_reports_own_setting(tmp_path, monkeypatch):
+    """OUTPUT_TANH=True: the paper package's tanh-logit MLP for the table, the tuning and the re-training;
+    the report's Adam/Adam setting keeps its free logits; False leaves every record name as it was."""
+    from hypernb.study import mnist
+
+    monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
+    tanh = study.start("01_mlp_mnist", namespace(OUTPUT_TANH=True))
+    assert all(cfg.get("output_tanh") is True for *_, cfg in mnist.table_configs(tanh))
+    assert mnist.base(tanh, optimizer="adam/adam", output_tanh=False)["output_tanh"] is False
+    free = study.start("01_mlp_mnist", namespace())
+    assert all("output_tanh" not in cfg for *_, cfg in mnist.table_configs(free))
