@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
 import typing
@@ -13,12 +12,6 @@ from .config import RunConfig
 from .errors import MissingPackage
 
 ALIASES = {"optimizer": ["--opt"], "out_dir": ["--out"]}
-
-
-# what the CLI says instead of a RunConfig field's own help (which speaks to the Python API)
-HELP = {"data_root": "data folder (default: $HYPERNB_DATA, else the first of ./data, this checkout's data/ and "
-                     "shared/data next to this checkout that holds a dataset, else this checkout's data/, where "
-                     "downloads go)"}
 
 
 def _kappa(text: str):
@@ -83,7 +76,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default = f.default if f.default is not MISSING else None
         if isinstance(default, (tuple, list)):
             default = ",".join(map(str, default))  # as it is typed: --seeds 0
-        help_text = (HELP.get(f.name, f.metadata.get("help", "")) + (f" [default: {default}]" if default is not None
+        help_text = (f.metadata.get("help", "") + (f" [default: {default}]" if default is not None
                                                                       else "")).replace("%", "%%")
         hint = hints[f.name]
         if f.name == "kappa":
@@ -109,31 +102,6 @@ def _stamp(path: Path):
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _missing_folders(path: Path) -> list[Path]:
-    """``path`` and its ancestors that do not exist yet, deepest first."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
-
-
-def _remove_empty_folders(made: list[Path]) -> None:
-    """Remove the folders in ``made`` (deepest first: a data root and its ancestors that this command
-    created) and the folders inside them, as far as they hold nothing: a download that failed keeps no
-    empty data root behind, and a file anyone put there keeps its folders."""
-    import os
-
-    if not made or not made[0].is_dir():
-        return
-    for here, _, _ in os.walk(made[0], topdown=False):
-        with contextlib.suppress(OSError):
-            os.rmdir(here)  # fails unless empty
-    for folder in made[1:]:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-
-
 def cmd_run(args) -> int:
     from . import io, run, sweep
     from .data import DataError
@@ -148,8 +116,6 @@ def cmd_run(args) -> int:
                              "it to end (rerunning then resumes or reads the finished run) or choose another --out")
         io.remove_temporaries(out, older_than=None)
     before = _stamp(out / "metrics.json") if out is not None else None
-    # a download that fails leaves the folders it made for nothing: remove those that stayed empty
-    made = _missing_folders(Path(config.data_root).expanduser()) if config.data_root else []
     try:
         result = run(config)
     except DataError as e:  # its message speaks to the Python API
@@ -157,7 +123,6 @@ def cmd_run(args) -> int:
     finally:
         if out is not None:
             sweep.release(out)
-        _remove_empty_folders(made)
     print(result)
     for s in result.seeds:
         if s.status != "ok":

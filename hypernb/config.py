@@ -82,7 +82,8 @@ class RunConfig:
                                "faster; needs a C++ compiler); on CUDA the step is a CUDA graph anyway")
     autocast: str = _f("none", f"mixed precision for forward/backward: {', '.join(AUTOCAST)}")
     data_root: str | None = _f(None, "data folder (default: $HYPERNB_DATA, else the first of ./data, this checkout's "
-                                         "data/ and shared/data next to it that holds a dataset)")
+                                         "data/ and shared/data next to this checkout that holds a dataset, else "
+                                         "this checkout's data/, where downloads go)")
     download: bool = _f(True, "download missing datasets (needs network)")
     log_every: int = _f(10, "record the loss and every hyperparameter every k steps")
     out_dir: str | None = _f(None, "write config/metrics/env/checkpoints here; rerunning resumes")

@@ -164,6 +164,11 @@ class TaskData:
 
 def prepare_data(c: RunConfig, device: torch.device, seed: int = 0) -> TaskData:
     root = D.data_root(c.data_root)
+    with D.no_empty_folders_left(root):  # a failed download leaves no empty data folder behind
+        return _prepare_data(c, root, device, seed)
+
+
+def _prepare_data(c: RunConfig, root, device: torch.device, seed: int) -> TaskData:
     if c.is_text:
         corpus = D.load_corpus(c.dataset, root, c.download)
         train_codes = corpus.train[: c.train_limit] if c.train_limit else corpus.train

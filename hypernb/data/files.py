@@ -8,6 +8,7 @@ is ever written next to the data unless a download was asked for.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -52,6 +53,29 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         if any((candidate / m).is_file() for m in MARKERS):
             return candidate.resolve()
     return REPO_DATA
+
+
+@contextlib.contextmanager
+def no_empty_folders_left(root: Path):
+    """Around loading data into ``root``: if it fails (offline, say, after torchvision made its folders),
+    remove the folders it created, root and its ancestors included, as far as they stayed empty; a
+    folder that holds anything is kept."""
+    made = []
+    path = Path(root).expanduser()
+    while not path.exists() and path != path.parent:
+        made.append(path)
+        path = path.parent
+    try:
+        yield
+    except BaseException:
+        if made and made[0].is_dir():
+            for here, _, _ in os.walk(made[0], topdown=False):
+                with contextlib.suppress(OSError):
+                    os.rmdir(here)  # fails unless empty
+        for folder in made[1:]:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def digest(path: Path, algorithm: str = "sha256") -> str:

@@ -22,7 +22,7 @@ apart, and no claim is attributed to a source that did not make it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from . import sources as S
 from .stats import Interval
@@ -282,14 +282,14 @@ BY_ID = {c.id: c for c in CLAIMS}
 
 # Declarations as they stood before an amendment (see ``Claim.amended``), judged by the notebooks beside the
 # amended ones so that a reader sees what the change did.
+def _first(id, **changes) -> Claim:
+    """A claim as first declared: the current one with the fields the amendment changed, as they were."""
+    return replace(BY_ID[id], amended="", **changes)
+
+
 FIRST_DECLARED = {c.id: c for c in [
-    _c("towers-less-sensitive", TOWERS, "paper (arXiv v1 §4.3; NeurIPS 2022 via reviews)",
-       "Taller towers are less sensitive to the initial α0", "arXiv v1 §4.3; NeurIPS 2022 (BRAZ, JP reviews)",
-       "sd over α0 (10⁻⁶…10³) of test error %, a diverged run counted as 90 % (MLP with free logits)",
-       "height 5 − height 0, paired by seed", "lower", 1.0, " pp", 3),
-    _c("towers-fail-above-100", TOWERS, "paper (arXiv v1 §4.3)", "All towers perform poorly for α0 > 10²",
-       "arXiv v1 §4.3", "runs with test error > 50 % or diverged (MLP with free logits)",
-       "α0 = 10³, heights 1–50, 3 seeds", "rate", 0.0, "", 9),
+    _first("towers-less-sensitive", metric=BY_ID["towers-less-sensitive"].metric + " (MLP with free logits)"),
+    _first("towers-fail-above-100", metric=BY_ID["towers-fail-above-100"].metric + " (MLP with free logits)"),
     _c("report-mnist-faster-early", MNIST, "COMP6258 report", "Hyperoptimized runs converge faster",
        "COMP6258 report PDF §3.1", "log training loss after epoch 1",
        "X/SGD − X over the 4 optimizers, paired by seed", "lower", 0.05, "", 5),
@@ -297,21 +297,15 @@ FIRST_DECLARED = {c.id: c for c in [
        "After 30 epochs the baselines reach similar or better test error than the hyperoptimized runs",
        "COMP6258 report PDF §3.1", "test error % after 30 epochs",
        "X − X/SGD over the 4 optimizers, paired by seed", "within", 0.1, " pp", 5),
-    _c("report-adam-adam-fails", MNIST, "COMP6258 report", "Adam/Adam fails (NaN from the first epoch, 9.8 % accuracy)",
-       "COMP6258 report PDF §3.1; its MAKE/OUT/NN/Adam/Adam.out", "runs that diverge or end at chance",
-       "Adam/Adam (κ = 10⁻³, the paper's β squashing) over 5 seeds", "rate", 0.0, "", 5),
-    _c("report-mnist-learned-depend-on-optimizer", MNIST, "COMP6258 report",
-       "The learned hyperparameters depend more on the optimizer than on the hyperoptimizer",
-       "COMP6258 report PDF §3.1", "spread (sd) of log10(final α / α0) between optimizers minus between "
-       "hyperoptimizers, over the 16 hyperoptimized cells (cells whose α ended ≤ 0 left out)", "per seed", "higher", 0.1, " decades", 5),
-    _c("peers-adam-sgd-less-sensitive", PEERS, "our question (the report's 'one hyperparameter replaced by another')",
-       "Adam/SGD is less sensitive to κ than Adam to α", "COMP6258 report PDF §4 (its argument), checked here",
-       "sd of test error % over 7 decades of the knob (a diverged run counted as 90 %), MNIST",
-       "Adam/SGD over κ − Adam over α, paired by seed", "lower", 1.0, " pp", 3),
-    _c("peers-prodigy-matches-tuned-adam", PEERS, "Mishchenko & Defazio 2024 (Prodigy)",
-       "Prodigy matches tuned Adam", "Prodigy paper, §5 (their claim, checked on our task)",
-       "test error % (MNIST, 30 epochs)", "Prodigy (d0 default) − Adam (best α on validation, cosine), paired by seed",
-       "within", PEER_MARGIN, " pp", 5),
+    _first("report-adam-adam-fails", comparison="Adam/Adam (κ = 10⁻³, the paper's β squashing) over 5 seeds"),
+    _first("report-mnist-learned-depend-on-optimizer",
+           metric="spread (sd) of log10(final α / α0) between optimizers minus between hyperoptimizers, over the 16 "
+                  "hyperoptimized cells (cells whose α ended ≤ 0 left out)"),
+    _first("peers-adam-sgd-less-sensitive",
+           metric="sd of test error % over 7 decades of the knob (a diverged run counted as 90 %), MNIST",
+           comparison="Adam/SGD over κ − Adam over α, paired by seed", kind="lower", unit=" pp"),
+    _first("peers-prodigy-matches-tuned-adam", source="Prodigy paper, §5 (their claim, checked on our task)",
+           comparison="Prodigy (d0 default) − Adam (best α on validation, cosine), paired by seed"),
 ]}
 
 

@@ -200,7 +200,7 @@ def logit_check(s: Setup, table: dict):
         row = {"comparison": f"{NAMES[opt]}/SGD − {NAMES[opt]}"}
         for label, runs in ((f"{main} logits (the verdicts)", table), (f"{other} logits", results)):
             e = paired(_error(runs[(opt, "sgd")]), _error(runs[(opt, "none")]))
-            row[f"{label}: pp"] = f"{e.mean:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
+            row[f"{label}: pp"] = e.short()
         row["n"] = e.n
         # beside the official code's numbers (Huang et al.), at their horizon: which model reproduces them?
         huang = [S.HUANG_MNIST_ERROR.get((opt, h)) for h in ("none", "sgd")]
@@ -487,7 +487,7 @@ def horizon_table(s: Setup, table: dict, epoch: int = 5):
         row = {"comparison": f"{NAMES[opt]}/SGD − {NAMES[opt]}"}
         for T in (epoch, s["EPOCHS"]):
             e = paired(at_epoch(h, T), at_epoch(b, T))
-            row[f"after {T} epochs (pp)"] = f"{e.mean:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
+            row[f"after {T} epochs (pp)"] = e.short()
         row["n"] = e.n
         rows.append(row)
     return pd.DataFrame(rows) if rows else None

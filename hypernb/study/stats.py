@@ -36,6 +36,10 @@ class Interval:
             return f"{self.mean:+.3g} (n = 1, no interval)"
         return f"{self.mean:+.3g} [{self.lo:+.3g}, {self.hi:+.3g}] (n = {self.n})"
 
+    def short(self) -> str:
+        """"+0.12 [−0.03, +0.27]": mean and interval to two decimals, for a table cell."""
+        return f"{self.mean:+.2f} [{self.lo:+.2f}, {self.hi:+.2f}]"
+
 
 def interval(values) -> Interval:
     values = [float(v) for v in values]

@@ -168,7 +168,7 @@ def logit_check(s: Setup, df):
         row = {"model": label}
         for top, col in ((None, "spread over all α0"), (1.0, "spread over α0 ≤ 1 (post hoc)")):
             e, tall = _spread_change(df, protocol, top)
-            row[f"{col}: height {tall} − 0 (pp)"] = "–" if e is None else f"{e.mean:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
+            row[f"{col}: height {tall} − 0 (pp)"] = "–" if e is None else e.short()
         towers = df[(df.protocol == protocol) & (df.height >= 1)]
         failed = towers.assign(bad=(towers.status != "ok") | (towers.test_error > 50)).groupby("alpha0").bad.all()
         fails_from = [a for a in sorted(failed.index) if failed[a] and all(failed[b] for b in failed.index if b >= a)]
