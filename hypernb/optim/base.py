@@ -330,15 +330,10 @@ class HyperOptimizer(torch.optim.Optimizer):
         Keys: ``alpha``, ``mu``, ``beta1``, … for level 0 (``alpha.<group>`` with several groups),
         ``hyper.alpha`` (κ of level 1), and so on. α is the learned value, before any scheduler's
         multiplier (``param_groups[i]["lr"]``)."""
-        return self._fresh(self._live_values())
-
-    def _live_values(self) -> dict[str, torch.Tensor]:
-        """:meth:`hyperparameters` as views of the buffers (the next step overwrites them): for a
-        reader that copies them at once, such as the Recorder, without a copy more."""
         out = {}
         for k, lvl in enumerate(self._require_bound().levels):
             out.update({"hyper." * k + name: v for name, v in lvl.values().items()})
-        return out
+        return self._fresh(out)
 
     def _fresh(self, values: dict) -> dict[str, torch.Tensor]:
         """Copies, in one op: many values are views of buffers the next step overwrites in place,

@@ -34,7 +34,7 @@ class Recorder:
         """Store the current values (called by the hook; call it yourself with attach=False)."""
         if self._n == self._buf.shape[0]:
             self._buf = torch.cat([self._buf, torch.empty_like(self._buf)])
-        self._buf[self._n].copy_(torch.stack([self.opt._out(v) for v in self.opt._live_values().values()]))
+        self._buf[self._n].copy_(torch.stack(list(self.opt.hyperparameters().values())))
         self._n += 1
         self.steps.append(self._count if step is None else step)
 
