@@ -17,6 +17,18 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+REPO = Path(__file__).resolve().parents[1]  # this checkout (the folder holding hypernb/)
+
+
+def shown(path) -> str:
+    """A path as records and messages keep it: relative to this checkout when inside it, so that
+    committed run records and notebook outputs name no machine's folders; else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 TMP_SUFFIX = ".tmp"  # atomic_write_bytes's temporary files: .<name>.<8 random characters>.tmp
 _TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}(\.tmp)?$")
 TMP_STALE_S = 900.0  # a temporary file this old is a killed write's leftover, whoever wrote it

@@ -98,7 +98,7 @@ class Result:
         if not isinstance(saved.get("config"), dict) or not isinstance(saved.get("summary", {}), dict):
             raise io.wrong_json(path, METRICS, "its 'config' or 'summary' is not a mapping")
         return cls(saved["config"], read_seeds(saved, path), saved.get("summary") or {},
-                   saved.get("env") if isinstance(saved.get("env"), dict) else {}, saved.get("out_dir"))
+                   saved.get("env") if isinstance(saved.get("env"), dict) else {}, str(out_dir))
 
     def __repr__(self) -> str:
         parts = [f"{k}={v['mean']:.4g}±{v['std']:.2g}" for k, v in self.summary.items()
@@ -357,6 +357,12 @@ def run(config, *, batch: int | None = None, on_epoch_end=None):
     return results[0] if single else results
 
 
+def _portable(cfg: dict) -> dict:
+    """A configuration as its record keeps it: its folder relative to the checkout when inside it, so
+    that committed records name no machine's folders (the live Result keeps the path it was given)."""
+    return {**cfg, "out_dir": io.shown(cfg["out_dir"])} if cfg.get("out_dir") else cfg
+
+
 class _Record:
     """One configuration's files: its config, env and the metrics of every seed (merged as groups
     finish: a configuration's seeds may train in different groups)."""
@@ -382,7 +388,7 @@ class _Record:
             self.seeds = {s.seed: s for s in read_seeds(saved, self.out / "metrics.json")}
             self.env = saved.get("env") if isinstance(saved.get("env"), dict) else None
         if not (self.out / "config.json").exists():  # written once: reading a record back leaves it as it is
-            io.write_json(self.out / "config.json", self.cfg)
+            io.write_json(self.out / "config.json", _portable(self.cfg))
 
     def finished(self, seed: int) -> bool:
         s = self.seeds.get(seed)
@@ -396,7 +402,9 @@ class _Record:
             if self.out is not None and not (self.out / "env.json").exists():
                 io.write_json(self.out / "env.json", env)
         if self.out is not None:
-            io.write_json(self.out / "metrics.json", self.result().to_dict())
+            saved = self.result().to_dict()
+            io.write_json(self.out / "metrics.json", {**saved, "config": _portable(saved["config"]),
+                                                      "out_dir": io.shown(self.out)})
 
     def result(self) -> Result:
         seeds = [self.seeds[s] for s in self.config.seeds if s in self.seeds]

@@ -155,6 +155,28 @@ def test_other_config_in_the_same_out_dir_is_refused(tmp_path):
         run(dict(SMOKE, epochs=1, seeds=[0], alpha=0.5, out_dir=str(tmp_path)))
 
 
+def test_a_record_inside_the_checkout_names_no_machine_folder(tmp_path, monkeypatch):
+    """Committed records must not name this machine's folders: a record written inside the checkout
+    keeps its folder relative to it; outside, the path as given. The live Result keeps the real path."""
+    require("mnist")
+    from hypernb import io
+
+    monkeypatch.setattr(io, "REPO", tmp_path)  # the checkout, for this test
+    inside = tmp_path / "evidence" / "full" / "01" / "runs" / "abc"
+    result = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(inside)))
+    assert result.out_dir == str(inside)
+    for name in ("config.json", "metrics.json"):
+        text = (inside / name).read_text()
+        assert str(tmp_path) not in text, name
+    assert json.loads((inside / "config.json").read_text())["out_dir"] == "evidence/full/01/runs/abc"
+    assert json.loads((inside / "metrics.json").read_text())["out_dir"] == "evidence/full/01/runs/abc"
+    assert hypernb.Result.load(inside).out_dir == str(inside)  # read back: where it was read from
+    monkeypatch.setattr(io, "REPO", tmp_path / "elsewhere")
+    outside = tmp_path / "runs" / "x"
+    run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(outside)))
+    assert json.loads((outside / "config.json").read_text())["out_dir"] == str(outside)
+
+
 def test_a_record_older_than_a_config_field_is_read_back_not_refused(tmp_path):
     """Records outlive new RunConfig fields: a field missing from a stored config counts as its
     default, so the run is read back (not retrained, not refused); a non-default value is a difference."""

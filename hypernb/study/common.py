@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__, io
+from ..io import shown  # noqa: F401  (re-exported: messages name paths this way)
 from ..config import PROFILES, RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,15 +51,6 @@ def records_root(profile: str) -> Path:
         return EVIDENCE / profile
     env = os.environ.get("HYPERNB_OUT")
     return Path(env) if env else REPO / "outputs" / profile
-
-
-def shown(path: Path) -> str:
-    """A path as a message shows it: relative to this checkout when inside it (committed notebook
-    outputs then name no machine's folders)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
 
 
 def training_allowed(value: bool = True) -> bool:
