@@ -161,6 +161,7 @@ def test_a_record_inside_the_checkout_names_no_machine_folder(tmp_path, monkeypa
     require("mnist")
     from hypernb import io
 
+    tmp_path = tmp_path.resolve()  # as io.shown compares (a temporary folder may sit behind a link)
     monkeypatch.setattr(io, "REPO", tmp_path)  # the checkout, for this test
     inside = tmp_path / "evidence" / "full" / "01" / "runs" / "abc"
     result = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(inside)))

@@ -242,3 +242,68 @@ def test_output_tanh_reaches_every_run_of_notebook_01_but_the_reports_own_settin
     assert mnist.base(tanh, optimizer="adam/adam", output_tanh=False)["output_tanh"] is False
     free = study.start("01_mlp_mnist", namespace())
     assert all("output_tanh" not in cfg for *_, cfg in mnist.table_configs(free))
+
+
+def test_the_first_model_judges_every_claim_again_on_free_logits(tmp_path, monkeypatch):
+    """Notebook 01's verdicts use the paper's tanh-logit MLP; with LOGIT_CHECK every run is repeated on the
+    first model (free logits) and each claim's rule applied to it, beside, in a subfolder of the outputs;
+    the first declarations are judged on the first model's runs only."""
+    require("mnist")
+    from hypernb.study import claims as C, mnist
+
+    monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
+    assert mnist.first_model(study.start("01_mlp_mnist", namespace(OUTPUT_TANH=True))) is None  # LOGIT_CHECK off
+    assert mnist.first_model(study.start("01_mlp_mnist", namespace(OUTPUT_TANH=False, LOGIT_CHECK=True))) is None
+    s = study.start("01_mlp_mnist", namespace(OUTPUT_TANH=True, LOGIT_CHECK=True))
+    _, table = mnist.run_table(s)
+    first = mnist.first_model(s)
+    assert first.s.out_dir == s.out_dir / "first_model" and first.s.records == s.records
+    assert (first.s.out_dir / "tables" / "mnist_table.csv").exists()
+    for runs in (first.table, first.tuned):
+        assert all(not r.config.get("output_tanh") for r in runs.values())
+    assert all(not cfg.get("output_tanh") for *_, cfg in mnist.retrain_configs(first.s, first.table))
+    assert all(r.config["output_tanh"] for r in table.values())
+    adam_adam = mnist.adam_adam_report_setting(s)
+    tuned, _ = mnist.run_tuned(s, mnist.run_tuning(s))
+    main = mnist.verdicts(s, table, tuned, mnist.run_retrain(s, table), adam_adam)
+    before = mnist.verdicts(first.s, first.table, first.tuned, first.retrained, adam_adam)
+    # judged off the declared model, a claim says so; on it, it is the declared claim
+    assert all(v.claim == C.BY_ID[v.claim.id] for v in main)
+    assert all(("not the declared model" in v.claim.metric) == (C.MNIST_MODEL in v.claim.amended) for v in before)
+    df = mnist.by_model(main, before).set_index("claim")
+    by_id = {v.claim.id: v for v in before}
+    for v in main:
+        w = by_id[v.claim.id]
+        row = df.loc[v.claim.statement]
+        assert row["tanh logits, the paper's model (the verdict)"].endswith(v.verdict)
+        assert row["free logits, the first model"].endswith(w.verdict)
+        assert row["changed"] == ("yes" if v.verdict != w.verdict else "")
+    # the first declarations: on the first model's table, never on the paper's model's
+    declared = mnist.first_declared(s, table, first)
+    assert declared.equals(mnist.as_first_declared(first.s, first.table))
+    assert mnist.first_declared(s, table, None) is None
+    free = study.start("01_mlp_mnist", namespace(OUTPUT_TANH=False))
+    assert mnist.first_declared(free, first.table, None).equals(declared)
+    # a verdict that differs between the models is marked, with n and unit; a claim on one model only too
+    from hypernb.study.stats import Interval
+
+    claim = C.BY_ID["mnist-sgd-sgd-beats-sgd"]
+    below, above = (C.judge(claim, Interval(m, m - 0.1, m + 0.1, 5), "full") for m in (-1.0, 1.0))
+    other = C.judge(C.BY_ID["mnist-adam-sgd-beats-adam"], Interval(-1.0, -1.1, -0.9, 5), "full")
+    marked = mnist.by_model([below], [above, other])
+    assert list(marked.changed) == ["yes", "yes"]
+    assert list(marked.iloc[0, 1:3]) == ["-1.00 [-1.10, -0.90] pp, n = 5: reproduced",
+                                         "+1.00 [+0.90, +1.10] pp, n = 5: refuted"]
+    assert marked.iloc[1, 1] == "not judged on this model"
+
+
+def test_committed_records_name_no_machine_folder():
+    """Every record under evidence/ keeps its folder relative to the checkout (see io.shown)."""
+    import re
+
+    from hypernb.study.common import EVIDENCE
+
+    files = sorted(EVIDENCE.rglob("config.json")) + sorted(EVIDENCE.rglob("metrics.json"))
+    assert files
+    absolute = re.compile(r'"out_dir": "(/|[A-Za-z]:\\\\)')
+    assert not [str(f.relative_to(EVIDENCE)) for f in files if absolute.search(f.read_text())]

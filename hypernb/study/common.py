@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__, io
-from ..io import shown  # noqa: F401  (re-exported: messages name paths this way)
+from ..io import REPO, shown
 from ..config import PROFILES, RunConfig
 
-REPO = Path(__file__).resolve().parents[2]
 EVIDENCE = REPO / "evidence"
 
 

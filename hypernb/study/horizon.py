@@ -4,8 +4,8 @@ A hyperoptimizer moves α along the *one-step* hypergradient, ∂L_{t+1}/∂α =
 effect of α on the very next minibatch's loss. What a practitioner wants is the effect of α on the loss
 after many steps. Wu, Ren, Liao & Grosse (ICLR 2018, "Understanding Short-Horizon Bias in Stochastic
 Meta-Optimization") showed that greedy one-step meta-objectives prefer step sizes that are too small.
-Here we measure it on the paper's MNIST MLP in float64: from a point θ_t reached by ordinary SGD, for α
-over several decades,
+Here we measure it on the MNIST MLP (784-128-10 tanh, free logits) in float64: from a point θ_t
+reached by ordinary SGD, for α over several decades,
 
 * h₁(α): the one-step hypergradient, what an SGD/SGD hyperoptimizer follows, averaged over 16 pairs of
   minibatches at θ_t (its expectation: a single pair is mostly minibatch noise);

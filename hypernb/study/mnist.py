@@ -10,11 +10,16 @@ Runs, all on the paper's MLP (784-128-10 tanh, batch 256, 30 epochs in the full 
 3. *tuned comparison*: X at the α and X/SGD at the κ chosen on validation, on fresh seeds;
 4. *re-training*: X from the hyperparameters X/SGD learned (its final values, seed by seed), the
    paper's second MNIST experiment.
+
+The model is the paper's (``OUTPUT_TANH``: tanh on the logits too). The claims were first declared and run
+on free logits; with ``LOGIT_CHECK`` every run is read (or trained) again on that first model and each
+claim judged on it beside the verdict (:func:`first_model`, :func:`by_model`; its tables in ``first_model/``).
 """
 from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass, replace
 
 from . import claims as C
 from . import sources as S
@@ -180,10 +185,11 @@ def run_tuned(s: Setup, tuning):
 
 
 def logit_check(s: Setup, table: dict):
-    """The table's X/SGD − X comparison again with the other logits: by default the notebook's MLP has
-    free logits (the usual model), while the paper package's README (and arXiv v1's appendix) also
-    squashes them with tanh (``OUTPUT_TANH``); notebook 04 shows that bounded logits can change a
-    verdict. A robustness check, added after the runs: no verdict. None unless ``LOGIT_CHECK``."""
+    """The table's X/SGD − X comparison again with the other logits, beside Huang et al.'s numbers: the
+    paper's MLP (arXiv v1's appendix, the paper package's README) squashes the logits with tanh
+    (``OUTPUT_TANH``, the default), the first runs used free logits (the usual model); notebook 04 shows
+    that bounded logits can change a verdict. A robustness check, added after the runs: no verdict.
+    None unless ``LOGIT_CHECK``."""
     import pandas as pd
 
     if not s["LOGIT_CHECK"]:
@@ -282,18 +288,20 @@ def adam_adam_report_setting(s: Setup):
 
 
 def train(s: Setup) -> None:
-    """Train (or resume) every run and measurement the notebook reads, in its order, without Jupyter
+    """Train (or resume) every run and measurement the notebook reads, without Jupyter
     (``python -m hypernb records``)."""
     from . import horizon
 
+    # the paper's and the report's claims first (the table and the re-training), the costly tuning grids
+    # last, so that an interrupted run leaves whole claims behind
     _, table = run_table(s)
-    tuning = run_tuning(s)
-    run_tuned(s, tuning)
     run_retrain(s, table)
     adam_adam_demo(s)
     adam_adam_report_setting(s)
     logit_check(s, table)
     horizon.load_or_measure(s)
+    run_tuned(s, run_tuning(s))
+    first_model(s)
 
 
 # -- figures ----------------------------------------------------------------------------------------------
@@ -418,32 +426,101 @@ def adam_figure(s: Setup, demo: dict):
 
 
 # -- the verdicts --------------------------------------------------------------------------------------
+def _claims(s: Setup) -> dict:
+    """The claims by id; with free logits (``OUTPUT_TANH`` False) each one declared on the paper's model says
+    in its metric that it was judged on the first model instead."""
+    if s["OUTPUT_TANH"]:
+        return C.BY_ID
+    return {k: replace(c, metric=f"{c.metric} — judged on free logits (OUTPUT_TANH = False), not the declared model")
+            if c.notebook == NAME and C.MNIST_MODEL in c.amended else c for k, c in C.BY_ID.items()}
+
+
 def verdicts(s: Setup, table: dict, tuned: dict, retrained: dict, adam_adam) -> list:
     """Every MNIST claim of claims.py, judged by its pre-declared rule."""
+    claims = _claims(s)
     out = []
     for opt in s["OPTIMIZERS"]:
         if (opt, "sgd") in table and (opt, "none") in table:
             effect = paired(_error(table[(opt, "sgd")]), _error(table[(opt, "none")]))
-            out.append(C.judge(C.BY_ID[f"mnist-{opt}-sgd-beats-{opt}"], effect, s.profile,
+            out.append(C.judge(claims[f"mnist-{opt}-sgd-beats-{opt}"], effect, s.profile,
                                evidence="figures/loss_curves.png"))
         if opt in retrained and (opt, "none") in table:
             effect = paired(retrained[opt], _error(table[(opt, "none")]))
-            out.append(C.judge(C.BY_ID[f"mnist-{opt}-learned-beats-initial"], effect, s.profile,
+            out.append(C.judge(claims[f"mnist-{opt}-learned-beats-initial"], effect, s.profile,
                                evidence="figures/retrain.png"))
         if (opt, "sgd") in tuned:
             effect = paired(_error(tuned[(opt, "sgd")]), _error(tuned[(opt, "none")]))
-            out.append(C.judge(C.BY_ID[f"mnist-{opt}-sgd-matches-tuned-{opt}"], effect, s.profile,
+            out.append(C.judge(claims[f"mnist-{opt}-sgd-matches-tuned-{opt}"], effect, s.profile,
                                evidence="figures/sensitivity_alpha_vs_kappa.png"))
     # the report's claims, one per optimizer (paired by seed)
     for opt, (early, late) in _report_pairs(s, table).items():
-        out.append(C.judge(C.BY_ID[f"report-mnist-faster-early-{opt}"], paired(*early) if early[0] else None,
+        out.append(C.judge(claims[f"report-mnist-faster-early-{opt}"], paired(*early) if early[0] else None,
                            s.profile, evidence="figures/loss_curves.png"))
-        out.append(C.judge(C.BY_ID[f"report-mnist-baselines-catch-up-{opt}"], paired(*late) if late[0] else None,
+        out.append(C.judge(claims[f"report-mnist-baselines-catch-up-{opt}"], paired(*late) if late[0] else None,
                            s.profile, evidence="figures/loss_curves.png"))
     out.append(_depends_on_optimizer(s, table))
-    out.append(C.judge(C.BY_ID["report-adam-adam-fails"], None, s.profile, failures=_failures(adam_adam),
+    out.append(C.judge(claims["report-adam-adam-fails"], None, s.profile, failures=_failures(adam_adam),
                        evidence="figures/adam_adam.png"))
     return out
+
+
+@dataclass
+class FirstModel:
+    """The notebook's runs on the first-declared model (free logits): its Setup (outputs in a subfolder),
+    the table, the tuned comparison and the re-training."""
+
+    s: Setup
+    table: dict
+    tuned: dict
+    retrained: dict
+
+
+def first_model(s: Setup) -> FirstModel | None:
+    """Every run again on the model the claims were first declared on (free logits), when the notebook's
+    model is the paper's (``OUTPUT_TANH``) and ``LOGIT_CHECK`` asks for the comparison (full profile);
+    else None. Its tables go to ``first_model/`` beside the notebook's."""
+    if not (s["OUTPUT_TANH"] and s["LOGIT_CHECK"]):
+        return None
+    s0 = replace(s, params={**s.params, "OUTPUT_TANH": False}, out_dir=s.out_dir / "first_model")
+    _, table = run_table(s0)
+    tuned, _ = run_tuned(s0, run_tuning(s0))
+    return FirstModel(s0, table, tuned, run_retrain(s0, table))
+
+
+def by_model(main: list, first: list):
+    """Each claim's verdict on the paper's model (tanh logits: the verdicts) beside the same rule applied to
+    the first model's runs (free logits), joined by claim, so that a reader sees what the model changed; a
+    claim judged on one model only says so."""
+    import pandas as pd
+
+    def cell(v):
+        if v is None:
+            return "not judged on this model"
+        if v.effect is None:
+            return f"{v.reason}: {v.verdict}" if v.reason else v.verdict
+        c = v.claim
+        effect = v.row()["effect"] if c.kind == "rate" else (
+            f"{v.effect.mean:+.2f}{c.unit}" if v.n < 2 else f"{v.effect.short()}{c.unit}")
+        return f"{effect}, n = {v.n}: {v.verdict}"
+
+    now, before = {v.claim.id: v for v in main}, {v.claim.id: v for v in first}
+    ids = list(now) + [i for i in before if i not in now]
+    rows = []
+    for i in ids:
+        a, b = now.get(i), before.get(i)
+        rows.append({"claim": (a or b).claim.statement, "tanh logits, the paper's model (the verdict)": cell(a),
+                     "free logits, the first model": cell(b),
+                     "changed": "yes" if a is None or b is None or a.verdict != b.verdict else ""})
+    return pd.DataFrame(rows)
+
+
+def first_declared(s: Setup, table: dict, first: FirstModel | None):
+    """The amended declarations judged as first declared, on the runs they were declared on: the first
+    model's (free logits). None where those runs are not at hand (the paper's model without
+    ``LOGIT_CHECK``): judging them on tanh-logit runs would be neither declaration."""
+    if first is not None:
+        return as_first_declared(first.s, first.table)
+    return None if s["OUTPUT_TANH"] else as_first_declared(s, table)
 
 
 def _failures(res) -> tuple[int, int]:
@@ -496,8 +573,8 @@ def horizon_table(s: Setup, table: dict, epoch: int = 5):
 def as_first_declared(s: Setup, table: dict):
     """The claims whose declaration was amended after runs had started, judged as first declared: the
     report's two MNIST claims pooled the 4 optimizers' (optimizer, seed) pairs into one interval,
-    Adam/Adam was judged in the paper's setting (the table's tanh MLP, β2 = 0.999), and the learned-α
-    spread left out the cells whose α collapsed to 0 or below."""
+    Adam/Adam was judged on the table's Adam/Adam runs (β2 = 0.999), and the learned-α spread left out the
+    cells whose α collapsed to 0 or below. ``table``: the first model's (see :func:`first_declared`)."""
     import pandas as pd
 
     rows = []
@@ -548,7 +625,7 @@ def _depends_on_optimizer(s: Setup, table: dict, claim=None, drop_collapsed: boo
         by_hyp = [statistics.fmean(v for (_, h), v in grid.items() if h == hyp) for hyp in {h for _, h in grid}]
         per_seed[seed] = statistics.pstdev(by_opt) - statistics.pstdev(by_hyp)
         cells.append(len(grid))
-    claim = claim or C.BY_ID["report-mnist-learned-depend-on-optimizer"]
+    claim = claim or _claims(s)["report-mnist-learned-depend-on-optimizer"]
     return C.judge(claim, interval(per_seed.values()) if per_seed else None, s.profile,
                    evidence="figures/alpha_trajectories.png",
                    detail=f"cells per seed: {', '.join(map(str, cells))} of {len(s['OPTIMIZERS']) * len(hypers)}")
