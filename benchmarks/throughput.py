@@ -6,7 +6,7 @@ trained as one batched model against the same K trained one after the other.
     python benchmarks/throughput.py --quick               # a smoke run of every row
     python benchmarks/throughput.py --compiled            # CPU: both arms with compiled=True
 
-Each configuration is Adam/SGD (the paper's MNIST setting; SGD/SGD with momentum for ResNet-20)
+Each configuration is Adam/SGD (the pair of the paper's MNIST table, on the MLP with free logits; SGD/SGD with momentum for ResNet-20)
 with its own α0 and κ and its own initialisation, on its own random batch of the task's shape
 (data already on the device, as in ``hypernb.run``); a step is zero_grad, forward, backward and the
 optimizer step. Both arms are measured in one process, interleaved repetition by repetition; the

@@ -97,7 +97,8 @@ class Result:
         saved = read_metrics(path)
         if not isinstance(saved.get("config"), dict) or not isinstance(saved.get("summary", {}), dict):
             raise io.wrong_json(path, METRICS, "its 'config' or 'summary' is not a mapping")
-        return cls(saved["config"], read_seeds(saved, path), saved.get("summary") or {},
+        config = {**saved["config"], "out_dir": str(out_dir)} if saved["config"].get("out_dir") else saved["config"]
+        return cls(config, read_seeds(saved, path), saved.get("summary") or {},
                    saved.get("env") if isinstance(saved.get("env"), dict) else {}, str(out_dir))
 
     def __repr__(self) -> str:

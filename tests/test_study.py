@@ -269,7 +269,9 @@ def test_the_first_model_judges_every_claim_again_on_free_logits(tmp_path, monke
     before = mnist.verdicts(first.s, first.table, first.tuned, first.retrained, adam_adam)
     # judged off the declared model, a claim says so; on it, it is the declared claim
     assert all(v.claim == C.BY_ID[v.claim.id] for v in main)
-    assert all(("not the declared model" in v.claim.metric) == (C.MNIST_MODEL in v.claim.amended) for v in before)
+    assert all(("the first model, not the amended declaration" in v.claim.metric) == (C.MNIST_MODEL in v.claim.amended)
+               for v in before)
+    assert all(not v.evidence for v in mnist.first_model_verdicts(first, adam_adam))  # its figures are not drawn
     df = mnist.by_model(main, before).set_index("claim")
     by_id = {v.claim.id: v for v in before}
     for v in main:
