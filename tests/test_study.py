@@ -309,3 +309,24 @@ def test_committed_records_name_no_machine_folder():
     assert files
     absolute = re.compile(r'"out_dir": "(/|[A-Za-z]:\\\\)')
     assert not [str(f.relative_to(EVIDENCE)) for f in files if absolute.search(f.read_text())]
+
+
+def test_the_tuned_table_marks_a_choice_at_the_end_of_its_grid(tmp_path, monkeypatch):
+    """A κ or α chosen at the end of its grid is a bound, not a tuned optimum: the table says so."""
+    from types import SimpleNamespace
+
+    from hypernb.study import mnist
+
+    monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
+    s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["sgd", "adam"]))  # smoke: α grid 1e-3, 1e-1; κ ±1 decade
+    seed = SimpleNamespace(status="ok", final={"final_alpha": 0.02})
+    tuned = {(o, "sgd"): SimpleNamespace(seeds=[seed]) for o in ("sgd", "adam")}
+    kappa = {o: mnist.kappa_grid(s, o) for o in ("sgd", "adam")}
+    best = {("sgd", "none"): 1e-3, ("sgd", "sgd"): kappa["sgd"][1],
+            ("adam", "none"): 0.1, ("adam", "sgd"): kappa["adam"][0]}
+    df = mnist.tuned_table(s, tuned, best).set_index("X")
+    assert df.loc["SGD", "α chosen for X"] == "0.001 (the grid's smallest)"
+    assert df.loc["SGD", "κ chosen for X/SGD"] == f"{kappa['sgd'][1]:g}"  # inside the grid: unmarked
+    assert df.loc["Adam", "α chosen for X"] == "0.1 (the grid's largest)"
+    assert df.loc["Adam", "κ chosen for X/SGD"].endswith("(the grid's smallest)")
+    assert df.loc["SGD", "learned α / α0 (mean over fresh seeds)"] == "2"

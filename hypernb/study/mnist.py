@@ -227,18 +227,28 @@ def logit_check(s: Setup, table: dict):
 def tuned_table(s: Setup, tuned: dict, best: dict):
     """What each tuned pair compares: α chosen for X, κ chosen for X/SGD, and how far X/SGD moved its α
     (mean final α over the fresh seeds / α0). Where validation chose a κ so small that α hardly moves,
-    "X/SGD matches tuned X" compares X with itself, and says nothing for hyperoptimization."""
+    "X/SGD matches tuned X" compares X with itself, and says nothing for hyperoptimization. A value chosen
+    at the end of its grid says so: the best may lie beyond it, so the tuned run is a bound, not an optimum."""
     import pandas as pd
 
     rows = []
     for opt in s["OPTIMIZERS"]:
         h = tuned.get((opt, "sgd"))
         finals = [sd.final["final_alpha"] for sd in h.seeds if sd.status == "ok"] if h is not None else []
-        rows.append({"X": NAMES[opt], "α chosen for X": f"{best[(opt, 'none')]:g}",
-                     "κ chosen for X/SGD": f"{best[(opt, 'sgd')]:g}", "X/SGD's α0": f"{S.DEFAULT_ALPHA[opt]:g}",
+        rows.append({"X": NAMES[opt], "α chosen for X": _on_grid(best[(opt, "none")], s["ALPHA_GRID"]),
+                     "κ chosen for X/SGD": _on_grid(best[(opt, "sgd")], kappa_grid(s, opt)),
+                     "X/SGD's α0": f"{S.DEFAULT_ALPHA[opt]:g}",
                      "learned α / α0 (mean over fresh seeds)":
                          f"{statistics.fmean(finals) / S.DEFAULT_ALPHA[opt]:.3g}" if finals else "–"})
     return pd.DataFrame(rows)
+
+
+def _on_grid(value: float, grid: list) -> str:
+    """A chosen value, marked where it is the smallest or largest of its grid."""
+    lo, hi = min(grid), max(grid)
+    if math.isclose(value, lo):
+        return f"{value:g} (the grid's smallest)"
+    return f"{value:g} (the grid's largest)" if math.isclose(value, hi) else f"{value:g}"
 
 
 # -- 4. re-training from the learned values -------------------------------------------------------------
