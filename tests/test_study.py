@@ -294,8 +294,8 @@ def test_the_first_model_judges_every_claim_again_on_free_logits(tmp_path, monke
     other = C.judge(C.BY_ID["mnist-adam-sgd-beats-adam"], Interval(-1.0, -1.1, -0.9, 5), "full")
     marked = mnist.by_model([below], [above, other])
     assert list(marked.changed) == ["yes", "yes"]
-    assert list(marked.iloc[0, 1:3]) == ["-1.00 [-1.10, -0.90] pp, n = 5: reproduced",
-                                         "+1.00 [+0.90, +1.10] pp, n = 5: refuted"]
+    assert list(marked.iloc[0, 1:3]) == ["-1 pp [-1.1, -0.9] pp, n = 5: reproduced",
+                                         "+1 pp [+0.9, +1.1] pp, n = 5: refuted"]
     assert marked.iloc[1, 1] == "not judged on this model"
 
 

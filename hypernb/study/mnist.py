@@ -518,10 +518,9 @@ def by_model(main: list, first: list):
             return "not judged on this model"
         if v.effect is None:
             return f"{v.reason}: {v.verdict}" if v.reason else v.verdict
-        c = v.claim
-        effect = v.row()["effect"] if c.kind == "rate" else (
-            f"{v.effect.mean:+.2f}{c.unit}" if v.n < 2 else f"{v.effect.short()}{c.unit}")
-        return f"{effect}, n = {v.n}: {v.verdict}"
+        r = v.row()  # the verdict table's own effect and interval cells
+        interval = "" if r["95 % interval"] == "–" else f" {r['95 % interval']}"
+        return f"{r['effect']}{interval}, n = {v.n}: {v.verdict}"
 
     now, before = {v.claim.id: v for v in main}, {v.claim.id: v for v in first}
     ids = list(now) + [i for i in before if i not in now]
