@@ -98,3 +98,82 @@ def test_no_number_is_labelled_paper_unless_it_is():
     assert all(n.source is not S.NEURIPS for n in numbers)
     assert S.HUANG_MNIST_ERROR[("sgd", "sgd")].cite() == "4.9 % (30 epochs, κ = 0.01) — Huang et al. (official code)"
     assert S.REPORT_MNIST_ERROR[("adam", "adam")].value == 90.2  # the report's 9.80 % accuracy
+
+
+# -- follow-ups: sized before they run, by the probability of a verdict ---------------------------------------
+from hypernb.study import followup as F  # noqa: E402
+
+
+@pytest.mark.parametrize("kind,delta,mean,sd,n", [("lower", 0.1, 0.7, 0.74, 10), ("lower", 1.0, -7.4, 3.8, 5),
+                                                   ("within", 0.1, 0.21, 0.2, 20), ("higher", 0.5, 0.3, 1.0, 8),
+                                                   ("within", 2.0, 1.64, 0.59, 30), ("lower", 0.1, 0.0, 1.0, 2)])
+def test_decision_probability_matches_the_rule_applied_to_simulated_runs(kind, delta, mean, sd, n):
+    """The integral against claims.judge itself on 4,000 simulated n-seed runs (normal per-seed differences):
+    equal within the simulation's noise (its sd is at most 0.008)."""
+    import random
+
+    claim = C.Claim("x", "nb", "c", "s", "src", "m", "cmp", kind, delta, "", n)
+    rng = random.Random(0)
+    decided = sum(C.judge(claim, interval([rng.gauss(mean, sd) for _ in range(n)]), "full").verdict != "inconclusive"
+                  for _ in range(4000))
+    assert F.decision_probability(mean, sd, n, kind, delta) == pytest.approx(decided / 4000, abs=0.025)
+
+
+def test_per_seed_sd_inverts_the_t_interval():
+    values = [0.3, -0.2, 1.1, 0.8, 0.05]
+    assert F.per_seed_sd(interval(values)) == pytest.approx(statistics.stdev(values))
+    with pytest.raises(ValueError):
+        F.per_seed_sd(interval([1.0]))
+
+
+def test_a_claim_far_from_its_boundaries_needs_few_seeds_and_one_at_delta_none():
+    assert F.plan(Interval(-5.0, -6.0, -4.0, 5), "lower", 0.1)[0] <= 3  # already clear: a tiny run decides
+    n, p = F.plan(Interval(0.25, 0.2, 0.3, 5), "within", 0.25)  # the mean sits on δ: never likely to decide
+    assert n is None and p < 0.5
+    with pytest.raises(ValueError, match="rate"):
+        F.decision_probability(0.5, 0.1, 5, "rate", 0.0)
+
+
+def _committed_verdicts():
+    import json
+    from pathlib import Path
+
+    out = {}
+    for path in sorted((Path(__file__).parents[1] / "evidence" / "full").glob("*/verdicts.json")):
+        for v in json.loads(path.read_text())["verdicts"]:
+            out[v["claim"]["id"]] = v
+    return out
+
+
+def test_every_follow_up_has_the_size_its_plan_asks_for_and_every_sizable_claim_has_one():
+    """The declared n of each follow-up is what followup.plan computes from the committed first run; a claim left
+    inconclusive whose plan finds an n ≤ MAX_N has a follow-up, one whose plan finds none has not."""
+    verdicts = _committed_verdicts()
+    inconclusive = {i: v for i, v in verdicts.items() if v["verdict"] == "inconclusive" and v["effect"]
+                    and v["claim"]["kind"] != "rate"}
+    assert inconclusive, "the committed evidence has no inconclusive verdict: nothing to follow up"
+    planned = {i: F.plan(Interval(**v["effect"]), v["claim"]["kind"], v["claim"]["delta"])[0]
+               for i, v in inconclusive.items()}
+    declared = {c.follows: c for c in C.FOLLOW_UPS}
+    assert set(declared) == {i for i, n in planned.items() if n is not None}
+    for i, c in declared.items():
+        first = C.BY_ID[i]
+        assert c.min_n == planned[i], i
+        assert (c.id, c.kind, c.delta, c.metric, c.statement) == (f"{i}-follow-up", first.kind, first.delta,
+                                                                     first.metric, first.statement)
+        assert c.amended == "" and c.id not in C.BY_ID  # not one of the 35: listed apart
+
+
+def test_the_notebooks_run_each_follow_up_on_as_many_fresh_seeds_as_declared():
+    from hypernb.study import mnist, towers
+
+    full01, full04 = mnist.DEFAULTS["full"], towers.DEFAULTS["full"]
+    sizes = {"mnist-adagrad-learned-beats-initial": (full01["FOLLOW_UP_SEEDS"], full01["SEEDS"]),
+             "mnist-rmsprop-sgd-matches-tuned-rmsprop": (full01["FOLLOW_UP_FRESH_SEEDS"],
+                                                          full01["FRESH_SEEDS"] + full01["SEEDS"] + full01["TUNE_SEEDS"]),
+             "towers-less-sensitive": (full04["FOLLOW_UP_SEEDS"], full04["SEEDS"])}
+    for first_id, (seeds, used) in sizes.items():
+        c = C.FOLLOW_UP_BY_ID[f"{first_id}-follow-up"]
+        assert len(set(seeds)) == len(seeds) == c.min_n and not set(seeds) & set(used), first_id
+        assert f"{min(seeds)}–{max(seeds)}" in c.comparison
+    assert full04["FOLLOW_UP_COST_REPS"] == C.FOLLOW_UP_BY_ID["towers-level-cost-follow-up"].min_n

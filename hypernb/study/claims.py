@@ -51,6 +51,7 @@ class Claim:
     unit: str
     min_n: int
     amended: str = ""  # what changed in the declaration after runs had started, and why ("" = as first declared)
+    follows: str = ""  # a follow-up: the id of the claim whose inconclusive first run it repeats (see FOLLOW_UPS)
 
     @property
     def rule(self) -> str:
@@ -327,6 +328,36 @@ FIRST_DECLARED = {c.id: c for c in [
     _first("peers-prodigy-matches-tuned-adam", source="Prodigy paper, §5 (their claim, checked on our task)",
            comparison="Prodigy (d0 default) − Adam (best α on validation, cosine), paired by seed"),
 ]}
+
+
+# Follow-ups (``followup.py``): declared after the first verdicts, before their own runs, for the claims the
+# first full-protocol run left inconclusive. Each repeats its claim's comparison on fresh seeds (or fresh timing
+# repetitions) only, judged alone by the unchanged rule, sized by ``followup.plan`` from the first run (the
+# smallest n ≤ 30 with an 80 % chance of a verdict; ``tests/test_claims.py`` recomputes it from the committed
+# verdicts). Prodigy and Schedule-Free against tuned Adam get none: their first runs lie so close to δ that even
+# 30 seeds would decide them with a chance of 39 % and 17 %.
+FOLLOW_UP_NOTE = ("a follow-up, declared after the first full-protocol run of this claim was inconclusive and before "
+                  "its own runs: the same comparison on fresh seeds only (never pooled with the first), judged alone "
+                  "by the same rule, its n the smallest at which the first run's mean and sd give an 80 % chance of a "
+                  "verdict")
+
+
+def _follow_up(id: str, n: int, comparison: str) -> Claim:
+    return replace(BY_ID[id], id=f"{id}-follow-up", comparison=comparison, min_n=n, amended="", follows=id)
+
+
+FOLLOW_UPS = [
+    _follow_up("mnist-adagrad-learned-beats-initial", 9,
+               "AdaGrad (final values of AdaGrad/SGD, same seed) − AdaGrad (α default), paired by seed; seeds 5–13 "
+               "only (the first run: 0–4)"),
+    _follow_up("mnist-rmsprop-sgd-matches-tuned-rmsprop", 29,
+               "RMSProp/SGD (the κ chosen on validation before) − RMSProp (the α chosen on validation before), "
+               "paired by seed; fresh seeds 105–133 only (the first run: 100–104)"),
+    _follow_up("towers-less-sensitive", 5, "height 5 − height 0, paired by seed; seeds 3–7 only (the first run: 0–2)"),
+    _follow_up("towers-level-cost", 24, "least-squares slope over heights 1–50 per repetition; 24 new repetitions "
+               "(the first run: 9), measured alone on the machine"),
+]
+FOLLOW_UP_BY_ID = {c.id: c for c in FOLLOW_UPS}
 
 
 @dataclass(frozen=True)

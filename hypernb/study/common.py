@@ -195,9 +195,10 @@ def save_table(s: Setup, df, name: str) -> Path:
     return path
 
 
-def save_verdicts(s: Setup, verdicts: list) -> Path:
-    """The notebook's verdicts (and the profile they come from) as ``verdicts.json`` for the summary."""
-    path = s.path("verdicts.json")
+def save_verdicts(s: Setup, verdicts: list, name: str = "verdicts.json") -> Path:
+    """The notebook's verdicts (and the profile they come from) as ``verdicts.json`` for the summary (its
+    follow-ups' as ``follow_ups.json``)."""
+    path = s.path(name)
     io.write_json(path, {"notebook": s.notebook, "profile": s.profile, "verdicts": [v.to_dict() for v in verdicts]})
     return path
 

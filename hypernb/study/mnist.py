@@ -32,17 +32,20 @@ SPEC = {
     "PROFILE": "str", "SEEDS": ("list", "none"), "EPOCHS": ("int", "none"), "OPTIMIZERS": "list",
     "HYPEROPTIMIZERS": "list", "TUNE_SEEDS": ("list", "none"), "FRESH_SEEDS": ("list", "none"),
     "ALPHA_GRID": ("list", "none"), "KAPPA_DECADES": ("int", "none"), "VAL_EXAMPLES": ("int", "none"),
-    "OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"), "TRAIN": "bool", "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
+    "OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"), "FOLLOW_UP_SEEDS": ("list", "none"),
+    "FOLLOW_UP_FRESH_SEEDS": ("list", "none"), "TRAIN": "bool", "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
     "smoke": {"SEEDS": [0], "EPOCHS": 1, "TUNE_SEEDS": [0], "FRESH_SEEDS": [100], "ALPHA_GRID": [1e-3, 1e-1],
-              "KAPPA_DECADES": 1, "VAL_EXAMPLES": 512, "LOGIT_CHECK": False},
+              "KAPPA_DECADES": 1, "VAL_EXAMPLES": 512, "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1],
+              "FOLLOW_UP_FRESH_SEEDS": [101]},
     "demo": {"SEEDS": [0, 1], "EPOCHS": 2, "TUNE_SEEDS": [0], "FRESH_SEEDS": [100, 101],
              "ALPHA_GRID": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "KAPPA_DECADES": 2, "VAL_EXAMPLES": 10_000,
-             "LOGIT_CHECK": False},
+             "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [2], "FOLLOW_UP_FRESH_SEEDS": [102]},
     "full": {"SEEDS": [0, 1, 2, 3, 4], "EPOCHS": 30, "TUNE_SEEDS": [0, 1, 2], "FRESH_SEEDS": [100, 101, 102, 103, 104],
              "ALPHA_GRID": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], "KAPPA_DECADES": 3, "VAL_EXAMPLES": 10_000,
-             "LOGIT_CHECK": True},
+             "LOGIT_CHECK": True,  # the follow-ups (claims.FOLLOW_UPS): fresh seeds, sized by followup.plan
+             "FOLLOW_UP_SEEDS": list(range(5, 14)), "FOLLOW_UP_FRESH_SEEDS": list(range(105, 134))},
 }
 NAMES = {"sgd": "SGD", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam", "none": "–"}
 DIVERGED_ERROR = 90.0  # a diverged run counts as chance-level error wherever runs are ranked or spread
@@ -298,6 +301,55 @@ def adam_adam_report_setting(s: Setup):
     return run_grid(s, [cfg], desc="Adam/Adam, the report's setting")[0]
 
 
+# -- 7. follow-ups of the claims the first run left inconclusive ----------------------------------------------
+FOLLOW_UP_RETRAIN = "adagrad"  # mnist-adagrad-learned-beats-initial-follow-up
+FOLLOW_UP_TUNED = "rmsprop"  # mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up
+
+
+def _differences(a: dict, b: dict) -> dict:
+    """seed → a − b over the seeds both have (what ``paired`` takes the interval of)."""
+    return {k: a[k] - b[k] for k in sorted(set(a) & set(b))}
+
+
+def follow_up_runs(s: Setup, tuning) -> dict:
+    """The follow-ups' runs, on their own seeds: AdaGrad and AdaGrad/SGD as in the table and AdaGrad re-trained
+    from what AdaGrad/SGD learned (``FOLLOW_UP_SEEDS``), and RMSProp and RMSProp/SGD at the α and κ validation
+    chose for the first run (``FOLLOW_UP_FRESH_SEEDS``; the tuning grids are not run again). Returns
+    {claim id: seed → difference}."""
+    seeds, fresh = list(s["FOLLOW_UP_SEEDS"] or []), list(s["FOLLOW_UP_FRESH_SEEDS"] or [])
+    out = {}
+    if seeds:
+        opt = FOLLOW_UP_RETRAIN
+        points = [(o, h, {**cfg, "seeds": seeds}) for o, h, cfg in table_configs(s)
+                  if o == opt and h in ("none", "sgd")]
+        table = dict(zip([(o, h) for o, h, _ in points],
+                         run_grid(s, [cfg for *_, cfg in points], desc=f"follow-up: {NAMES[opt]} re-trained")))
+        retrained = run_retrain(s, table)
+        out[f"mnist-{opt}-learned-beats-initial-follow-up"] = _differences(retrained.get(opt, {}),
+                                                                            _error(table[(opt, "none")]))
+    if fresh:
+        opt = FOLLOW_UP_TUNED
+        best = chosen(tuning)
+        cfgs = [base(s, optimizer=f"{opt}/sgd", alpha=S.DEFAULT_ALPHA[opt], kappa=best[(opt, "sgd")], seeds=fresh,
+                     val_examples=s["VAL_EXAMPLES"]),
+                base(s, optimizer=opt, alpha=best[(opt, "none")], seeds=fresh, val_examples=s["VAL_EXAMPLES"])]
+        hyper, plain = run_grid(s, cfgs, desc=f"follow-up: {NAMES[opt]}/SGD vs tuned {NAMES[opt]}")
+        out[f"mnist-{opt}-sgd-matches-tuned-{opt}-follow-up"] = _differences(_error(hyper), _error(plain))
+    return out
+
+
+def first_differences(table: dict, tuned: dict, retrained: dict) -> dict:
+    """The first run's per-seed differences of the claims followed up: {follow-up id: seed → difference}."""
+    a, r = FOLLOW_UP_RETRAIN, FOLLOW_UP_TUNED
+    out = {}
+    if a in retrained and (a, "none") in table:
+        out[f"mnist-{a}-learned-beats-initial-follow-up"] = _differences(retrained[a], _error(table[(a, "none")]))
+    if (r, "sgd") in tuned:
+        out[f"mnist-{r}-sgd-matches-tuned-{r}-follow-up"] = _differences(_error(tuned[(r, "sgd")]),
+                                                                          _error(tuned[(r, "none")]))
+    return out
+
+
 def train(s: Setup) -> None:
     """Train (or resume) every run and measurement the notebook reads, without Jupyter
     (``python -m hypernb records``)."""
@@ -311,8 +363,10 @@ def train(s: Setup) -> None:
     adam_adam_report_setting(s)
     logit_check(s, table)
     horizon.load_or_measure(s)
-    run_tuned(s, run_tuning(s))
+    tuning = run_tuning(s)
+    run_tuned(s, tuning)
     first_model(s)
+    follow_up_runs(s, tuning)
 
 
 # -- figures ----------------------------------------------------------------------------------------------

@@ -26,20 +26,23 @@ SPEC = {
     "PROFILE": "str", "SEEDS": ("list", "none"), "HEIGHTS": ("list", "none"), "ALPHAS0": ("list", "none"),
     "REPORT_HEIGHTS": ("list", "none"), "REPORT_ALPHAS0": ("list", "none"), "REPORT_EPOCHS": ("int", "none"),
     "REPORT_LEVEL": "str", "COST_HEIGHTS": ("list", "none"), "COST_REPS": ("int", "none"), "TRAIN": "bool",
-    "PAPER_OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"),
-    "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
+    "PAPER_OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"), "FOLLOW_UP_SEEDS": ("list", "none"),
+    "FOLLOW_UP_COST_REPS": ("int", "none"), "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
     "smoke": {"SEEDS": [0], "HEIGHTS": [0, 1, 3], "ALPHAS0": [1e-2, 1.0, 1e3], "REPORT_HEIGHTS": [0, 1],
               "REPORT_ALPHAS0": [1.0, 1e-4], "REPORT_EPOCHS": 1, "COST_HEIGHTS": [1, 2, 5], "COST_REPS": 1,
-              "LOGIT_CHECK": False},
+              "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1], "FOLLOW_UP_COST_REPS": 1},
     "demo": {"SEEDS": [0], "HEIGHTS": [0, 1, 2, 3, 5, 10, 50], "ALPHAS0": [1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 3], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 2,
-             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 3, "LOGIT_CHECK": False},
+             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 3, "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1],
+             "FOLLOW_UP_COST_REPS": 2},
     "full": {"SEEDS": [0, 1, 2], "HEIGHTS": [0, 1, 2, 3, 4, 5, 10, 20, 50],
              "ALPHAS0": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 2, 3, 5, 10], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 20,
-             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 9, "LOGIT_CHECK": True},
+             "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 9, "LOGIT_CHECK": True,
+             # the follow-ups (claims.FOLLOW_UPS): fresh seeds and repetitions, sized by followup.plan
+             "FOLLOW_UP_SEEDS": [3, 4, 5, 6, 7], "FOLLOW_UP_COST_REPS": 24},
 }
 FAILED = 90.0  # the test error % a diverged run counts as
 CHECK = "paper, other logits"  # the paper's grid with the logits PAPER_OUTPUT_TANH does not choose
@@ -257,16 +260,17 @@ def sensitivity_figure(s: Setup, df):
 
 
 # -- cost ---------------------------------------------------------------------------------------------
-def costs(s: Setup) -> dict | None:
+def costs(s: Setup, reps: int | None = None, name: str = "cost.json") -> dict | None:
     """Step time of SGD towers of each height next to plain torch.optim.SGD, repetition by repetition
     in one process (paired), the noise floor (torch against itself), and the memory held. Measured once
     per output folder and kept in ``cost.json`` (a re-executed notebook shows the same numbers); not on
-    the smoke profile, whose outputs must not depend on the machine's load (None)."""
+    the smoke profile, whose outputs must not depend on the machine's load (None). ``reps`` and ``name``:
+    another measurement (the follow-up's, ``cost_follow_up.json``), COST_REPS repetitions by default."""
     from .common import training_allowed
 
     if s.profile == "smoke":
         return None
-    path = s.records / "cost.json"
+    path = s.records / name
     if path.exists():
         return io.read_json(path, what="the measured tower costs")
     if not training_allowed(s.params.get("TRAIN", True)):  # measuring is off with training: report it missing
@@ -279,7 +283,7 @@ def costs(s: Setup) -> dict | None:
         steps, warmup = (20, 5) if s.profile == "smoke" else (100, 20)
         base = bench.torch_step(torch.optim.SGD, lr=0.01)
         reps = []
-        for _ in range(s["COST_REPS"]):
+        for _ in range(s["COST_REPS"] if reps is None else reps):
             row = {"torch SGD": bench.time_step(base, steps=steps, warmup=warmup),
                    "torch SGD again": bench.time_step(base, steps=steps, warmup=warmup)}
             for h in s["COST_HEIGHTS"]:
@@ -377,12 +381,56 @@ def wall_clock(s: Setup):
     return pd.DataFrame(rows)
 
 
+# -- follow-ups of the claims the first run left inconclusive ---------------------------------------------------
+def _spread_differences(df) -> dict:
+    """seed → sd over α0 at height 5 (or the tallest) − at height 0, the paper's protocol."""
+    sens = sensitivity(df, "paper")
+    heights = sorted(sens.height.unique())
+    tall = 5 if 5 in heights else max(heights)
+    by = {h: dict(zip(g.seed, g.sd_over_alpha0)) for h, g in sens.groupby("height")}
+    if 0 not in by or tall == 0:
+        return {}
+    return {k: by[tall][k] - by[0][k] for k in sorted(set(by[tall]) & set(by[0]))}
+
+
+def follow_up_runs(s: Setup) -> dict:
+    """The follow-ups' runs: the paper's grid at heights 0 and 5 (the two the claim compares) on
+    ``FOLLOW_UP_SEEDS``, and ``FOLLOW_UP_COST_REPS`` new repetitions of the cost measurement (kept in
+    ``cost_follow_up.json``; not on the smoke profile). Returns {follow-up id: seed (or repetition) →
+    difference}."""
+    import pandas as pd
+
+    out = {}
+    seeds = list(s["FOLLOW_UP_SEEDS"] or [])
+    if seeds:
+        tall = 5 if 5 in s["HEIGHTS"] else max(s["HEIGHTS"])
+        points = [(a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in (0, tall) for a in s["ALPHAS0"]]
+        results = run_grid(s, [cfg for *_, cfg in points], desc="follow-up: towers' spread over α0")
+        df = pd.DataFrame([{"protocol": "paper", "alpha0": a, "height": h, "seed": sd.seed,
+                            "test_error": _errors(r)[sd.seed]} for (a, h, _), r in zip(points, results) for sd in r.seeds])
+        out["towers-less-sensitive-follow-up"] = _spread_differences(df)
+    if s["FOLLOW_UP_COST_REPS"]:
+        cost = costs(s, reps=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")
+        if cost is not None:
+            out["towers-level-cost-follow-up"] = dict(enumerate(per_level_percent(cost)))
+    return out
+
+
+def first_differences(df, cost: dict | None) -> dict:
+    """The first run's per-seed (per-repetition) differences of the claims followed up."""
+    out = {"towers-less-sensitive-follow-up": _spread_differences(df)}
+    if cost is not None:
+        out["towers-level-cost-follow-up"] = dict(enumerate(per_level_percent(cost)))
+    return out
+
+
 def train(s: Setup) -> None:
     """Train (or resume) the grids and take the measurements the notebook reads, without Jupyter
     (``python -m hypernb records``)."""
     run_all(s)
     costs(s)
     wall_clock(s)
+    follow_up_runs(s)
 
 
 # -- verdicts ---------------------------------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""Follow-ups: a claim left inconclusive on full-protocol evidence gets a new, larger run of the same
+comparison, sized before it runs by how likely it is to reach a verdict.
+
+Why a separate run and not more seeds added to the first: deciding to add seeds *because* an interval
+was inconclusive, then judging the pooled seeds, is optional stopping: it raises the chance of a
+verdict that chance alone produced. A follow-up is instead its own experiment, declared after the
+first verdict and before its own runs (``claims.FOLLOW_UPS``), on fresh seeds only, judged alone by
+the claim's unchanged rule; the first verdict stands beside it.
+
+Its size comes from the first run: with the first run's mean difference and per-seed sd taken as the
+truth, :func:`decision_probability` is the probability that an n-seed run ends reproduced or refuted
+(exact for the t interval over normal per-seed differences). The
+follow-up takes the smallest n ≤ ``MAX_N`` reaching ``POWER``; a claim with none gets no follow-up,
+because a run that most likely ends inconclusive again is not worth its cost.
+"""
+from __future__ import annotations
+
+import math
+
+from .stats import Interval, t975
+
+MAX_N = 30  # seeds (or timing repetitions) a follow-up may take: about an hour of CPU for the MNIST ones
+POWER = 0.8  # the probability of a verdict a follow-up must reach at its size
+
+
+def _phi(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def per_seed_sd(effect: Interval) -> float:
+    """The per-seed sd behind a t interval: half-width · √n / t_{0.975, n−1}."""
+    if effect.n < 2:
+        raise ValueError("an interval from one value has no sd")
+    return (effect.hi - effect.mean) * math.sqrt(effect.n) / t975(effect.n - 1)
+
+
+def undecided_band(kind: str, delta: float, half_width: float) -> tuple[float, float]:
+    """The sample means that leave a claim inconclusive, given the interval's half-width (``claims.judge``'s
+    rules solved for the mean)."""
+    if kind == "lower":  # reproduced: mean + hw < 0; refuted: mean − hw > −δ
+        return -half_width, half_width - delta
+    if kind == "higher":  # reproduced: mean − hw > 0; refuted: mean + hw < δ
+        return delta - half_width, half_width
+    if kind == "within":  # reproduced: mean + hw < δ; refuted: mean − hw > δ
+        return delta - half_width, delta + half_width
+    raise ValueError(f"no follow-up for a claim of kind {kind!r} (a rate is decided by counting runs)")
+
+
+def decision_probability(mean: float, sd: float, n: int, kind: str, delta: float) -> float:
+    """P(an n-seed run is reproduced or refuted) if the per-seed differences are normal with this mean and sd.
+
+    Exact for the t interval: given the run's sample sd s, the verdict depends only on where the sample
+    mean falls (:func:`undecided_band` at half-width t·s/√n), and the sample mean is independent of s;
+    so the probability is averaged over s, whose (n−1)s²/sd² is χ² with n−1 degrees of freedom
+    (Simpson's rule over √χ², 2,000 intervals: a plan is read to two digits)."""
+    if n < 2:
+        raise ValueError("a t interval needs at least 2 seeds")
+    undecided_band(kind, delta, 1.0)  # refuse a rate before integrating
+    se = sd / math.sqrt(n)
+    k = n - 1
+    t = t975(k)
+
+    def decided_given(u: float) -> float:  # u = √(n−1)·s/sd
+        lo, hi = undecided_band(kind, delta, t * se * u / math.sqrt(k))
+        if hi <= lo:
+            return 1.0
+        if se == 0:
+            return 0.0 if lo <= mean <= hi else 1.0
+        return 1.0 - (_phi((hi - mean) / se) - _phi((lo - mean) / se))
+
+    # u² is χ²(k): u has density 2·u^(k−1)·e^(−u²/2) / (2^(k/2)·Γ(k/2)), finite at 0 for every k
+    log_norm = math.log(2.0) - (k / 2) * math.log(2.0) - math.lgamma(k / 2)
+    steps = 2000
+    h = (math.sqrt(k) + 12.0) / steps  # beyond √k + 12 the density is below 1e-30
+    total = 0.0
+    for i in range(1, steps + 1):  # the i = 0 term is 0 for k > 1; for k = 1 its density, 0.80, is added below
+        u = i * h
+        density = math.exp(log_norm + (k - 1) * math.log(u) - u * u / 2)
+        total += (1 if i == steps else 4 if i % 2 else 2) * density * decided_given(u)
+    if k == 1:
+        total += math.exp(log_norm) * decided_given(0.0)
+    return min(1.0, total * h / 3)
+
+
+def plan(effect: Interval, kind: str, delta: float) -> tuple[int | None, float]:
+    """(smallest n ≤ MAX_N whose decision probability reaches POWER, that probability), or (None, the
+    probability at MAX_N) when none does."""
+    sd = per_seed_sd(effect)
+    for n in range(2, MAX_N + 1):
+        p = decision_probability(effect.mean, sd, n, kind, delta)
+        if p >= POWER:
+            return n, p
+    return None, p
+
+
+def plan_table(verdicts: list, declared: dict):
+    """One row per full-protocol inconclusive verdict: the first run, the size its plan asks for, and the
+    follow-up declared for it (``declared``: claim id → follow-up Claim)."""
+    import pandas as pd
+
+    rows = []
+    for v in verdicts:
+        if v.verdict != "inconclusive" or v.effect is None or v.effect.n < 2 or v.claim.kind == "rate":
+            continue
+        n, p = plan(v.effect, v.claim.kind, v.claim.delta)
+        follow = declared.get(v.claim.id)
+        rows.append({"claim": v.claim.statement, "first run: n, effect [95 % interval]":
+                     f"{v.effect.n}, {v.row()['effect']} {v.row()['95 % interval']}",
+                     "per-seed sd": f"{per_seed_sd(v.effect):.3g}",
+                     f"n for ≥ {POWER:.0%} chance of a verdict": "none ≤ %d (%.0f %% at %d)" % (MAX_N, 100 * p, MAX_N)
+                     if n is None else f"{n} ({100 * p:.0f} %)",
+                     "follow-up": "–" if follow is None else f"{follow.min_n}: {follow.comparison}"})
+    return pd.DataFrame(rows)
+
+
+def judge(s, follow: dict) -> list:
+    """Each follow-up's verdict by its claim's rule, on its own runs only: ``follow`` maps a follow-up's id to
+    its per-seed (or per-repetition) differences."""
+    from . import claims as C
+    from .stats import interval
+
+    return [C.judge(C.FOLLOW_UP_BY_ID[i], interval(d.values()) if d else None, s.profile,
+                    missing="" if d else "no runs", evidence="figures/follow_ups.png") for i, d in follow.items()]
+
+
+def figure(s, follow: dict, first: dict):
+    """Per follow-up: every per-seed difference of the first run and of the follow-up (each dot one seed, or
+    one timing repetition), their means with 95 % intervals, 0 and the claim's δ. Linear axes: every value
+    is drawn, nothing is cut."""
+    import matplotlib.pyplot as plt
+
+    from . import claims as C
+    from .common import save_figure
+    from .stats import interval
+
+    ids = list(follow)
+    fig, axes = plt.subplots(1, len(ids), figsize=(4.2 * len(ids), 3.6), squeeze=False)
+    for ax, i in zip(axes[0], ids):
+        claim = C.FOLLOW_UP_BY_ID[i]
+        for x, (label, d) in enumerate((("first run", first.get(i, {})), ("follow-up", follow[i]))):
+            values = list(d.values())
+            ax.scatter([x] * len(values), values, s=12, color=f"C{x}", alpha=0.7, label=f"{label} (n = {len(values)})")
+            if len(values) >= 2:
+                e = interval(values)
+                ax.errorbar([x + 0.15], [e.mean], yerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="o", color="k",
+                            capsize=4)
+        ax.axhline(0.0, color="k", lw=0.8)
+        bound = -claim.delta if claim.kind == "lower" else claim.delta
+        ax.axhline(bound, color="C3", lw=0.8, ls="--", label=f"δ boundary ({bound:+g}{claim.unit})")
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels(["first run", "follow-up"])
+        ax.set_xlim(-0.5, 1.6)
+        ax.set_ylabel(f"difference ({claim.unit.strip() or 'log loss'})" if claim.unit.strip() != "%" else
+                      "extra time per level, % of the step")
+        ax.set_title(claim.statement, fontsize=8, wrap=True)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(s, fig, "follow_ups")
+    return fig
