@@ -9,7 +9,7 @@ from hypernb import batch, study
 def namespace(**over):
     ns = dict(PROFILE="smoke", SEEDS=None, EPOCHS=None, OPTIMIZERS=["sgd"], HYPEROPTIMIZERS=["none", "sgd"],
               TUNE_SEEDS=None, FRESH_SEEDS=None, ALPHA_GRID=None, KAPPA_DECADES=None, VAL_EXAMPLES=None, OUTPUT_TANH=False,
-              LOGIT_CHECK=None,
+              LOGIT_CHECK=None, FOLLOW_UP_SEEDS=None, FOLLOW_UP_FRESH_SEEDS=None,
               TRAIN=True,
               OUT_DIR="", INTERACTIVE=False, QUIET=True, In=[], _private=1)
     ns.update(over)
@@ -330,3 +330,49 @@ def test_the_tuned_table_marks_a_choice_at_the_end_of_its_grid(tmp_path, monkeyp
     assert df.loc["Adam", "α chosen for X"] == "0.1 (the grid's largest)"
     assert df.loc["Adam", "κ chosen for X/SGD"].endswith("(the grid's smallest)")
     assert df.loc["SGD", "learned α / α0 (mean over fresh seeds)"] == "2"
+
+
+def test_a_follow_up_runs_on_its_own_seeds_and_stands_beside_its_first_run(tmp_path, monkeypatch):
+    """Notebook 01's follow-ups train only their own (fresh) seeds, are judged by the follow-up claim alone, and
+    the summary shows each beside its claim's first verdict; on a reduced profile they are indicative."""
+    require("mnist")
+    from hypernb.study import claims as C, followup, mnist, summary
+
+    monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
+    s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["adagrad", "rmsprop"], FOLLOW_UP_SEEDS=[3],
+                                              FOLLOW_UP_FRESH_SEEDS=[107]))
+    _, table = mnist.run_table(s)
+    tuning = mnist.run_tuning(s)
+    tuned, _ = mnist.run_tuned(s, tuning)
+    follow = mnist.follow_up_runs(s, tuning)
+    assert follow == {"mnist-adagrad-learned-beats-initial-follow-up": follow["mnist-adagrad-learned-beats-initial-follow-up"],
+                      "mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up": follow["mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up"]}
+    assert list(follow["mnist-adagrad-learned-beats-initial-follow-up"]) == [3]
+    assert list(follow["mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up"]) == [107]
+    first = mnist.first_differences(table, tuned, mnist.run_retrain(s, table))
+    assert set(first["mnist-adagrad-learned-beats-initial-follow-up"]) == set(s["SEEDS"])  # never the follow-up's
+    verdicts = followup.judge(s, follow)
+    assert [v.claim for v in verdicts] == [C.FOLLOW_UP_BY_ID[i] for i in follow]
+    assert all(v.verdict == C.INDICATIVE for v in verdicts)
+    followup.figure(s, follow, first)
+    assert (s.out_dir / "figures" / "follow_ups.png").exists()
+    study.save_verdicts(s, verdicts, "follow_ups.json")
+    main = mnist.verdicts(s, table, tuned, mnist.run_retrain(s, table), mnist.adam_adam_report_setting(s))
+    study.save_verdicts(s, main)
+    s05 = study.start("05_summary", dict(PROFILE="smoke", RESULTS_DIR=str(tmp_path),
+                                         TRAIN=False, OUT_DIR="", INTERACTIVE=False, QUIET=True))
+    loaded = summary.load_follow_ups(s05)
+    assert [v.claim.id for v in loaded] == [v.claim.id for v in verdicts]
+    table05 = summary.follow_up_table(summary.load(s05)[0], loaded)
+    assert list(table05["verdict of the follow-up"]) == [C.INDICATIVE] * 2
+    assert all(cell.startswith("n = 1: ") and cell.endswith(C.INDICATIVE) for cell in table05["first run"])
+    assert summary.follow_up_plan(summary.load(s05)[0]).empty  # no full-protocol inconclusive verdict: nothing planned
+
+
+def test_a_follow_up_without_records_says_so():
+    from types import SimpleNamespace
+
+    from hypernb.study import followup
+
+    (v,) = followup.judge(SimpleNamespace(profile="full"), {"towers-level-cost-follow-up": {}})
+    assert v.verdict == "inconclusive" and "not run" in v.reason

@@ -3,7 +3,7 @@
 The notebooks stay thin (narrative, parameters, calls into this package, figures); everything that
 computes lives here, so it is tested and shared by the batch and interactive paths.
 """
-from . import charrnn, cifar, claims, horizon, lrfree, mnist, sources, stats, summary, towers
+from . import charrnn, cifar, claims, followup, horizon, lrfree, mnist, sources, stats, summary, towers
 from .common import (MissingRecords, Setup, describe, output_root, resolve_profile, run_grid, save_verdicts, setup,
                      show_table, verdict_table)
 
@@ -20,4 +20,4 @@ def start(notebook: str, namespace: dict) -> Setup:
 
 __all__ = ["MissingRecords", "Setup", "describe", "output_root", "resolve_profile", "run_grid", "save_verdicts", "setup",
            "show_table", "verdict_table", "start", "NOTEBOOKS", "claims", "sources", "stats", "mnist", "cifar",
-           "charrnn", "towers", "lrfree", "horizon", "summary"]
+           "charrnn", "towers", "lrfree", "horizon", "summary", "followup"]

@@ -120,7 +120,8 @@ def judge(s, follow: dict) -> list:
     from .stats import interval
 
     return [C.judge(C.FOLLOW_UP_BY_ID[i], interval(d.values()) if d else None, s.profile,
-                    missing="" if d else "no runs", evidence="figures/follow_ups.png") for i, d in follow.items()]
+                    missing="" if d else "not run: no records (training is off)", evidence="figures/follow_ups.png")
+            for i, d in follow.items()]
 
 
 def figure(s, follow: dict, first: dict):

@@ -314,11 +314,11 @@ def _differences(a: dict, b: dict) -> dict:
 def follow_up_runs(s: Setup, tuning) -> dict:
     """The follow-ups' runs, on their own seeds: AdaGrad and AdaGrad/SGD as in the table and AdaGrad re-trained
     from what AdaGrad/SGD learned (``FOLLOW_UP_SEEDS``), and RMSProp and RMSProp/SGD at the α and κ validation
-    chose for the first run (``FOLLOW_UP_FRESH_SEEDS``; the tuning grids are not run again). Returns
-    {claim id: seed → difference}."""
+    chose for the first run (``FOLLOW_UP_FRESH_SEEDS``; the tuning grids are not run again); each where its
+    optimizer is among ``OPTIMIZERS``. Returns {follow-up id: seed → difference}."""
     seeds, fresh = list(s["FOLLOW_UP_SEEDS"] or []), list(s["FOLLOW_UP_FRESH_SEEDS"] or [])
     out = {}
-    if seeds:
+    if seeds and FOLLOW_UP_RETRAIN in s["OPTIMIZERS"] and "sgd" in s["HYPEROPTIMIZERS"]:
         opt = FOLLOW_UP_RETRAIN
         points = [(o, h, {**cfg, "seeds": seeds}) for o, h, cfg in table_configs(s)
                   if o == opt and h in ("none", "sgd")]
@@ -327,7 +327,7 @@ def follow_up_runs(s: Setup, tuning) -> dict:
         retrained = run_retrain(s, table)
         out[f"mnist-{opt}-learned-beats-initial-follow-up"] = _differences(retrained.get(opt, {}),
                                                                             _error(table[(opt, "none")]))
-    if fresh:
+    if fresh and FOLLOW_UP_TUNED in s["OPTIMIZERS"]:
         opt = FOLLOW_UP_TUNED
         best = chosen(tuning)
         cfgs = [base(s, optimizer=f"{opt}/sgd", alpha=S.DEFAULT_ALPHA[opt], kappa=best[(opt, "sgd")], seeds=fresh,

@@ -31,6 +31,24 @@ def where(s, notebook: str) -> Path:
     return EVIDENCE / resolve_profile("auto", notebook) / notebook
 
 
+def _read(s, notebook: str, path: Path) -> tuple[list, str]:
+    """(verdicts, profile) of one saved verdict file; evidence paths made relative to where it lies."""
+    from .stats import Interval
+
+    saved = io.read_json(path, what="a notebook's verdicts")
+    verdicts = []
+    for v in saved["verdicts"]:
+        claim = C.Claim(**v.pop("claim"))
+        effect = v.pop("effect")
+        verdict = C.Verdict(claim, **{k: v[k] for k in ("verdict", "n", "reason", "evidence", "detail")})
+        if effect is not None:
+            verdict.effect = Interval(**effect)
+        if verdict.evidence:
+            verdict.evidence = str(where(s, notebook) / verdict.evidence)
+        verdicts.append(verdict)
+    return verdicts, saved["profile"]
+
+
 def load(s) -> tuple[list, dict, list]:
     """(verdicts, {notebook: profile}, notebooks with no verdicts.json)."""
     verdicts, profiles, missing = [], {}, []
@@ -39,20 +57,44 @@ def load(s) -> tuple[list, dict, list]:
         if not path.exists():
             missing.append(nb)
             continue
-        saved = io.read_json(path, what="a notebook's verdicts")
-        profiles[nb] = saved["profile"]
-        for v in saved["verdicts"]:
-            claim = C.Claim(**v.pop("claim"))
-            effect = v.pop("effect")
-            verdict = C.Verdict(claim, **{k: v[k] for k in ("verdict", "n", "reason", "evidence", "detail")})
-            if effect is not None:
-                from .stats import Interval
-
-                verdict.effect = Interval(**effect)
-            if verdict.evidence:
-                verdict.evidence = str(where(s, nb) / verdict.evidence)
-            verdicts.append(verdict)
+        found, profiles[nb] = _read(s, nb, path)
+        verdicts += found
     return verdicts, profiles, missing
+
+
+def load_follow_ups(s) -> list:
+    """The follow-ups' verdicts (``follow_ups.json``) of every notebook that ran them."""
+    out = []
+    for nb in NOTEBOOKS:
+        path = where(s, nb) / "follow_ups.json"
+        if path.exists():
+            out += _read(s, nb, path)[0]
+    return out
+
+
+def follow_up_plan(verdicts: list):
+    """Every inconclusive full-protocol verdict with the size its follow-up plan asks for and the follow-up
+    declared for it (see :mod:`followup`)."""
+    from . import followup
+
+    return followup.plan_table(verdicts, {c.follows: c for c in C.FOLLOW_UPS})
+
+
+def follow_up_table(verdicts: list, follow_ups: list):
+    """Each follow-up beside its claim's first verdict: n, effect, interval and verdict of both runs."""
+    import pandas as pd
+
+    first = {v.claim.id: v for v in verdicts}
+    rows = []
+    for f in follow_ups:
+        a, r = first.get(f.claim.follows), f.row()
+        rows.append({"claim": r["claim"], "notebook": f.claim.notebook,
+                     "first run": "–" if a is None else f"n = {a.n}: {a.row()['effect']} {a.row()['95 % interval']}, "
+                                                        f"{a.verdict}",
+                     "follow-up (fresh seeds only)": f"n = {f.n}: {r['effect']} {r['95 % interval']}",
+                     "rule": r["rule"], "verdict of the follow-up": f.verdict, "why": r["why"]})
+    return pd.DataFrame(rows, columns=["claim", "notebook", "first run", "follow-up (fresh seeds only)", "rule",
+                                       "verdict of the follow-up", "why"])
 
 
 def counts(verdicts: list) -> dict:

@@ -409,10 +409,9 @@ def follow_up_runs(s: Setup) -> dict:
         df = pd.DataFrame([{"protocol": "paper", "alpha0": a, "height": h, "seed": sd.seed,
                             "test_error": _errors(r)[sd.seed]} for (a, h, _), r in zip(points, results) for sd in r.seeds])
         out["towers-less-sensitive-follow-up"] = _spread_differences(df)
-    if s["FOLLOW_UP_COST_REPS"]:
-        cost = costs(s, reps=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")
-        if cost is not None:
-            out["towers-level-cost-follow-up"] = dict(enumerate(per_level_percent(cost)))
+    if s["FOLLOW_UP_COST_REPS"] and s.profile != "smoke":
+        cost = costs(s, reps=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")  # None: not measured, training off
+        out["towers-level-cost-follow-up"] = {} if cost is None else dict(enumerate(per_level_percent(cost)))
     return out
 
 
