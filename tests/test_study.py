@@ -376,3 +376,18 @@ def test_a_follow_up_without_records_says_so():
 
     (v,) = followup.judge(SimpleNamespace(profile="full"), {"towers-level-cost-follow-up": {}})
     assert v.verdict == "inconclusive" and "not run" in v.reason
+
+
+def test_the_cost_follow_up_is_its_own_measurement_kept_apart(tmp_path):
+    """A second cost measurement with its own number of repetitions, in its own file; the first is untouched."""
+    from hypernb.study import towers
+
+    params = {**towers.DEFAULTS["demo"], "PROFILE": "demo", "REPORT_LEVEL": "rmsprop", "PAPER_OUTPUT_TANH": True,
+              "COST_HEIGHTS": [1, 2], "COST_REPS": 1, "FOLLOW_UP_COST_REPS": 2, "TRAIN": True,
+              "OUT_DIR": str(tmp_path), "INTERACTIVE": False, "QUIET": True}
+    s = study.start("04_towers", params)
+    first = towers.costs(s)
+    again = towers.costs(s, repetitions=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")
+    assert len(first["reps"]) == 1 and len(again["reps"]) == 2
+    assert (tmp_path / "cost.json").exists() and (tmp_path / "cost_follow_up.json").exists()
+    assert towers.costs(s)["reps"] == first["reps"]  # read back, not measured again

@@ -128,6 +128,8 @@ def figure(s, follow: dict, first: dict):
     """Per follow-up: every per-seed difference of the first run and of the follow-up (each dot one seed, or
     one timing repetition), their means with 95 % intervals, 0 and the claim's δ. Linear axes: every value
     is drawn, nothing is cut."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     from . import claims as C
@@ -135,7 +137,7 @@ def figure(s, follow: dict, first: dict):
     from .stats import interval
 
     ids = list(follow)
-    fig, axes = plt.subplots(1, len(ids), figsize=(4.2 * len(ids), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(ids), figsize=(4.6 * len(ids), 4.0), squeeze=False)
     for ax, i in zip(axes[0], ids):
         claim = C.FOLLOW_UP_BY_ID[i]
         for x, (label, d) in enumerate((("first run", first.get(i, {})), ("follow-up", follow[i]))):
@@ -153,7 +155,7 @@ def figure(s, follow: dict, first: dict):
         ax.set_xlim(-0.5, 1.6)
         ax.set_ylabel(f"difference ({claim.unit.strip() or 'log loss'})" if claim.unit.strip() != "%" else
                       "extra time per level, % of the step")
-        ax.set_title(claim.statement, fontsize=8, wrap=True)
+        ax.set_title("\n".join(textwrap.wrap(claim.statement, 46)), fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(s, fig, "follow_ups")

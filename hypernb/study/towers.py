@@ -260,11 +260,11 @@ def sensitivity_figure(s: Setup, df):
 
 
 # -- cost ---------------------------------------------------------------------------------------------
-def costs(s: Setup, reps: int | None = None, name: str = "cost.json") -> dict | None:
+def costs(s: Setup, repetitions: int | None = None, name: str = "cost.json") -> dict | None:
     """Step time of SGD towers of each height next to plain torch.optim.SGD, repetition by repetition
     in one process (paired), the noise floor (torch against itself), and the memory held. Measured once
     per output folder and kept in ``cost.json`` (a re-executed notebook shows the same numbers); not on
-    the smoke profile, whose outputs must not depend on the machine's load (None). ``reps`` and ``name``:
+    the smoke profile, whose outputs must not depend on the machine's load (None). ``repetitions`` and ``name``:
     another measurement (the follow-up's, ``cost_follow_up.json``), COST_REPS repetitions by default."""
     from .common import training_allowed
 
@@ -283,7 +283,7 @@ def costs(s: Setup, reps: int | None = None, name: str = "cost.json") -> dict | 
         steps, warmup = (20, 5) if s.profile == "smoke" else (100, 20)
         base = bench.torch_step(torch.optim.SGD, lr=0.01)
         reps = []
-        for _ in range(s["COST_REPS"] if reps is None else reps):
+        for _ in range(s["COST_REPS"] if repetitions is None else repetitions):
             row = {"torch SGD": bench.time_step(base, steps=steps, warmup=warmup),
                    "torch SGD again": bench.time_step(base, steps=steps, warmup=warmup)}
             for h in s["COST_HEIGHTS"]:
@@ -410,7 +410,7 @@ def follow_up_runs(s: Setup) -> dict:
                             "test_error": _errors(r)[sd.seed]} for (a, h, _), r in zip(points, results) for sd in r.seeds])
         out["towers-less-sensitive-follow-up"] = _spread_differences(df)
     if s["FOLLOW_UP_COST_REPS"] and s.profile != "smoke":
-        cost = costs(s, reps=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")  # None: not measured, training off
+        cost = costs(s, repetitions=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")  # None: not measured, training off
         out["towers-level-cost-follow-up"] = {} if cost is None else dict(enumerate(per_level_percent(cost)))
     return out
 
