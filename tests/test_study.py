@@ -391,3 +391,16 @@ def test_the_cost_follow_up_is_its_own_measurement_kept_apart(tmp_path):
     assert len(first["reps"]) == 1 and len(again["reps"]) == 2
     assert (tmp_path / "cost.json").exists() and (tmp_path / "cost_follow_up.json").exists()
     assert towers.costs(s)["reps"] == first["reps"]  # read back, not measured again
+
+
+def test_a_follow_up_on_seeds_the_first_run_used_is_refused(tmp_path, monkeypatch):
+    from hypernb.study import mnist, towers
+
+    monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
+    s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["rmsprop"], FOLLOW_UP_FRESH_SEEDS=[100, 999]))
+    with pytest.raises(ValueError, match=r"FOLLOW_UP_FRESH_SEEDS must be fresh seeds, but \[100\] also appear"):
+        mnist.follow_up_runs(s, None)  # smoke: FRESH_SEEDS [100]; refused before anything trains
+    params = {**towers.DEFAULTS["smoke"], "PROFILE": "smoke", "REPORT_LEVEL": "rmsprop", "PAPER_OUTPUT_TANH": True,
+              "FOLLOW_UP_SEEDS": [0], "TRAIN": True, "OUT_DIR": str(tmp_path), "INTERACTIVE": False, "QUIET": True}
+    with pytest.raises(ValueError, match="FOLLOW_UP_SEEDS must be fresh seeds"):
+        towers.follow_up_runs(study.start("04_towers", params))

@@ -113,6 +113,17 @@ def plan_table(verdicts: list, declared: dict):
     return pd.DataFrame(rows)
 
 
+def fresh_seeds(seeds, used, name: str, used_name: str) -> list:
+    """``seeds`` as a list, refused where one of them was already used by the first run: a follow-up whose
+    seeds are not fresh is the first run again, not a new experiment."""
+    seeds = list(seeds or [])
+    again = sorted(set(seeds) & set(used or []))
+    if again:
+        raise ValueError(f"{name} must be fresh seeds, but {again} also appear in {used_name}: choose seeds the first "
+                         "run did not use (a follow-up is judged on new seeds only)")
+    return seeds
+
+
 def judge(s, follow: dict) -> list:
     """Each follow-up's verdict by its claim's rule, on its own runs only: ``follow`` maps a follow-up's id to
     its per-seed (or per-repetition) differences."""

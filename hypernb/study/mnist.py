@@ -23,6 +23,7 @@ import statistics
 from dataclasses import dataclass, replace
 
 from . import claims as C
+from . import followup
 from . import sources as S
 from .common import Setup, run_grid, save_figure, save_table
 from .stats import interval, mean_sd, paired
@@ -316,7 +317,9 @@ def follow_up_runs(s: Setup, tuning) -> dict:
     from what AdaGrad/SGD learned (``FOLLOW_UP_SEEDS``), and RMSProp and RMSProp/SGD at the α and κ validation
     chose for the first run (``FOLLOW_UP_FRESH_SEEDS``; the tuning grids are not run again); each where its
     optimizer is among ``OPTIMIZERS``. Returns {follow-up id: seed → difference}."""
-    seeds, fresh = list(s["FOLLOW_UP_SEEDS"] or []), list(s["FOLLOW_UP_FRESH_SEEDS"] or [])
+    seeds = followup.fresh_seeds(s["FOLLOW_UP_SEEDS"], s["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
+    fresh = followup.fresh_seeds(s["FOLLOW_UP_FRESH_SEEDS"], [*s["FRESH_SEEDS"], *s["TUNE_SEEDS"]],
+                                 "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS or TUNE_SEEDS")
     out = {}
     if seeds and FOLLOW_UP_RETRAIN in s["OPTIMIZERS"] and "sgd" in s["HYPEROPTIMIZERS"]:
         opt = FOLLOW_UP_RETRAIN

@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 from .. import bench, io
 from . import claims as C
+from . import followup
 from . import sources as S
 from .common import Setup, run_grid, save_figure, save_table
 from .stats import interval, paired
@@ -401,7 +402,7 @@ def follow_up_runs(s: Setup) -> dict:
     import pandas as pd
 
     out = {}
-    seeds = list(s["FOLLOW_UP_SEEDS"] or [])
+    seeds = followup.fresh_seeds(s["FOLLOW_UP_SEEDS"], s["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
     if seeds:
         tall = 5 if 5 in s["HEIGHTS"] else max(s["HEIGHTS"])
         points = [(a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in (0, tall) for a in s["ALPHAS0"]]
