@@ -130,6 +130,7 @@ def test_a_claim_far_from_its_boundaries_needs_few_seeds_and_one_at_delta_none()
     assert F.plan(Interval(-5.0, -6.0, -4.0, 5), "lower", 0.1)[0] <= 3  # already clear: a tiny run decides
     n, p = F.plan(Interval(0.25, 0.2, 0.3, 5), "within", 0.25)  # the mean sits on δ: never likely to decide
     assert n is None and p < 0.5
+    assert F.plan(Interval(-5.0, -6.0, -4.0, 5), "lower", 0.1, min_n=7)[0] == 7  # never below the claim's own minimum
     with pytest.raises(ValueError, match="rate"):
         F.decision_probability(0.5, 0.1, 5, "rate", 0.0)
 
@@ -152,7 +153,7 @@ def test_every_follow_up_has_the_size_its_plan_asks_for_and_every_sizable_claim_
     inconclusive = {i: v for i, v in verdicts.items() if v["verdict"] == "inconclusive" and v["effect"]
                     and v["claim"]["kind"] != "rate"}
     assert inconclusive, "the committed evidence has no inconclusive verdict: nothing to follow up"
-    planned = {i: F.plan(Interval(**v["effect"]), v["claim"]["kind"], v["claim"]["delta"])[0]
+    planned = {i: F.plan(Interval(**v["effect"]), v["claim"]["kind"], v["claim"]["delta"], v["claim"]["min_n"])[0]
                for i, v in inconclusive.items()}
     declared = {c.follows: c for c in C.FOLLOW_UPS}
     assert set(declared) == {i for i, n in planned.items() if n is not None}

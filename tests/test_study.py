@@ -356,6 +356,14 @@ def test_a_follow_up_runs_on_its_own_seeds_and_stands_beside_its_first_run(tmp_p
     assert all(v.verdict == C.INDICATIVE for v in verdicts)
     followup.figure(s, follow, first)
     assert (s.out_dir / "figures" / "follow_ups.png").exists()
+    assert followup.figure(s, {}, first) is None  # no follow-up with these parameters: no figure, no error
+    assert verdicts[0].detail == f"per seed (or repetition): 3: {follow['mnist-adagrad-learned-beats-initial-follow-up'][3]:+.4g}"
+    # the RMSProp follow-up trains the first run's tuned configurations, on its own seeds only
+    plain, hyper = (r.config for r in mnist.run_grid(s, [c for *_, c in mnist.tuned_configs(s, "rmsprop",
+                                                                                            mnist.chosen(tuning), [107])]))
+    assert {k: v for k, v in plain.items() if k not in ("seeds", "out_dir")} == \
+        {k: v for k, v in tuned[("rmsprop", "none")].config.items() if k not in ("seeds", "out_dir")}
+    assert hyper["kappa"] == tuned[("rmsprop", "sgd")].config["kappa"] and plain["seeds"] == [107]
     study.save_verdicts(s, verdicts, "follow_ups.json")
     main = mnist.verdicts(s, table, tuned, mnist.run_retrain(s, table), mnist.adam_adam_report_setting(s))
     study.save_verdicts(s, main)
@@ -369,13 +377,13 @@ def test_a_follow_up_runs_on_its_own_seeds_and_stands_beside_its_first_run(tmp_p
     assert summary.follow_up_plan(summary.load(s05)[0]).empty  # no full-protocol inconclusive verdict: nothing planned
 
 
-def test_a_follow_up_without_records_says_so():
+def test_a_follow_up_without_values_says_so():
     from types import SimpleNamespace
 
     from hypernb.study import followup
 
     (v,) = followup.judge(SimpleNamespace(profile="full"), {"towers-level-cost-follow-up": {}})
-    assert v.verdict == "inconclusive" and "not run" in v.reason
+    assert v.verdict == "inconclusive" and "no paired values" in v.reason
 
 
 def test_the_cost_follow_up_is_its_own_measurement_kept_apart(tmp_path):

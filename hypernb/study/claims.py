@@ -332,14 +332,11 @@ FIRST_DECLARED = {c.id: c for c in [
 
 # Follow-ups (``followup.py``): declared after the first verdicts, before their own runs, for the claims the
 # first full-protocol run left inconclusive. Each repeats its claim's comparison on fresh seeds (or fresh timing
-# repetitions) only, judged alone by the unchanged rule, sized by ``followup.plan`` from the first run (the
-# smallest n ≤ 30 with an 80 % chance of a verdict; ``tests/test_claims.py`` recomputes it from the committed
-# verdicts). Prodigy and Schedule-Free against tuned Adam get none: their first runs lie so close to δ that even
-# 30 seeds would decide them with a chance of 39 % and 17 %.
-FOLLOW_UP_NOTE = ("a follow-up, declared after the first full-protocol run of this claim was inconclusive and before "
-                  "its own runs: the same comparison on fresh seeds only (never pooled with the first), judged alone "
-                  "by the same rule, its n the smallest at which the first run's mean and sd give an 80 % chance of a "
-                  "verdict")
+# repetitions) only, judged alone by the unchanged rule, sized by ``followup.plan`` from the first run: the
+# smallest n ≤ 30 with an 80 % chance of a verdict if the first run's mean and sd were the truth
+# (``tests/test_claims.py`` recomputes it from the committed verdicts). Prodigy and Schedule-Free against tuned
+# Adam get none: their first runs lie so close to δ that even 30 seeds would decide them with a chance of 39 %
+# and 17 %.
 
 
 def _follow_up(id: str, n: int, comparison: str) -> Claim:

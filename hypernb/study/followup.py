@@ -1,17 +1,22 @@
 """Follow-ups: a claim left inconclusive on full-protocol evidence gets a new, larger run of the same
 comparison, sized before it runs by how likely it is to reach a verdict.
 
-Why a separate run and not more seeds added to the first: deciding to add seeds *because* an interval
-was inconclusive, then judging the pooled seeds, is optional stopping: it raises the chance of a
-verdict that chance alone produced. A follow-up is instead its own experiment, declared after the
-first verdict and before its own runs (``claims.FOLLOW_UPS``), on fresh seeds only, judged alone by
-the claim's unchanged rule; the first verdict stands beside it.
+Why a separate run and not more seeds added to the first: adding seeds *because* an interval was
+inconclusive and judging the pool would mix a sample whose size depended on its own outcome into one
+interval, which then no longer has its 95 % coverage. A follow-up is instead its own experiment,
+declared after the first verdict and before its own runs (``claims.FOLLOW_UPS``), on fresh seeds only,
+judged alone by the claim's unchanged rule; the first verdict stands beside it. Its interval keeps
+its coverage. It is still a second look taken because the first was inconclusive: a claim that got
+one had two chances at a wrong definitive verdict, so its error rate is up to about twice a single
+run's (at most about 5 % per direction instead of 2.5 %), which is why a claim gets one follow-up and
+no more.
 
-Its size comes from the first run: with the first run's mean difference and per-seed sd taken as the
-truth, :func:`decision_probability` is the probability that an n-seed run ends reproduced or refuted
-(exact for the t interval over normal per-seed differences). The
-follow-up takes the smallest n ≤ ``MAX_N`` reaching ``POWER``; a claim with none gets no follow-up,
-because a run that most likely ends inconclusive again is not worth its cost.
+Its size comes from the first run: :func:`decision_probability` is the probability that an n-seed run
+ends reproduced or refuted *if* the first run's mean difference and per-seed sd were the truth (exact
+for the t interval over normal per-seed differences). That is a plug-in estimate, only as good as a
+first run of 3–9 seeds: it sizes a run, it does not promise its outcome. The follow-up takes the
+smallest n ≤ ``MAX_N`` (and no smaller than the claim's own minimum) reaching ``POWER``; a claim with
+none gets no follow-up, because a run that most likely ends inconclusive again is not worth its cost.
 """
 from __future__ import annotations
 
@@ -82,11 +87,12 @@ def decision_probability(mean: float, sd: float, n: int, kind: str, delta: float
     return min(1.0, total * h / 3)
 
 
-def plan(effect: Interval, kind: str, delta: float) -> tuple[int | None, float]:
-    """(smallest n ≤ MAX_N whose decision probability reaches POWER, that probability), or (None, the
-    probability at MAX_N) when none does."""
+def plan(effect: Interval, kind: str, delta: float, min_n: int = 2) -> tuple[int | None, float]:
+    """(smallest n from ``min_n`` (the claim's own minimum) to MAX_N whose decision probability reaches POWER,
+    that probability), or (None, the probability at MAX_N) when none does."""
     sd = per_seed_sd(effect)
-    for n in range(2, MAX_N + 1):
+    p = 0.0
+    for n in range(max(2, min_n), MAX_N + 1):
         p = decision_probability(effect.mean, sd, n, kind, delta)
         if p >= POWER:
             return n, p
@@ -102,12 +108,12 @@ def plan_table(verdicts: list, declared: dict):
     for v in verdicts:
         if v.verdict != "inconclusive" or v.effect is None or v.effect.n < 2 or v.claim.kind == "rate":
             continue
-        n, p = plan(v.effect, v.claim.kind, v.claim.delta)
+        n, p = plan(v.effect, v.claim.kind, v.claim.delta, v.claim.min_n)
         follow = declared.get(v.claim.id)
         rows.append({"claim": v.claim.statement, "first run: n, effect [95 % interval]":
                      f"{v.effect.n}, {v.row()['effect']} {v.row()['95 % interval']}",
                      "per-seed sd": f"{per_seed_sd(v.effect):.3g}",
-                     f"n for ≥ {POWER:.0%} chance of a verdict": "none ≤ %d (%.0f %% at %d)" % (MAX_N, 100 * p, MAX_N)
+                     f"n for a {100 * POWER:.0f} % chance of a verdict (if the first run's mean and sd were the truth)": "none ≤ %d (%.0f %% at %d)" % (MAX_N, 100 * p, MAX_N)
                      if n is None else f"{n} ({100 * p:.0f} %)",
                      "follow-up": "–" if follow is None else f"{follow.min_n}: {follow.comparison}"})
     return pd.DataFrame(rows)
@@ -131,7 +137,9 @@ def judge(s, follow: dict) -> list:
     from .stats import interval
 
     return [C.judge(C.FOLLOW_UP_BY_ID[i], interval(d.values()) if d else None, s.profile,
-                    missing="" if d else "not run: no records (training is off)", evidence="figures/follow_ups.png")
+                    missing="" if d else "no paired values (no seed has a result in both arms)",
+                    evidence="figures/follow_ups.png",
+                    detail="per seed (or repetition): " + ", ".join(f"{k}: {v:+.4g}" for k, v in d.items()))
             for i, d in follow.items()]
 
 
@@ -148,6 +156,8 @@ def figure(s, follow: dict, first: dict):
     from .stats import interval
 
     ids = list(follow)
+    if not ids:  # no follow-up with these parameters: nothing to draw
+        return None
     fig, axes = plt.subplots(1, len(ids), figsize=(4.6 * len(ids), 4.0), squeeze=False)
     for ax, i in zip(axes[0], ids):
         claim = C.FOLLOW_UP_BY_ID[i]
@@ -164,8 +174,9 @@ def figure(s, follow: dict, first: dict):
         ax.set_xticks([0, 1])
         ax.set_xticklabels(["first run", "follow-up"])
         ax.set_xlim(-0.5, 1.6)
-        ax.set_ylabel(f"difference ({claim.unit.strip() or 'log loss'})" if claim.unit.strip() != "%" else
-                      "extra time per level, % of the step")
+        unit = claim.unit.strip()
+        ax.set_ylabel("extra time per level, % of the step" if unit == "%" else
+                      f"difference ({unit})" if unit else "difference")
         ax.set_title("\n".join(textwrap.wrap(claim.statement, 46)), fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -26,7 +26,7 @@ from . import claims as C
 from . import followup
 from . import sources as S
 from .common import Setup, run_grid, save_figure, save_table
-from .stats import interval, mean_sd, paired
+from .stats import differences, interval, mean_sd, paired
 
 NAME = "01_mlp_mnist"
 SPEC = {
@@ -176,15 +176,17 @@ def chosen(tuning) -> dict:
 
 
 # -- 3. the tuned comparison on fresh seeds --------------------------------------------------------------
+def tuned_configs(s: Setup, opt: str, best: dict, seeds: list) -> list[tuple[str, str, dict]]:
+    """X at the α and X/SGD at the κ chosen on validation (``best``, from :func:`chosen`), on ``seeds``."""
+    return [(opt, "none", base(s, optimizer=opt, alpha=best[(opt, "none")], seeds=list(seeds),
+                               val_examples=s["VAL_EXAMPLES"])),
+            (opt, "sgd", base(s, optimizer=f"{opt}/sgd", alpha=S.DEFAULT_ALPHA[opt], kappa=best[(opt, "sgd")],
+                              seeds=list(seeds), val_examples=s["VAL_EXAMPLES"]))]
+
+
 def run_tuned(s: Setup, tuning):
     best = chosen(tuning)
-    points = []
-    for opt in s["OPTIMIZERS"]:
-        points.append((opt, "none", base(s, optimizer=opt, alpha=best[(opt, "none")], seeds=list(s["FRESH_SEEDS"]),
-                                         val_examples=s["VAL_EXAMPLES"])))
-        points.append((opt, "sgd", base(s, optimizer=f"{opt}/sgd", alpha=S.DEFAULT_ALPHA[opt],
-                                        kappa=best[(opt, "sgd")], seeds=list(s["FRESH_SEEDS"]),
-                                        val_examples=s["VAL_EXAMPLES"])))
+    points = [p for opt in s["OPTIMIZERS"] for p in tuned_configs(s, opt, best, s["FRESH_SEEDS"])]
     results = run_grid(s, [cfg for *_, cfg in points], desc="tuned comparison (fresh seeds)")
     return {(o, h): r for (o, h, _), r in zip(points, results)}, best
 
@@ -307,11 +309,6 @@ FOLLOW_UP_RETRAIN = "adagrad"  # mnist-adagrad-learned-beats-initial-follow-up
 FOLLOW_UP_TUNED = "rmsprop"  # mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up
 
 
-def _differences(a: dict, b: dict) -> dict:
-    """seed → a − b over the seeds both have (what ``paired`` takes the interval of)."""
-    return {k: a[k] - b[k] for k in sorted(set(a) & set(b))}
-
-
 def follow_up_runs(s: Setup, tuning) -> dict:
     """The follow-ups' runs, on their own seeds: AdaGrad and AdaGrad/SGD as in the table and AdaGrad re-trained
     from what AdaGrad/SGD learned (``FOLLOW_UP_SEEDS``), and RMSProp and RMSProp/SGD at the α and κ validation
@@ -321,23 +318,20 @@ def follow_up_runs(s: Setup, tuning) -> dict:
     fresh = followup.fresh_seeds(s["FOLLOW_UP_FRESH_SEEDS"], [*s["FRESH_SEEDS"], *s["TUNE_SEEDS"]],
                                  "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS or TUNE_SEEDS")
     out = {}
-    if seeds and FOLLOW_UP_RETRAIN in s["OPTIMIZERS"] and "sgd" in s["HYPEROPTIMIZERS"]:
+    if seeds and FOLLOW_UP_RETRAIN in s["OPTIMIZERS"] and {"none", "sgd"} <= set(s["HYPEROPTIMIZERS"]):
         opt = FOLLOW_UP_RETRAIN
         points = [(o, h, {**cfg, "seeds": seeds}) for o, h, cfg in table_configs(s)
                   if o == opt and h in ("none", "sgd")]
         table = dict(zip([(o, h) for o, h, _ in points],
                          run_grid(s, [cfg for *_, cfg in points], desc=f"follow-up: {NAMES[opt]} re-trained")))
         retrained = run_retrain(s, table)
-        out[f"mnist-{opt}-learned-beats-initial-follow-up"] = _differences(retrained.get(opt, {}),
-                                                                            _error(table[(opt, "none")]))
+        out[f"mnist-{opt}-learned-beats-initial-follow-up"] = differences(retrained.get(opt, {}),
+                                                                           _error(table[(opt, "none")]))
     if fresh and FOLLOW_UP_TUNED in s["OPTIMIZERS"]:
         opt = FOLLOW_UP_TUNED
-        best = chosen(tuning)
-        cfgs = [base(s, optimizer=f"{opt}/sgd", alpha=S.DEFAULT_ALPHA[opt], kappa=best[(opt, "sgd")], seeds=fresh,
-                     val_examples=s["VAL_EXAMPLES"]),
-                base(s, optimizer=opt, alpha=best[(opt, "none")], seeds=fresh, val_examples=s["VAL_EXAMPLES"])]
-        hyper, plain = run_grid(s, cfgs, desc=f"follow-up: {NAMES[opt]}/SGD vs tuned {NAMES[opt]}")
-        out[f"mnist-{opt}-sgd-matches-tuned-{opt}-follow-up"] = _differences(_error(hyper), _error(plain))
+        points = tuned_configs(s, opt, chosen(tuning), fresh)  # the first run's configurations, other seeds
+        plain, hyper = run_grid(s, [cfg for *_, cfg in points], desc=f"follow-up: {NAMES[opt]}/SGD vs tuned {NAMES[opt]}")
+        out[f"mnist-{opt}-sgd-matches-tuned-{opt}-follow-up"] = differences(_error(hyper), _error(plain))
     return out
 
 
@@ -346,10 +340,10 @@ def first_differences(table: dict, tuned: dict, retrained: dict) -> dict:
     a, r = FOLLOW_UP_RETRAIN, FOLLOW_UP_TUNED
     out = {}
     if a in retrained and (a, "none") in table:
-        out[f"mnist-{a}-learned-beats-initial-follow-up"] = _differences(retrained[a], _error(table[(a, "none")]))
+        out[f"mnist-{a}-learned-beats-initial-follow-up"] = differences(retrained[a], _error(table[(a, "none")]))
     if (r, "sgd") in tuned:
-        out[f"mnist-{r}-sgd-matches-tuned-{r}-follow-up"] = _differences(_error(tuned[(r, "sgd")]),
-                                                                          _error(tuned[(r, "none")]))
+        out[f"mnist-{r}-sgd-matches-tuned-{r}-follow-up"] = differences(_error(tuned[(r, "sgd")]),
+                                                                         _error(tuned[(r, "none")]))
     return out
 
 

@@ -52,12 +52,17 @@ def interval(values) -> Interval:
     return Interval(m, m - half, m + half, len(values))
 
 
+def differences(a: dict, b: dict) -> dict:
+    """seed → a − b over the seeds both have (dicts seed → value), in seed order."""
+    return {s: a[s] - b[s] for s in sorted(set(a) & set(b))}
+
+
 def paired(a: dict, b: dict) -> Interval:
     """Interval of a − b over the seeds both have (dicts seed → value)."""
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
+    d = differences(a, b)
+    if not d:
         raise ValueError("no seed in common")
-    return interval([a[s] - b[s] for s in seeds])
+    return interval(d.values())
 
 
 def mean_sd(values) -> str:

@@ -20,7 +20,7 @@ from . import claims as C
 from . import followup
 from . import sources as S
 from .common import Setup, run_grid, save_figure, save_table
-from .stats import interval, paired
+from .stats import differences, interval, paired
 
 NAME = "04_towers"
 SPEC = {
@@ -103,7 +103,15 @@ def run_all(s: Setup):
         other = not s["PAPER_OUTPUT_TANH"]
         points += [(CHECK, a, h, paper_config(s, a, h, output_tanh=other)) for h in s["HEIGHTS"] for a in s["ALPHAS0"]]
     points += [("report", a, h, report_config(s, a, h)) for h in s["REPORT_HEIGHTS"] for a in s["REPORT_ALPHAS0"]]
-    results = run_grid(s, [cfg for *_, cfg in points], desc="towers")
+    df = _tidy(points, run_grid(s, [cfg for *_, cfg in points], desc="towers"))
+    save_table(s, df, "towers")
+    return df
+
+
+def _tidy(points: list, results: list):
+    """One row per (protocol, α0, height, seed) of the runs of ``points`` = [(protocol, α0, height, config)]."""
+    import pandas as pd
+
     rows = []
     for (protocol, a, h, _), r in zip(points, results):
         for sd in r.seeds:
@@ -111,9 +119,7 @@ def run_all(s: Setup):
                          "test_error": _errors(r)[sd.seed],
                          "final_alpha": sd.final.get("final_alpha") if sd.status == "ok" else None,
                          "reason": sd.reason or ""})
-    df = pd.DataFrame(rows)
-    save_table(s, df, "towers")
-    return df
+    return pd.DataFrame(rows)
 
 
 def error_table(df, protocol: str):
@@ -146,14 +152,21 @@ def sensitivity(df, protocol: str = "paper"):
     return pd.DataFrame(rows)
 
 
-def _spread_change(df, protocol: str, top: float | None = None):
-    """Height 5 (or the tallest) − height 0 of the per-seed sd over α0 (α0 ≤ ``top`` only, if given)."""
+def _spread_differences(df, protocol: str, top: float | None = None) -> tuple[dict, int]:
+    """(seed → the sd over α0 at height 5 (or the tallest) − at height 0, that height); α0 ≤ ``top`` only, if
+    given; no seeds where height 0 or a taller one is missing."""
     sub = df[(df.protocol == protocol) & (df.alpha0 <= (top if top is not None else float("inf")))]
     sens = sensitivity(sub, protocol)
     heights = sorted(sens.height.unique())
     tall = 5 if 5 in heights else max(heights)
     by = {h: dict(zip(g.seed, g.sd_over_alpha0)) for h, g in sens.groupby("height")}
-    return (paired(by[tall], by[0]), tall) if 0 in by and tall != 0 else (None, tall)
+    return (differences(by[tall], by[0]) if 0 in by and tall != 0 else {}), tall
+
+
+def _spread_change(df, protocol: str, top: float | None = None):
+    """The interval of :func:`_spread_differences` (None without both heights), and the taller height."""
+    d, tall = _spread_differences(df, protocol, top)
+    return (interval(d.values()) if d else None), tall
 
 
 def logit_check(s: Setup, df):
@@ -276,10 +289,12 @@ def costs(s: Setup, repetitions: int | None = None, name: str = "cost.json") -> 
         return io.read_json(path, what="the measured tower costs")
     if not training_allowed(s.params.get("TRAIN", True)):  # measuring is off with training: report it missing
         return None
+    import os
     import platform
 
     import torch
 
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None  # other work on the machine skews timings
     with bench.one_thread():  # timings are per core; the thread count is restored after
         steps, warmup = (20, 5) if s.profile == "smoke" else (100, 20)
         base = bench.torch_step(torch.optim.SGD, lr=0.01)
@@ -296,7 +311,8 @@ def costs(s: Setup, repetitions: int | None = None, name: str = "cost.json") -> 
         env = io.environment(torch.device("cpu"))  # threads: 1, as measured
     out = {"heights": list(s["COST_HEIGHTS"]), "reps": [{str(k): v for k, v in r.items()} for r in reps],
            "held_mb": {str(h): m for h, m in memory.items()}, "env": env,
-           "setting": f"MNIST MLP batch 256, CPU, 1 thread, {steps} steps per measurement, {platform.machine()}"}
+           "setting": f"MNIST MLP batch 256, CPU, 1 thread, {steps} steps per measurement, {platform.machine()}",
+           "load_average_before": load}
     if training_allowed(s.params.get("TRAIN", True)):
         io.write_json(path, out)
     return out
@@ -383,33 +399,18 @@ def wall_clock(s: Setup):
 
 
 # -- follow-ups of the claims the first run left inconclusive ---------------------------------------------------
-def _spread_differences(df) -> dict:
-    """seed → sd over α0 at height 5 (or the tallest) − at height 0, the paper's protocol."""
-    sens = sensitivity(df, "paper")
-    heights = sorted(sens.height.unique())
-    tall = 5 if 5 in heights else max(heights)
-    by = {h: dict(zip(g.seed, g.sd_over_alpha0)) for h, g in sens.groupby("height")}
-    if 0 not in by or tall == 0:
-        return {}
-    return {k: by[tall][k] - by[0][k] for k in sorted(set(by[tall]) & set(by[0]))}
-
-
 def follow_up_runs(s: Setup) -> dict:
     """The follow-ups' runs: the paper's grid at heights 0 and 5 (the two the claim compares) on
     ``FOLLOW_UP_SEEDS``, and ``FOLLOW_UP_COST_REPS`` new repetitions of the cost measurement (kept in
     ``cost_follow_up.json``; not on the smoke profile). Returns {follow-up id: seed (or repetition) →
     difference}."""
-    import pandas as pd
-
     out = {}
     seeds = followup.fresh_seeds(s["FOLLOW_UP_SEEDS"], s["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
     if seeds:
         tall = 5 if 5 in s["HEIGHTS"] else max(s["HEIGHTS"])
-        points = [(a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in (0, tall) for a in s["ALPHAS0"]]
-        results = run_grid(s, [cfg for *_, cfg in points], desc="follow-up: towers' spread over α0")
-        df = pd.DataFrame([{"protocol": "paper", "alpha0": a, "height": h, "seed": sd.seed,
-                            "test_error": _errors(r)[sd.seed]} for (a, h, _), r in zip(points, results) for sd in r.seeds])
-        out["towers-less-sensitive-follow-up"] = _spread_differences(df)
+        points = [("paper", a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in (0, tall) for a in s["ALPHAS0"]]
+        df = _tidy(points, run_grid(s, [cfg for *_, cfg in points], desc="follow-up: towers' spread over α0"))
+        out["towers-less-sensitive-follow-up"] = _spread_differences(df, "paper")[0]
     if s["FOLLOW_UP_COST_REPS"] and s.profile != "smoke":
         cost = costs(s, repetitions=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")  # None: not measured, training off
         out["towers-level-cost-follow-up"] = {} if cost is None else dict(enumerate(per_level_percent(cost)))
@@ -418,7 +419,7 @@ def follow_up_runs(s: Setup) -> dict:
 
 def first_differences(df, cost: dict | None) -> dict:
     """The first run's per-seed (per-repetition) differences of the claims followed up."""
-    out = {"towers-less-sensitive-follow-up": _spread_differences(df)}
+    out = {"towers-less-sensitive-follow-up": _spread_differences(df, "paper")[0]}
     if cost is not None:
         out["towers-level-cost-follow-up"] = dict(enumerate(per_level_percent(cost)))
     return out
