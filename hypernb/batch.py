@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import optional
+from .errors import NotebookFailed, optional
 from .study.common import REPO, resolve_profile, training_allowed
 
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -193,9 +193,13 @@ def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict
                 params["RESULTS_DIR"] = str(out_dir)
         t0 = time.perf_counter()
         print(f"[{i}/{len(paths)}] {path.stem} …", flush=True)
-        papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name=kernel,
-                                   cwd=str(NOTEBOOK_DIR), progress_bar=progress, execution_timeout=timeout,
-                                   start_timeout=300)
+        try:
+            papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name=kernel,
+                                       cwd=str(NOTEBOOK_DIR), progress_bar=progress, execution_timeout=timeout,
+                                       start_timeout=300)
+        except papermill.PapermillExecutionError as err:  # the cell's own message says what is wrong
+            raise NotebookFailed(f"{path.stem} stopped at cell {err.exec_count} with {err.ename}: {err.evalue} "
+                                 f"(the notebook as far as it ran, with the traceback: {out_dir / path.name})") from None
         print(f"[{i}/{len(paths)}] {path.stem} done in {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"all notebooks done in {time.perf_counter() - total:.0f} s; executed notebooks in {out_dir}", flush=True)
     return out_dir

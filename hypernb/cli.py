@@ -9,7 +9,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .config import RunConfig
-from .errors import MissingPackage
+from .errors import MissingPackage, NotebookFailed
 
 ALIASES = {"optimizer": ["--opt"], "out_dir": ["--out"]}
 
@@ -187,6 +187,9 @@ def main(argv=None) -> int:
     except MissingPackage as e:  # an optional package this command needs (its message says what to install)
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except NotebookFailed as e:  # a notebook's cell raised: its message, and where the executed copy is
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

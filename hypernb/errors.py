@@ -8,6 +8,11 @@ class MissingPackage(ImportError):
     """An optional package that a command needs is not installed; the message says how to install it."""
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook stopped with an error in one of its cells; the message names the cell, the error and where
+    the notebook as far as it ran was written (its traceback is in that copy)."""
+
+
 def optional(module: str, needed_for: str, install: str):
     """``import module``, or :class:`MissingPackage` naming what needs it and how to install it."""
     try:

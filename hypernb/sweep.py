@@ -663,7 +663,7 @@ def check_slurm(partition: str | None) -> None:
         hint = "" if os.environ.get("SLURM_CONF") else " (SLURM_CONF is not set)"
         raise RuntimeError(f"Slurm is not reachable{hint}: `{' '.join(cmd)}` said: "
                            f"{why[-1] if why else 'no partition'}" + (f"; is partition '{partition}' right?"
-                                                                         if partition else ""))
+                                                                         if partition and hint == "" else ""))
 
 
 def slurm_executor(spec: Spec, out: Path, offline: bool = False):

@@ -42,11 +42,11 @@ def test_text_split_is_contiguous(data_root):
 
 
 def test_missing_data_names_the_files_and_the_variable(tmp_path):
-    with pytest.raises(data.DataError, match=r"(?s)MNIST not found.*train-images-idx3-ubyte.gz.*HYPERNB_DATA"):
+    with pytest.raises(data.DataError, match=r"(?s)MNIST was not found.*train-images-idx3-ubyte.gz.*HYPERNB_DATA"):
         data.load_mnist(tmp_path, download_ok=False)
     with pytest.raises(data.DataError, match=r"(?s)warpeace.*text/warpeace_input.txt.*cs.stanford.edu"):
         data.load_corpus("warpeace", tmp_path, download_ok=False)
-    with pytest.raises(data.DataError, match=r"(?s)CIFAR-10 not found.*cifar10subset-resnet20"):
+    with pytest.raises(data.DataError, match=r"(?s)CIFAR-10 was not found.*cifar10subset-resnet20"):
         data.load_cifar10(tmp_path, download_ok=False)
 
 

@@ -186,6 +186,24 @@ def test_records_and_notebooks_agree_on_a_relative_out_folder(tmp_path, monkeypa
     assert seen["OUT_DIR"] == str(tmp_path / "rel" / "03_char_rnn")
 
 
+def test_a_notebook_that_fails_is_one_line_naming_its_cell_error_and_copy(tmp_path, monkeypatch, capsys):
+    """A cell's error (e.g. records missing with training off) reaches the command line as one line, not as
+    papermill's traceback; the executed copy keeps the traceback."""
+    import papermill
+
+    from hypernb.cli import main
+
+    def fail(src, dst, **kw):
+        raise papermill.PapermillExecutionError(3, 4, "df = ...", "MissingRecords", "20 of 20 runs have no record",
+                                                ["Traceback …"])
+
+    monkeypatch.setattr(papermill, "execute_notebook", fail)
+    assert main(["notebooks", "--profile", "smoke", "--only", "01", "--out", str(tmp_path), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: 01_mlp_mnist stopped at cell 4 with MissingRecords: 20 of 20 runs have no record (the "
+                   f"notebook as far as it ran, with the traceback: {tmp_path / '01_mlp_mnist.ipynb'})")
+
+
 def test_records_refuses_to_run_with_training_off(monkeypatch, capsys):
     from hypernb.cli import main
 
@@ -340,7 +358,9 @@ def test_a_follow_up_runs_on_its_own_seeds_and_stands_beside_its_first_run(tmp_p
 
     monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
     s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["adagrad", "rmsprop"], FOLLOW_UP_SEEDS=[3],
-                                              FOLLOW_UP_FRESH_SEEDS=[107]))
+                                              FOLLOW_UP_FRESH_SEEDS=[107], OUTPUT_TANH=True))
+    free = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["adagrad"], FOLLOW_UP_SEEDS=[3], OUTPUT_TANH=False))
+    assert mnist.follow_up_runs(free, None) == {}  # declared on the paper's model: none on free logits
     _, table = mnist.run_table(s)
     tuning = mnist.run_tuning(s)
     tuned, _ = mnist.run_tuned(s, tuning)
@@ -405,7 +425,7 @@ def test_a_follow_up_on_seeds_the_first_run_used_is_refused(tmp_path, monkeypatc
     from hypernb.study import mnist, towers
 
     monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
-    s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["rmsprop"], FOLLOW_UP_FRESH_SEEDS=[100, 999]))
+    s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["rmsprop"], FOLLOW_UP_FRESH_SEEDS=[100, 999], OUTPUT_TANH=True))
     with pytest.raises(ValueError, match=r"FOLLOW_UP_FRESH_SEEDS must be fresh seeds, but \[100\] also appear"):
         mnist.follow_up_runs(s, None)  # smoke: FRESH_SEEDS [100]; refused before anything trains
     params = {**towers.DEFAULTS["smoke"], "PROFILE": "smoke", "REPORT_LEVEL": "rmsprop", "PAPER_OUTPUT_TANH": True,

@@ -95,7 +95,7 @@ def test_failed_point_is_listed_with_its_log_and_not_as_run(tmp_path, capsys):
     res = S.sweep(spec, tmp_path / "out")
     (d, log), = res["failed"]
     assert res["ran"] == []  # a failed point is not listed as run
-    assert Path(log).exists() and "MNIST not found" in Path(log).read_text()
+    assert Path(log).exists() and "MNIST was not found" in Path(log).read_text()
     assert "Traceback" not in Path(log).read_text()
     assert f"FAILED {d.name}: see {log}" in capsys.readouterr().out
     assert not (d / S.CLAIM).exists()  # released: a rerun may try again

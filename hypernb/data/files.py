@@ -97,7 +97,7 @@ def verify(path: Path, expected: str, algorithm: str = "sha256") -> None:
 
 def missing_message(what: str, root: Path, files: list[str], how: str) -> str:
     listing = "\n".join(f"  {root / f}" for f in files)
-    return (f"{what} not found under the data root {root}. Expected:\n{listing}\n"
+    return (f"{what} was not found under the data root {root}. Expected:\n{listing}\n"
             f"Set ${ENV_VAR} (or pass data_root=...) to a folder that holds them. {how}")
 
 

@@ -313,7 +313,10 @@ def follow_up_runs(s: Setup, tuning) -> dict:
     """The follow-ups' runs, on their own seeds: AdaGrad and AdaGrad/SGD as in the table and AdaGrad re-trained
     from what AdaGrad/SGD learned (``FOLLOW_UP_SEEDS``), and RMSProp and RMSProp/SGD at the α and κ validation
     chose for the first run (``FOLLOW_UP_FRESH_SEEDS``; the tuning grids are not run again); each where its
-    optimizer is among ``OPTIMIZERS``. Returns {follow-up id: seed → difference}."""
+    optimizer is among ``OPTIMIZERS``. None with free logits (``OUTPUT_TANH`` False): the follow-ups are declared
+    on the paper's model, as the claims they follow. Returns {follow-up id: seed → difference}."""
+    if not s["OUTPUT_TANH"]:
+        return {}
     seeds = followup.fresh_seeds(s["FOLLOW_UP_SEEDS"], s["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
     fresh = followup.fresh_seeds(s["FOLLOW_UP_FRESH_SEEDS"], [*s["FRESH_SEEDS"], *s["TUNE_SEEDS"]],
                                  "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS or TUNE_SEEDS")

@@ -402,11 +402,12 @@ def wall_clock(s: Setup):
 def follow_up_runs(s: Setup) -> dict:
     """The follow-ups' runs: the paper's grid at heights 0 and 5 (the two the claim compares) on
     ``FOLLOW_UP_SEEDS``, and ``FOLLOW_UP_COST_REPS`` new repetitions of the cost measurement (kept in
-    ``cost_follow_up.json``; not on the smoke profile). Returns {follow-up id: seed (or repetition) →
+    ``cost_follow_up.json``; not on the smoke profile); the grid only on the paper's model (``PAPER_OUTPUT_TANH``),
+    on which its claim is declared. Returns {follow-up id: seed (or repetition) →
     difference}."""
     out = {}
     seeds = followup.fresh_seeds(s["FOLLOW_UP_SEEDS"], s["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
-    if seeds:
+    if seeds and s["PAPER_OUTPUT_TANH"]:  # declared on arXiv v1's model, as the claim it follows
         tall = 5 if 5 in s["HEIGHTS"] else max(s["HEIGHTS"])
         points = [("paper", a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in (0, tall) for a in s["ALPHAS0"]]
         df = _tidy(points, run_grid(s, [cfg for *_, cfg in points], desc="follow-up: towers' spread over α0"))
