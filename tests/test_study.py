@@ -403,7 +403,7 @@ def test_a_follow_up_without_values_says_so():
     from hypernb.study import followup
 
     (v,) = followup.judge(SimpleNamespace(profile="full"), {"towers-level-cost-follow-up": {}})
-    assert v.verdict == "inconclusive" and "no paired values" in v.reason
+    assert v.verdict == "inconclusive" and "no paired values" in v.reason and v.detail == ""
 
 
 def test_the_cost_follow_up_is_its_own_measurement_kept_apart(tmp_path):

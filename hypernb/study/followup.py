@@ -139,7 +139,7 @@ def judge(s, follow: dict) -> list:
     return [C.judge(C.FOLLOW_UP_BY_ID[i], interval(d.values()) if d else None, s.profile,
                     missing="" if d else "no paired values (no seed has a result in both arms)",
                     evidence="figures/follow_ups.png",
-                    detail="per seed (or repetition): " + ", ".join(f"{k}: {v:+.4g}" for k, v in d.items()))
+                    detail=("per seed (or repetition): " + ", ".join(f"{k}: {v:+.4g}" for k, v in d.items())) if d else "")
             for i, d in follow.items()]
 
 
