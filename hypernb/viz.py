@@ -137,6 +137,8 @@ def symlog_axis(ax, arrays) -> None:
     step = max(1, math.ceil((hi - lo) / 5))
     ticks = [10.0 ** e for e in range(hi, lo - 1, -step)]
     if any((a[np.isfinite(a)] < 0).any() for a in arrays):
+        # ±10^lo sit just beside 0 (the linear part is short): labelled, the three would overlap
+        ticks = [t for t in ticks if t > 10.0 ** lo] or ticks
         ticks += [-t for t in ticks]
     ticks = sorted(set(ticks + [0.0]))
     ax.set_yticks(ticks, [_sci(t) for t in ticks])

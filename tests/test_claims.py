@@ -50,6 +50,45 @@ def test_lower_rule(lo, hi, verdict):
     assert v.verdict == verdict, v.reason
 
 
+def test_an_interval_between_minus_delta_and_zero_is_reproduced_and_says_it_is_smaller_than_delta():
+    v = C.judge(LOWER, Interval(-0.05, -0.08, -0.02, 5), "full")  # below 0 and above −δ: both conditions hold
+    assert v.verdict == "reproduced" and "smaller than δ" in v.reason, v.reason
+    assert "smaller than δ" not in C.judge(LOWER, Interval(-0.9, -1.2, -0.6, 5), "full").reason
+    higher = C.BY_ID["report-towers-hurt-good-alpha"]  # higher, δ = 0.1 pp
+    v = C.judge(higher, Interval(0.05, 0.02, 0.08, 3), "full")
+    assert v.verdict == "reproduced" and "smaller than δ" in v.reason, v.reason
+
+
+def test_one_value_has_no_interval_in_its_reason():
+    claim = C.BY_ID["report-towers-memory"]  # n = 1: one exact measurement
+    v = C.judge(claim, Interval(0.004, 0.004, 0.004, 1), "full")
+    assert v.verdict == "reproduced" and "no interval" in v.reason and "[" not in v.reason, v.reason
+    assert v.row()["95 % interval"] == "–"
+
+
+def test_a_cifar_subset_never_decides_the_papers_claim(tmp_path):
+    """Full CIFAR-10 is the claim's data: on the 4,000-image subset even the full protocol is indicative,
+    and the statement every table shows names the subset."""
+    from types import SimpleNamespace
+
+    from hypernb.study import cifar
+    from hypernb.study.common import Setup
+
+    def result(errors):
+        return SimpleNamespace(seeds=[SimpleNamespace(seed=i, status="ok", final={"test_acc": 1 - e / 100})
+                                      for i, e in enumerate(errors)])
+
+    runs = {("hyperoptimized", 0.1, 0.9): result([10.0, 10.2, 9.9]),
+            ("He et al. recipe", 0.1, 0.9): result([10.1, 10.0, 10.0])}
+    for dataset, expected in (("subset", C.INDICATIVE), ("full", "reproduced")):
+        s = Setup(cifar.NAME, "full", {"DATASET": dataset}, tmp_path, tmp_path)
+        (v,) = cifar.verdicts(s, runs)
+        assert v.verdict == expected, v.reason
+        assert ("SUBSET" in v.claim.statement) == (dataset == "subset")
+    assert "cannot decide" in cifar.verdicts(Setup(cifar.NAME, "full", {"DATASET": "subset"}, tmp_path,
+                                                   tmp_path), runs)[0].reason
+
+
 def test_within_rule():
     claim = C.BY_ID["towers-level-cost"]  # within +2 %
     assert C.judge(claim, Interval(1.0, 0.5, 1.5, 9), "full").verdict == "reproduced"
@@ -178,3 +217,19 @@ def test_the_notebooks_run_each_follow_up_on_as_many_fresh_seeds_as_declared():
         assert len(set(seeds)) == len(seeds) == c.min_n and not set(seeds) & set(used), first_id
         assert f"{min(seeds)}–{max(seeds)}" in c.comparison
     assert full04["FOLLOW_UP_COST_REPS"] == C.FOLLOW_UP_BY_ID["towers-level-cost-follow-up"].min_n
+
+
+def test_a_failure_count_says_how_many_distinct_outcomes_it_rests_on():
+    """Tower runs of one seed that end at the same error at every height are one outcome, not several; and
+    plain SGD failing at the same α0 says the failure is not the towers'."""
+    import pandas as pd
+
+    from hypernb.study.towers import _failure_context
+
+    top = pd.DataFrame({"alpha0": [1e3] * 6, "seed": [0, 0, 0, 1, 1, 1], "height": [1, 2, 5] * 2,
+                        "status": ["ok"] * 6, "test_error": [71.1, 71.1, 71.1, 64.3, 64.3, 60.0]})
+    plain = pd.DataFrame({"alpha0": [1e3] * 2, "seed": [0, 1], "height": [0, 0], "status": ["ok", "diverged"],
+                          "test_error": [40.0, 90.0]})
+    text = _failure_context(top, plain)
+    assert "3 distinct outcomes" in text and "fails in 1 of 2" in text, text
+    assert "plain SGD" not in _failure_context(top, plain.iloc[0:0])

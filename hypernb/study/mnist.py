@@ -1,5 +1,5 @@
-"""Notebook 01: the paper's MNIST table, fair (tuned) baselines, re-training from the learned
-values, the sensitivity the report argued about, and the report's Adam/Adam.
+"""Notebook 01: the paper's MNIST experiments on the report's grid, fair (tuned) baselines,
+re-training from the learned values, the sensitivity the report argued about, and the report's Adam/Adam.
 
 Runs, on the paper's MLP (784-128-10 tanh, tanh on the logits, batch 256, 30 epochs in the full profile; the
 report's Adam/Adam in its own setting):

@@ -127,8 +127,8 @@ def styled(df):
 
 
 def declarations():
-    """Every claim as declared before the runs: metric, comparison, rule with δ, minimum n, and what was
-    amended after runs had started (and why)."""
+    """Every claim as declared now: metric, comparison, rule with δ, minimum n, and what was amended
+    after runs had started (and why)."""
     import pandas as pd
 
     return pd.DataFrame([{"id": c.id, "notebook": c.notebook, "claim": c.statement, "claimant": c.claimant,

@@ -210,6 +210,17 @@ def as_first_declared(s: Setup, df):
     return pd.DataFrame([v.row() for v in rows])[["claim", "comparison", "n", "effect", "95 % interval", "verdict"]]
 
 
+def _failure_context(top, plain) -> str:
+    """What a count of failed tower runs is worth: runs of one seed that end at the same error at every
+    height are one outcome, not several; and whether plain SGD (height 0) at the same α0 fails too."""
+    outcomes = sum(g.test_error.round(6).nunique() for _, g in top.groupby(["alpha0", "seed"]))
+    text = f"; these are {outcomes} distinct outcomes (runs of one seed that end at the same error are one)"
+    if len(plain):
+        bad = int(((plain.status != "ok") | (plain.test_error > 50)).sum())
+        text += f", and plain SGD (height 0) at the same α0 fails in {bad} of {len(plain)}"
+    return text
+
+
 def accuracy_figure(s: Setup, df):
     """Test error against height (symmetric-log axis, so height 0 shows), one line per α0; a diverged
     seed is an × at 90 %."""
@@ -444,9 +455,11 @@ def verdicts(s: Setup, df, cost: dict) -> list:
     paper = df[df.protocol == "paper"]
     top = paper[(paper.alpha0 > 1e2) & (paper.height >= 1)]
     failed = int(((top.status != "ok") | (top.test_error > 50)).sum())
-    out.append(C.judge(C.BY_ID["towers-fail-above-100"], None, s.profile, failures=(failed, len(top)),
-                       missing="" if len(top) else "no run with α0 > 10² and height ≥ 1",
-                       evidence="figures/error_vs_height.png"))
+    v = C.judge(C.BY_ID["towers-fail-above-100"], None, s.profile, failures=(failed, len(top)),
+                missing="" if len(top) else "no run with α0 > 10² and height ≥ 1", evidence="figures/error_vs_height.png")
+    if len(top):
+        v.reason += _failure_context(top, paper[(paper.alpha0 > 1e2) & (paper.height == 0)])
+    out.append(v)
     if cost is None:
         why = "not measured on the smoke profile"
         out += [C.judge(C.BY_ID["towers-level-cost"], None, s.profile, missing=why),
