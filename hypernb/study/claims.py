@@ -316,6 +316,15 @@ CLAIMS += [
        "first declared as the sd of test error over the 7 decades (a diverged run counted as 90 %), lower; changed "
        "after part of the grid had run, because one diverged decade dominates an sd (its verdict as first declared "
        "is in the notebook)"),
+    # declared after the first full runs of notebook 06 and before any run of its grid: the κ sweep above starts
+    # from a good α0, so it cannot say whether learning α spares choosing α0; this one sweeps α0 itself
+    _c("peers-adam-sgd-spares-choosing-alpha0", PEERS,
+       "our question (the paper's promise: less sensitivity to the initial step size)",
+       "Adam/SGD is less sensitive to its initial α0 than Adam to its α", "—",
+       "decades of the step size (the 7 values of the α grid, 10⁻⁵…10, one per decade) whose MNIST test error is "
+       "within 1 pp of the best over the grid, per seed (a diverged run is never within)",
+       "Adam/SGD over α0 (κ = 10⁻⁵, no schedule) − Adam (cosine) over α, the same 7 values, paired by seed",
+       "higher", 1.0, " decades", 3),
     _c("peers-prodigy-matches-tuned-adam", PEERS, "Mishchenko & Defazio 2024 (Prodigy)",
        "Prodigy matches tuned Adam", "Prodigy: An Expeditiously Adaptive Parameter-Free Learner (ICML 2024), its "
        "experiments (with cosine annealing, as its package recommends); checked on our task",

@@ -82,6 +82,7 @@ KNOB_CONFIG = {"Adam/SGD": dict(optimizer="adam/sgd", alpha=1e-3), "Prodigy": di
                "D-Adaptation Adam": dict(optimizer="dadapt_adam"), "DoG": dict(optimizer="dog"),
                "Schedule-Free AdamW": dict(optimizer="schedulefree_adamw")}
 TUNED_KNOBS = ("Adam/SGD", "Schedule-Free AdamW")  # on every tuning seed; the others' grids on the first seed
+ALPHA0 = "Adam/SGD over α0"  # the grid of Adam/SGD's initial α (κ fixed), on the α grid Adam is tuned on
 WITHIN = 1.0  # the sensitivity measure: decades whose test error is within this many pp of the grid's best
 
 
@@ -162,6 +163,9 @@ def run_task(s: Setup, task: str) -> dict:
         for d in decades:
             sens.append((method, default * 10.0 ** d, base(s, task, **{**KNOB_CONFIG[method], key: default * 10.0 ** d},
                                                            seeds=seeds, val_examples=val)))
+    # Adam/SGD over its initial α0 (κ at its default), on Adam's own α grid: does learning α spare choosing it?
+    sens += [(ALPHA0, a, base(s, task, **{**HYPERNB["hypernb Adam/SGD"], "alpha": a}, seeds=list(s["TUNE_SEEDS"]),
+                              val_examples=val)) for a in s["ALPHA_GRID"]]
     results, missing = _run(s, task, [c for *_, c in tune] + [c for *_, c in sens], f"{task}: tuning and sensitivity")
     if results is None:
         return {"missing": missing}
@@ -205,8 +209,8 @@ def sensitivity_table(task: str, out: dict):
 
     grid, within = out["grid"], 0.01 if task.endswith("lstm") else WITHIN
     rows = []
-    for method in ["Adam", "SGD", *KNOBS]:
-        knob = "α (cosine)" if method in ("Adam", "SGD") else KNOBS[method][0]
+    for method in ["Adam", "SGD", *KNOBS, ALPHA0]:
+        knob = "α (cosine)" if method in ("Adam", "SGD") else "α0 (κ 10⁻⁵)" if method == ALPHA0 else KNOBS[method][0]
         seeds = sorted(grid[grid.method == method].seed.unique())
         counts = [decades_within(grid, method, sd, within) for sd in seeds]
         n = grid[(grid.method == method) & (grid.seed == seeds[0])].value.nunique() if seeds else 0
@@ -283,7 +287,8 @@ def sensitivity_figure(s: Setup, task: str, out: dict):
     import matplotlib.pyplot as plt
 
     grid = out["grid"]
-    methods = ["Adam", "Adam/SGD", "Prodigy", "D-Adaptation Adam", "Schedule-Free AdamW", "DoG"]
+    methods = [m for m in ["Adam", ALPHA0, "Adam/SGD", "Prodigy", "D-Adaptation Adam", "Schedule-Free AdamW", "DoG"]
+               if (grid.method == m).any()]
     fig, axes = plt.subplots(1, len(methods), figsize=(3.1 * len(methods), 3.4), sharey=True)
     for ax, m in zip(axes, methods):
         g = grid[grid.method == m]
@@ -295,7 +300,7 @@ def sensitivity_figure(s: Setup, task: str, out: dict):
                 ax.scatter([v] * len(bad), bad.test_error, marker="x", color="C3", s=30)
         means = g.groupby("value").test_error.mean()
         ax.plot(means.index, means.values, color="C0")
-        knob = "α (cosine)" if m == "Adam" else KNOBS[m][0]
+        knob = "α (cosine)" if m == "Adam" else "α0 (κ 10⁻⁵)" if m == ALPHA0 else KNOBS[m][0]
         seeds = g.seed.nunique()
         ax.set_xscale("log")
         if not task.endswith("lstm"):
@@ -408,21 +413,24 @@ def verdicts(s: Setup, tasks: dict) -> list:
     if "missing" in mnist or not mnist:
         why = mnist.get("missing", "no MNIST runs")
         return [C.judge(C.BY_ID[i], None, s.profile, missing=why) for i in
-                (*ids, "peers-adam-sgd-less-sensitive")]
+                (*ids, "peers-adam-sgd-less-sensitive", "peers-adam-sgd-spares-choosing-alpha0")]
     runs = mnist["runs"]
     adam = _err(runs["Adam (tuned α, cosine)"])
     for claim_id, name in ids.items():
         out.append(C.judge(C.BY_ID[claim_id], paired(_err(runs[name]), adam), s.profile,
                            evidence="figures/final_error.png"))
     grid = mnist["grid"]
-    per_seed = {}
-    for seed in s["TUNE_SEEDS"]:
-        a, k = decades_within(grid, "Adam", seed), decades_within(grid, "Adam/SGD", seed)
-        if a is not None and k is not None:
-            per_seed[seed] = float(k - a)
-    out.append(C.judge(C.BY_ID["peers-adam-sgd-less-sensitive"], interval(per_seed.values()) if per_seed else None,
-                       s.profile, missing="" if per_seed else "no paired grids",
-                       evidence="figures/mnist-mlp_sensitivity.png"))
+    for claim_id, method in (("peers-adam-sgd-less-sensitive", "Adam/SGD"),
+                             ("peers-adam-sgd-spares-choosing-alpha0", ALPHA0)):
+        per_seed = {}
+        for seed in s["TUNE_SEEDS"]:
+            a, k = decades_within(grid, "Adam", seed), decades_within(grid, method, seed)
+            if a is not None and k is not None:
+                per_seed[seed] = float(k - a)
+        out.append(C.judge(C.BY_ID[claim_id], interval(per_seed.values()) if per_seed else None, s.profile,
+                           missing="" if per_seed else "no paired grids", evidence="figures/mnist-mlp_sensitivity.png",
+                           detail="per seed (decades of Adam/SGD − of Adam): " + ", ".join(
+                               f"{seed}: {d:+g}" for seed, d in per_seed.items())))
     return out
 
 
