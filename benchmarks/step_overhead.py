@@ -41,6 +41,20 @@ def compiled_torch_step(cls, **kw):
     return build
 
 
+def tensors_only(build):
+    """The same optimizer with its few numbers (hyperparameters, the levels above the first) as small
+    tensors instead of NumPy numbers: what the engine's host mode buys, measured."""
+    def wrapped(model):
+        from hypernb.optim import engine
+
+        engine.HOST_MODE = False
+        try:
+            return build(model)
+        finally:
+            engine.HOST_MODE = True
+    return wrapped
+
+
 def gdtuo_opt(make_opt):
     def build(model):
         from gradient_descent_the_ultimate_optimizer import gdtuo
@@ -78,6 +92,10 @@ def configs(with_gdtuo: bool, cuda: bool):
     }
     for h in HEIGHTS:
         c[f"hypernb SGD tower h={h}"] = ("torch SGD", hypernb_step("sgd/sgd*%d" % h, alpha=0.01, kappa=1e-5))
+    # ablation: host mode off, each against the same optimizer with it on, timed alongside
+    c["hypernb Adam/SGD (tensors only)"] = ("hypernb Adam/SGD", tensors_only(hypernb_step("adam/sgd", kappa=1e-5)))
+    c["hypernb SGD tower h=10 (tensors only)"] = ("hypernb SGD tower h=10", tensors_only(
+        hypernb_step("sgd/sgd*10", alpha=0.01, kappa=1e-5)))
     if with_gdtuo:
         c["gdtuo Adam/SGD"] = ("torch Adam", gdtuo_opt(lambda g: g.Adam(optimizer=g.SGD(1e-5))))
         for h in HEIGHTS:
@@ -124,6 +142,10 @@ def run(args):
     cfgs = configs(with_gdtuo, device.type == "cuda")
     if args.only:
         keep = set(args.only.split(","))
+        unknown = sorted(keep - set(cfgs))
+        if unknown:
+            raise SystemExit(f"--only: unknown configuration(s) {unknown}; choose from {sorted(cfgs)}")
+        keep |= {cfgs[k][0] for k in keep if cfgs[k][0]}  # a row is timed against its baseline: keep that too
         cfgs = {k: v for k, v in cfgs.items()
                 if k in keep or k in ("torch SGD", "torch Adam", "torch Adam again (noise floor)")}
     # the settings that shape the numbers; where the file went is not one of them (and names a machine)

@@ -44,7 +44,8 @@ def test_the_benchmark_scripts_run_and_write_their_records(tmp_path):
     broken script: every kind of row, the comparison with gdtuo, the cost per level and the records."""
     require_cxx()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    rows = "hypernb Adam/SGD,hypernb Adam/SGD (compiled=True),hypernb SGD tower h=1,hypernb SGD tower h=2"
+    rows = ("hypernb Adam/SGD,hypernb Adam/SGD (compiled=True),hypernb SGD tower h=1,hypernb SGD tower h=2,"
+            "hypernb Adam/SGD (tensors only)")
     try:
         import gradient_descent_the_ultimate_optimizer  # noqa: F401
         rows += ",gdtuo Adam/SGD,gdtuo SGD tower h=1,gdtuo SGD tower h=2"
@@ -58,6 +59,7 @@ def test_the_benchmark_scripts_run_and_write_their_records(tmp_path):
     mlp = step["models"]["mlp"]
     assert set(rows.split(",")) < set(mlp["rows"]) and mlp["rows"]["hypernb Adam/SGD (compiled=True)"]["ms"] > 0
     assert step["machine"]["commit"] and step["machine"]["cpu"]
+    assert mlp["rows"]["hypernb Adam/SGD (tensors only)"]["baseline"] == "hypernb Adam/SGD"  # the ablation
     assert "hypernb" in mlp["per_level"] and len(mlp["per_level"]["hypernb"]["percent_all"]) == 2
     if gdtuo:
         assert set(mlp["vs_gdtuo"]) == {"hypernb Adam/SGD", "hypernb Adam/SGD (compiled=True)"}

@@ -41,6 +41,9 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from .dual import Dual, scaled, value_of
 from .errors import NonFiniteError
 
+# the few-number part of a one-configuration CPU step in NumPy (see Level); off only for the ablation rows of
+# benchmarks/step_overhead.py, which measure what it buys
+HOST_MODE = True
 # every live engine (weakly: it keeps none alive), to tell an older optimizer whose parameters a newer
 # one took over from one whose parameters were moved
 _ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
@@ -378,7 +381,7 @@ class Engine:
         self._ptrs = [p.data_ptr() for p in params]
         _ENGINES.add(self)
         # one configuration on a CPU: the few-number part of the step runs in NumPy (see Level)
-        self.host = self.K == 1 and self.device.type == "cpu" and not self.capturable
+        self.host = HOST_MODE and self.K == 1 and self.device.type == "cpu" and not self.capturable
         self.levels: list[Level] = []
         below = self.flat
         for k, opt in enumerate(chain):
