@@ -148,7 +148,35 @@ def test_gpu_sized_full_runs_are_reported_missing_on_a_cpu(tmp_path, monkeypatch
     out = lrfree.run_task(s, "cifar10subset-resnet20")
     assert "need a GPU" in out["missing"] and not (tmp_path / "runs").exists()
     v = lrfree.verdicts(s, {"mnist-mlp": {"missing": "not run"}})
-    assert {x.verdict for x in v} == {"inconclusive"} and len(v) == 4
+    assert {x.verdict for x in v} == {"inconclusive"} and len(v) == 5
+
+
+def test_both_sensitivity_claims_count_decades_within_1_pp_against_adams(tmp_path):
+    """κ sensitivity and α0 sensitivity are each judged as (decades of Adam/SGD within 1 pp of its grid's best)
+    − (the same for Adam over α), per seed; a diverged run is never within."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from hypernb.study import lrfree
+
+    s = _setup(tmp_path, PROFILE="full")
+    rows = []
+    for seed in (0, 1, 2):
+        for d, a in enumerate([1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]):
+            rows.append(dict(method="Adam", value=a, seed=seed, status="ok", test_error=[9, 5, 2.5, 2.0, 2.4, 30, 90][d]))
+            rows.append(dict(method="Adam/SGD", value=a, seed=seed, status="ok", test_error=2.0 + 0.1 * d))
+            rows.append(dict(method=lrfree.ALPHA0, value=a, seed=seed, status="diverged" if d == 6 else "ok",
+                             test_error=[9, 2.9, 2.2, 2.0, 2.3, 2.6, 90][d] + 0.5 * (seed == 2) * (d == 5)))
+    run = SimpleNamespace(config={"task": "mnist-mlp"}, seeds=[SimpleNamespace(seed=i, status="ok", final={"test_acc": 0.98})
+                                                               for i in range(5)])
+    runs = {name: run for name in ("Adam (tuned α, cosine)", "hypernb Adam/SGD", "Prodigy (cosine)", lrfree.TUNED_PEER)}
+    v = {x.claim.id: x for x in lrfree.verdicts(s, {"mnist-mlp": {"grid": pd.DataFrame(rows), "runs": runs}})}
+    kappa, alpha0 = v["peers-adam-sgd-less-sensitive"], v["peers-adam-sgd-spares-choosing-alpha0"]
+    assert kappa.n == 3 and kappa.effect.mean == 7 - 3  # Adam: 2.5, 2.0, 2.4 are within 1 pp of 2.0
+    # Adam/SGD over α0: 5 decades within on seeds 0 and 1, 4 on seed 2 (the diverged 10 never counts)
+    assert alpha0.n == 3 and "0: +2, 1: +2, 2: +1" in alpha0.detail, alpha0.detail
+    assert alpha0.effect.mean == pytest.approx(5 / 3)
 
 
 def test_dog_evaluates_at_its_polynomial_decay_average_and_trains_at_its_iterate():

@@ -164,6 +164,9 @@ def verdicts(s: Setup, runs: dict | None, missing: str = "") -> list:
 
     hyper_r = runs.get(("Adam_α/Adam", a))
     good = runs.get(("Adam_α", GOOD_ALPHA))
-    return [judged(claims[0], hyper_r, runs.get(("Adam_α", a)), f"α0 = {a:g}"),
-            judged(claims[1], hyper_r, good, f"α0 = {a:g} against α = {GOOD_ALPHA:g}") if good else
-            C.judge(claims[1], None, s.profile, missing=f"Adam_α at α = {GOOD_ALPHA:g} is not in ALPHAS0")]
+    if good is None or a >= GOOD_ALPHA:  # the fair baseline needs a smaller α0 to start from, and the good α
+        fair = C.judge(claims[1], None, s.profile, missing=f"needs Adam_α at α = {GOOD_ALPHA:g} and a smaller α0 in "
+                                                           f"ALPHAS0, got {list(s['ALPHAS0'])}")
+    else:
+        fair = judged(claims[1], hyper_r, good, f"α0 = {a:g} against α = {GOOD_ALPHA:g}")
+    return [judged(claims[0], hyper_r, runs.get(("Adam_α", a)), f"α0 = {a:g}"), fair]

@@ -215,6 +215,8 @@ def _failure_context(top, plain) -> str:
     height are one outcome, not several; and whether plain SGD (height 0) at the same α0 fails too."""
     outcomes = sum(g.test_error.round(6).nunique() for _, g in top.groupby(["alpha0", "seed"]))
     text = f"; these are {outcomes} distinct outcomes (runs of one seed that end at the same error are one)"
+    if outcomes < len(top):
+        text += ", so the claim's minimum n counts repeated outcomes"
     if len(plain):
         bad = int(((plain.status != "ok") | (plain.test_error > 50)).sum())
         text += f", and plain SGD (height 0) at the same α0 fails in {bad} of {len(plain)}"
