@@ -484,9 +484,13 @@ def verdicts(s: Setup, df, cost: dict) -> list:
     def pair(claim_id, a, h1, h0):
         e1, e0 = err(a, h1), err(a, h0)
         effect = paired(e1, e0) if set(e1) & set(e0) else None
-        out.append(C.judge(C.BY_ID[claim_id], effect, s.profile,
-                           missing="" if effect is not None else f"no runs at α0 = {a:g}, heights {h0} and {h1}",
-                           evidence="figures/error_vs_height.png"))
+        v = C.judge(C.BY_ID[claim_id], effect, s.profile,
+                    missing="" if effect is not None else f"no runs at α0 = {a:g}, heights {h0} and {h1}",
+                    evidence="figures/error_vs_height.png")
+        if effect is not None and all(round(e1[k] - e0[k], 6) == 0 for k in set(e1) & set(e0)):
+            v.reason += (f"; every seed ends at the same error at heights {h1} and {h0}: the levels between change "
+                         "nothing measurable at these κ")
+        out.append(v)
 
     pair("report-towers-hurt-good-alpha", 1.0, 3, 0)
     pair("report-towers-help-small-alpha", 1e-4, 3, 0)
