@@ -64,6 +64,8 @@ def test_one_value_has_no_interval_in_its_reason():
     v = C.judge(claim, Interval(0.004, 0.004, 0.004, 1), "full")
     assert v.verdict == "reproduced" and "no interval" in v.reason and "[" not in v.reason, v.reason
     assert v.row()["95 % interval"] == "–"
+    same = C.judge(C.BY_ID["peers-adam-sgd-less-sensitive"], Interval(4.0, 4.0, 4.0, 3), "full")
+    assert same.verdict == "reproduced" and "no width" in same.reason, same.reason
 
 
 def test_a_cifar_subset_never_decides_the_papers_claim(tmp_path):

@@ -122,6 +122,8 @@ def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tupl
         ci = f"value {effect.mean:+.3g}{claim.unit} at n = 1 (no interval)"
     else:
         ci = f"interval [{effect.lo:+.3g}, {effect.hi:+.3g}]{claim.unit} at n = {effect.n}"
+        if effect.lo == effect.hi:  # a discrete measure can give every seed the same difference
+            ci += " (every seed gives the same difference, so the interval has no width)"
     if profile != "full":
         v.verdict, v.reason = INDICATIVE, f"{ci}, {profile} profile"
         return v
