@@ -92,10 +92,10 @@ def configs(with_gdtuo: bool, cuda: bool):
     }
     for h in HEIGHTS:
         c[f"hypernb SGD tower h={h}"] = ("torch SGD", hypernb_step("sgd/sgd*%d" % h, alpha=0.01, kappa=1e-5))
-    # ablation: host mode off, each against the same optimizer with it on, timed alongside
-    c["hypernb Adam/SGD (tensors only)"] = ("hypernb Adam/SGD", tensors_only(hypernb_step("adam/sgd", kappa=1e-5)))
-    c["hypernb SGD tower h=10 (tensors only)"] = ("hypernb SGD tower h=10", tensors_only(
-        hypernb_step("sgd/sgd*10", alpha=0.01, kappa=1e-5)))
+    if not cuda:  # ablation: host mode (a CPU-only path) off, each against the same optimizer with it on
+        c["hypernb Adam/SGD (tensors only)"] = ("hypernb Adam/SGD", tensors_only(hypernb_step("adam/sgd", kappa=1e-5)))
+        c["hypernb SGD tower h=10 (tensors only)"] = ("hypernb SGD tower h=10", tensors_only(
+            hypernb_step("sgd/sgd*10", alpha=0.01, kappa=1e-5)))
     if with_gdtuo:
         c["gdtuo Adam/SGD"] = ("torch Adam", gdtuo_opt(lambda g: g.Adam(optimizer=g.SGD(1e-5))))
         for h in HEIGHTS:

@@ -432,3 +432,23 @@ def test_a_follow_up_on_seeds_the_first_run_used_is_refused(tmp_path, monkeypatc
               "FOLLOW_UP_SEEDS": [0], "TRAIN": True, "OUT_DIR": str(tmp_path), "INTERACTIVE": False, "QUIET": True}
     with pytest.raises(ValueError, match="FOLLOW_UP_SEEDS must be fresh seeds"):
         towers.follow_up_runs(study.start("04_towers", params))
+
+
+def test_a_configuration_listed_twice_in_a_grid_trains_once(tmp_path, monkeypatch):
+    """Two grids can share a point (notebook 06's α0 and κ sweeps): run_grid trains it once and returns its
+    Result at both places, so no two workers write one run folder."""
+    import hypernb.train
+    from hypernb.study import common
+
+    s = study.start("01_mlp_mnist", namespace(OUT_DIR=str(tmp_path)))
+    seen = []
+
+    def fake_run(cfgs):
+        seen.extend(c.out_dir for c in cfgs)
+        return [f"result of {c.alpha}" for c in cfgs]
+
+    monkeypatch.setattr(hypernb.train, "run", fake_run)
+    a = dict(task="mnist-mlp", optimizer="sgd", alpha=0.1, epochs=1, profile="smoke")
+    b = {**a, "alpha": 0.2}
+    out = common.run_grid(s, [a, b, dict(a)])
+    assert out == ["result of 0.1", "result of 0.2", "result of 0.1"] and len(seen) == len(set(seen)) == 2

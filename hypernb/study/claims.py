@@ -323,8 +323,9 @@ CLAIMS += [
        "first declared as the sd of test error over the 7 decades (a diverged run counted as 90 %), lower; changed "
        "after part of the grid had run, because one diverged decade dominates an sd (its verdict as first declared "
        "is in the notebook)"),
-    # declared after the first full runs of notebook 06 and before any run of its grid: the κ sweep above starts
-    # from a good α0, so it cannot say whether learning α spares choosing α0; this one sweeps α0 itself
+    # declared after the first full runs of notebook 06 and before the 18 new runs of its grid (its α0 = 10⁻³ point
+    # is the κ sweep's existing middle run): the κ sweep starts from a good α0, so it cannot say whether learning
+    # α spares choosing α0; this one sweeps α0 itself
     _c("peers-adam-sgd-spares-choosing-alpha0", PEERS,
        "our question (the paper's promise: less sensitivity to the initial step size)",
        "Adam/SGD is less sensitive to its initial α0 than Adam to its α", "—",

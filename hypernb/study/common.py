@@ -167,9 +167,13 @@ def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
                                  f"HYPERNB_TRAIN=0); e.g. "
                                  f"{missing[0].optimizer} α={missing[0].alpha} seeds {list(missing[0].seeds)}")
         return [Result.load(c.out_dir) for c in cfgs]
+    unique = {}  # a configuration listed twice (two grids can share a point) trains once
+    for c in cfgs:
+        unique.setdefault(c.out_dir, c)
     if not s.quiet:
-        print(f"{desc}: {len(cfgs)} configurations", flush=True)
-    return run(cfgs)
+        print(f"{desc}: {len(unique)} configurations", flush=True)
+    results = dict(zip(unique, run(list(unique.values()))))
+    return [results[c.out_dir] for c in cfgs]
 
 
 def _finished(out: Path, seeds) -> bool:
