@@ -38,11 +38,12 @@ def _mean_curve(result, key: str):
 
 
 def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title: str = "", ylabel: str = "",
-           symlog: bool = False):
+           symlog: bool = False, minus: dict | None = None):
     """One line per labelled Result (mean over seeds, band = min..max). ``key``: "loss" or a
     hyperparameter name from the trajectory ("alpha", "mu", "hyper.alpha", …). ``symlog``: a
     symmetric-log y axis (for values that may cross zero, such as a learned α); a curve of one or
-    two points is drawn with markers, so it never leaves the axes empty."""
+    two points is drawn with markers, so it never leaves the axes empty. ``minus``: label → a value
+    subtracted from that curve (e.g. its starting value, to show a change too small for the value's axis)."""
     plt = _plt()
     fig = None
     if ax is None:
@@ -52,6 +53,8 @@ def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title:
         if c is None:
             continue
         x, mean, lo, hi = c
+        shift = (minus or {}).get(label, 0.0)
+        mean, lo, hi = mean - shift, lo - shift, hi - shift
         (line,) = ax.plot(x, mean, label=label, lw=1.4, marker="o" if len(x) <= 2 else None, ms=4)
         if len(result.seeds) > 1:
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)

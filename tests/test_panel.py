@@ -226,6 +226,9 @@ def test_figures_are_readable():
     assert ax.get_yscale() == "symlog" and min(ax.lines[0].get_ydata()) < 0
     fig = viz.curves({"a": r}, "loss")
     assert fig.axes[0].lines[0].get_marker() == "o"
+    # a change too small for the value's own axis is shown as the change (notebook 02's μ − μ0)
+    fig = viz.curves({"a": r}, "beta1", symlog=True, minus={"a": 0.9})
+    assert list(fig.axes[0].lines[0].get_ydata()) == [0.0, 0.0, 0.0]
     assert viz.run_summary(r).axes[1].get_yscale() == "symlog"
     entries = [(1, "#1 α=0.001, a label long enough that it has to wrap in the legend instead of being cut", r, False),
                (2, "#2 α=0.01 — diverged", fake_result([1e-2, float("nan")], [2.3, float("inf")], 15), True)]

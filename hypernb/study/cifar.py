@@ -145,27 +145,15 @@ def trajectory_figure(s: Setup, runs: dict):
     """Learned α, and μ as its change from μ0 (a μ that moves by 10⁻⁴ would be a flat line on a μ
     axis); both on symmetric-log axes fitted to the values, since either can cross zero (μ went
     negative in the report's α0 = 1 run)."""
-    from ..viz import _mean_curve, curves, symlog_axis
+    from ..viz import curves
 
     import matplotlib.pyplot as plt
 
-    hyper = {(a, m): r for (kind, a, m), r in runs.items() if kind == "hyperoptimized"}
+    hyper = {f"α0={a:g}, μ0={m:g}": r for (kind, a, m), r in runs.items() if kind == "hyperoptimized"}
+    mu0 = {label: r.config["mu"] for label, r in hyper.items()}
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
-    curves({f"α0={x:g}, μ0={m:g}": r for (x, m), r in hyper.items()}, "alpha", ax=a, title="learned α",
-           ylabel="α", symlog=True)
-    for (x, m), r in hyper.items():
-        c = _mean_curve(r, "mu")
-        if c is not None:
-            steps, mean, lo, hi = c
-            (line,) = b.plot(steps, mean - m, lw=1.4, label=f"α0={x:g}, μ0={m:g}", marker="o" if len(steps) <= 2 else None)
-            if len(r.seeds) > 1:
-                b.fill_between(steps, lo - m, hi - m, color=line.get_color(), alpha=0.2, lw=0)
-    symlog_axis(b, [line.get_ydata() for line in b.lines])
-    b.set_title("learned μ, change from μ0")
-    b.set_xlabel("step")
-    b.set_ylabel("μ − μ0")
-    if len(hyper) > 1:
-        b.legend(fontsize=7)
+    curves(hyper, "alpha", ax=a, title="learned α", ylabel="α", symlog=True)
+    curves(hyper, "mu", ax=b, title="learned μ, change from μ0", ylabel="μ − μ0", symlog=True, minus=mu0)
     _, note = task(s)
     fig.suptitle(f"ResNet-20 on {note.split(':')[0]}", fontsize=9)
     fig.tight_layout()
