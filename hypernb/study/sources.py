@@ -31,6 +31,7 @@ HUANG = Source("Huang et al. (official code)", "Huang et al., Gradient clipping 
 REPORT_LOGS = Source("report .out logs", "COMP6258 report, committed MAKE/OUT/**/*.out (single seed)")
 REPORT_CSV = Source("report CSV", "COMP6258 report, MAKE/OUT/*_summary.csv (uncommitted runs, single seed)")
 REPORT_PDF = Source("report PDF", "COMP6258 report, COMP6258__Reproducibility_Challenge.pdf")
+REPORT_SCRIPTS = Source("report scripts", "COMP6258 report, MAKE/*_init.sh (the settings its runs were launched with)")
 HE2016 = Source("He et al. 2016", "He et al., Deep Residual Learning, CVPR 2016, Table 6 (ResNet-20, crop + flip)")
 
 
@@ -64,6 +65,8 @@ HUANG_MNIST_ERROR = {
     ("adagrad", "none"): _huang(7.38, 30), ("adagrad", "sgd"): _huang(6.92, 30, 0.01),
 }
 HUANG_KAPPA = {k[0]: float(v.setting.split("κ = ")[1]) for k, v in HUANG_MNIST_ERROR.items() if "κ" in v.setting}
+# the best of the seven κ Huang et al. ran for Adam/SGD (10⁻⁵ … 10⁻²); the table above pairs Adam with 10⁻⁵
+HUANG_ADAM_SGD_BEST = _huang(3.05, 5, 1e-4)
 
 # the report's MNIST grid: ReLU MLP, 30 epochs, one seed; test accuracy % (its .out logs)
 _REPORT_ACC = {
@@ -112,6 +115,7 @@ REPORT_CNN_HYPER_ACC = {k: Cited(v, " %", REPORT_CSV, "hyperoptimized, 200 epoch
 
 # -- char-RNN ----------------------------------------------------------------------------------------
 REPORT_RNN_LOSS = Cited(3.12, " nats/char", REPORT_LOGS, "War and Peace, shuffled characters")
+REPORT_RNN_ALPHA = Cited(2e-3, "", REPORT_SCRIPTS, "its char-LSTM baseline Adam's α, MAKE/RNN_init.sh")
 
 # -- towers (the report's rule: MNIST ReLU MLP, batch 1024, 20 epochs, RMSProp levels) ----------------
 _TOWERS = {1.0: {0: 97.72, 1: 95.72, 2: 94.42, 3: 95.05, 4: 94.95, 5: 95.06, 6: 95.01, 7: 95.03},
