@@ -127,12 +127,17 @@ def cmd_run(args) -> int:
     for s in result.seeds:
         if s.status != "ok":
             print(f"seed {s.seed}: {s.status} at step {s.diverged_at_step}: {s.reason}")
+        elif s.warning:
+            print(f"seed {s.seed}: warning: {s.warning}")
     if result.out_dir:
         if before is not None and _stamp(out / "metrics.json") == before:
             print(f"read back {result.out_dir}/metrics.json: this run had finished there; nothing was trained or "
                   "rewritten")
         else:
             print(f"wrote {result.out_dir}/config.json, metrics.json, env.json")
+    if not any(s.status == "ok" for s in result.seeds):  # recorded, but a batch job should see it failed
+        print("every seed diverged (exit status 3)", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -62,6 +62,21 @@ class SeedResult:
     time_s: float = 0.0
     data: dict = field(default_factory=dict)  # what was trained on (says SUBSET for the CIFAR subset)
     trained_with: int = 1  # how many runs shared its training loop (batched)
+    first_step_loss: float | None = None  # the training loss of the untrained model (its first batch)
+
+    @property
+    def warning(self) -> str | None:
+        """For a run that finished: its training loss rose above ``EXPLODE_FACTOR`` × its first step's
+        within the first logged window, which the divergence rule (against the first *logged* mean,
+        as declared for the study) cannot see. The run stays ok; the warning says why its numbers are poor."""
+        if self.status != "ok" or self.first_step_loss is None or not self.loss:
+            return None
+        worst = max(self.loss)
+        if not worst > EXPLODE_FACTOR * max(self.first_step_loss, 1e-3):
+            return None
+        return (f"its training loss rose to {worst:.4g}, over {EXPLODE_FACTOR:g}× its first step's "
+                f"{self.first_step_loss:.4g}, already within the first logged window (the divergence check compares "
+                "with the first logged mean, so this run counts as ok): the step size α0 is likely too large")
 
 
 @dataclass
@@ -102,10 +117,24 @@ class Result:
                    saved.get("env") if isinstance(saved.get("env"), dict) else {}, str(out_dir))
 
     def __repr__(self) -> str:
+        c = self.config
+        # α0 and κ tell the runs of a grid apart (κ only where a level above learns something)
+        setting = ([f"α0={c['alpha']:g}"] if isinstance(c.get("alpha"), (int, float)) else []) + (
+            [f"κ={_short(c['kappa'])}"] if "/" in str(c.get("optimizer")) and c.get("kappa") is not None else [])
         parts = [f"{k}={v['mean']:.4g}±{v['std']:.2g}" for k, v in self.summary.items()
                  if k.startswith("test_") and v.get("mean") is not None]
         status = "ok" if self.ok else ", ".join(f"seed {s.seed}: {s.status}" for s in self.seeds if s.status != "ok")
-        return f"Result({', '.join([str(self.config['task']), str(self.config['optimizer']), *parts])}; {status})"
+        warned = [s.seed for s in self.seeds if s.warning]
+        if warned:
+            status += f"; warning: the loss exploded early (seed {', '.join(map(str, warned))}: see .seeds[i].warning)"
+        return f"Result({', '.join([str(c['task']), str(c['optimizer']), *setting, *parts])}; {status})"
+
+
+def _short(kappa) -> str:
+    """κ as given: a number, a rule name, or one per level."""
+    if isinstance(kappa, (list, tuple)):
+        return "[" + ", ".join(_short(k) for k in kappa) + "]"
+    return f"{kappa:g}" if isinstance(kappa, (int, float)) else str(kappa)
 
 
 METRICS, CONFIG = "a run's metrics", "a run's configuration"
@@ -489,6 +518,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     start_epoch, global_step = 0, 0
     window = torch.zeros(K, device=device, dtype=torch.float64)
     window_n = 0
+    first_step = None  # the first step's losses, on the device until the host next reads
     if ckpt is not None and ckpt.exists():
         ck = io.load_checkpoint(ckpt, device)
         model.load_state_dict(ck["model"])
@@ -544,6 +574,8 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
                 loss.backward()
                 opt.step()
             detached = losses.detach().double()
+            if global_step == 0:
+                first_step = detached.clone()  # read with the next values the host reads anyway
             n = y[0].numel()
             loss_sum += detached * n
             correct += (logits.detach().argmax(-1) == y).reshape(K, -1).sum(dim=1)
@@ -554,6 +586,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
             bar.update()
             if global_step % c0.log_every == 0:
                 values = (window / window_n).tolist()  # the host reads here, every log_every steps
+                first_step = _record_first_step(first_step, results)
                 window, window_n = torch.zeros(K, device=device, dtype=torch.float64), 0
                 bad = opt.nonfinite()
                 for k, value in enumerate(values):
@@ -586,6 +619,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t_epoch
         train_loss, train_correct = (loss_sum / count).tolist(), correct.tolist()
+        first_step = _record_first_step(first_step, results)
         bad = opt.nonfinite()
         finals = opt.hyperparameters()
         for k, (m, res) in enumerate(zip(group, results)):
@@ -688,6 +722,14 @@ def _trajectory(recorder: Recorder, member: int | None, height: int, stopped: in
     return {k: v[:keep] for k, v in traj.items() if k == "step" or k.count("hyper.") <= height}
 
 
+def _record_first_step(first_step, results: list) -> None:
+    """Put the first step's losses (a device tensor, or None once recorded) into the records."""
+    if first_step is not None:
+        for res, value in zip(results, first_step.tolist()):
+            res.first_step_loss = value
+    return None
+
+
 def _stop(res: SeedResult, step: int, reason: str) -> None:
     res.status, res.diverged_at_step, res.reason = "diverged", step, reason
     res.final = {}  # no numbers from a diverged model
@@ -695,8 +737,10 @@ def _stop(res: SeedResult, step: int, reason: str) -> None:
 
 def _divergence(loss_value: float, first: float | None, nonfinite, step: int):
     """(step, reason) if a value of the optimizer or the loss stopped being finite, or the loss exploded."""
-    if nonfinite is not None:
-        return nonfinite.step, str(nonfinite)
+    if nonfinite is not None:  # with the loss it came with, which tells a too-large α0 from a too-large κ
+        losses = "" if first is None or not math.isfinite(first) else (
+            f" (mean training loss: {first:.4g} at the first log, {loss_value:.4g} at this one)")
+        return nonfinite.step, str(nonfinite) + losses
     if not math.isfinite(loss_value):
         return step, f"training loss became {loss_value}"
     if first is not None and loss_value > EXPLODE_FACTOR * max(first, 1e-3):

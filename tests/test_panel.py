@@ -119,7 +119,7 @@ def test_divergence_shows_the_command_lines_words_and_stays_in_the_comparison():
     assert entry.status == "diverged" and entry in panel.runs and rows(panel, "diverged") == 1
     seed = entry.result.seeds[0]
     cli = f"seed {seed.seed}: {seed.status} at step {seed.diverged_at_step}: {seed.reason}"  # hypernb/cli.py
-    assert "at level 0" in seed.reason and "Lower the hyper-step size" in seed.reason
+    assert "at level 0" in seed.reason and "lower the hyper-step size κ" in seed.reason
     import html
 
     assert html.escape(cli) in panel.message.value

@@ -206,6 +206,28 @@ def test_forced_divergence_is_recorded_not_raised(tmp_path):
     assert hypernb.Result.load(tmp_path).seeds[0].status == "diverged"
 
 
+def test_a_loss_that_explodes_within_the_first_logged_window_is_ok_but_warned_and_all_diverged_exits_3(
+        tmp_path, capsys):
+    """SGD at α0 = 10⁶ explodes at once, so the first logged mean is already huge and the declared rule
+    (10× the first logged mean) cannot see it: the run stays ok, and says why its numbers are poor,
+    measured against the untrained model's first-step loss (≈ ln 10). Adam at α0 = 10⁶ turns NaN: the
+    CLI records it and exits with 3, so that a batch job sees it failed."""
+    require("mnist")
+    argv = ["run", "--opt", "sgd", "--alpha", "1e6", "--profile", "smoke", "--quiet"]
+    assert main(argv + ["--out", str(tmp_path / "sgd")]) == 0
+    out = capsys.readouterr().out
+    seed = hypernb.Result.load(tmp_path / "sgd").seeds[0]
+    assert seed.status == "ok" and abs(seed.first_step_loss - 2.303) < 0.1 and max(seed.loss) > 1e3
+    assert "warning: the loss exploded early (seed 0" in out and "the step size α0 is likely too large" in out
+    calm = run(dict(SMOKE, seeds=[0], epochs=1, max_steps=20)).seeds[0]
+    assert calm.status == "ok" and calm.first_step_loss is not None and calm.warning is None
+    assert main(["run", "--opt", "adam/sgd", "--alpha", "1e6", "--profile", "smoke", "--quiet",
+                 "--out", str(tmp_path / "adam")]) == 3
+    captured = capsys.readouterr()
+    assert "seed 0: diverged at step" in captured.out and "the initial step size α0 is too large" in captured.out
+    assert "every seed diverged (exit status 3)" in captured.err
+
+
 def test_a_slow_run_at_chance_trains_to_the_end_and_reports_what_it_reached():
     """SGD with α = 1e-6 is still at chance after its epochs, with a training loss that barely moves:
     it is slow, not diverged, so it is never stopped and its (poor) numbers are recorded."""
@@ -422,3 +444,7 @@ def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
     ok = hypernb.Result({"task": "mnist-mlp", "optimizer": "sgd"}, [SeedResult(0, status="ok")],
                         {"test_acc": {"mean": 0.9, "std": 0.0, "n": 1}}, {})
     assert repr(ok) == "Result(mnist-mlp, sgd, test_acc=0.9±0; ok)"
+    grid = [hypernb.Result({"task": "mnist-mlp", "optimizer": "adam/sgd", "alpha": a, "kappa": k}, [], {}, {})
+            for a, k in ((1e-3, 1e-5), (1e-2, [1e-5, "paper"]))]  # the runs of a grid tell themselves apart
+    assert [repr(r) for r in grid] == ["Result(mnist-mlp, adam/sgd, α0=0.001, κ=1e-05; ok)",
+                                       "Result(mnist-mlp, adam/sgd, α0=0.01, κ=[1e-05, paper]; ok)"]

@@ -17,8 +17,8 @@ class NonFiniteError(FloatingPointError):
         subject = what if name == what else f"{what} '{name}'"  # the model's gradient has no other name
         super().__init__(
             f"non-finite {subject}{who} at level {level} ({optimizer}), first at step {step}. "
-            "Lower the hyper-step size κ of the level above, or the initial value, "
-            "or keep α positive with sign_safe=True; a NaN gradient usually means the model diverged."
+            "If the training loss grew before it, the initial step size α0 is too large: lower it. Otherwise lower "
+            "the hyper-step size κ of the level above, or keep α positive with sign_safe=True."
         )
 
     def __reduce__(self):  # picklable (sweep workers pass it between processes)
