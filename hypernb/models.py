@@ -130,6 +130,7 @@ class Batched(nn.Module):
     def forward(self, x):
         from torch.func import functional_call, vmap
 
+        _check_leading(x, self.K, "[K, B, ...]")
         base = self._base[0]
         base.train(self.training)
         params, buffers = self._state()
@@ -175,6 +176,7 @@ class BatchedCharLSTM(nn.Module):
         return getattr(self, name.replace(".", "__"))
 
     def forward(self, codes):  # [K, B, T] → logits [K, B, T, V]
+        _check_leading(codes, self.K, "[K, B, T] (character codes)", dims=3)
         impl = self.impl if self.impl != "auto" else ("blockdiag" if codes.is_cuda else "loop")
         out = self._blockdiag(codes) if impl == "blockdiag" else self._loop(codes)
         w, b = self._p("fc.weight"), self._p("fc.bias")  # [K, V, H], [K, V]
@@ -227,6 +229,14 @@ class BatchedCharLSTM(nn.Module):
 
     def member_state(self, k: int) -> dict:
         return {n: self._p(n)[k].detach().clone() for n in self.names}
+
+
+def _check_leading(x: torch.Tensor, K: int, shape: str, dims: int | None = None) -> None:
+    """A batched model's input has the configurations first: a clear error instead of vmap's."""
+    if x.dim() == 0 or x.shape[0] != K or (dims is not None and x.dim() != dims):
+        raise ValueError(f"this batched model trains K = {K} configurations and takes inputs {shape}, each "
+                         f"configuration its own batch; got shape {tuple(x.shape)}. To give every configuration "
+                         "the same batch x, pass x.expand(K, *x.shape) (not copied)")
 
 
 def batched(models: list[nn.Module], impl: str = "auto") -> nn.Module:

@@ -36,6 +36,10 @@ def test_a_batched_model_computes_what_each_model_computes_alone(name):
                 torch.testing.assert_close(mine.grad[k], p.grad, rtol=1e-10, atol=1e-12, msg=pname)
         if name == "resnet20":  # BatchNorm statistics per configuration
             torch.testing.assert_close(together.member_state(1)["bn.running_mean"], singles[1].bn.running_mean)
+        with pytest.raises(ValueError, match=r"takes inputs \[K, B, .*x\.expand\(K, \*x\.shape\)"):
+            together(x[0])  # one batch [B, ...] without the configurations' dimension: named, with the fix
+        shared = together(x[0].expand(K, *x[0].shape))  # the fix: every configuration gets the same batch
+        torch.testing.assert_close(shared[1], singles[1](x[0]), rtol=1e-10, atol=1e-12)
     finally:
         torch.set_default_dtype(torch.float32)
 
