@@ -811,7 +811,11 @@ def _dry_groups(spec: Spec, points: list[dict], batch) -> list:
 
 
 def collect(directory) -> "pandas.DataFrame":  # noqa: F821
-    """One row per point and seed: its parameters, status, final metrics and learned hyperparameters."""
+    """One row per point and seed: its parameters, status, final metrics and learned hyperparameters.
+
+    ``time_s`` is the wall time of the training loop that trained it, which it shared with
+    ``trained_with − 1`` other runs when the sweep batched them: compare costs only between rows
+    with the same ``trained_with`` (or per group), never ``time_s`` of a batched row with an alone one."""
     import pandas as pd
 
     directory = Path(directory)
@@ -836,7 +840,7 @@ def collect(directory) -> "pandas.DataFrame":  # noqa: F821
                     raise io.wrong_json(metrics, METRICS, f"seed {s.seed} has no mapping 'final' or list 'epochs'", fix)
                 rows.append({"point": d.name, **params, "seed": s.seed, "status": s.status,
                              "diverged_at_step": s.diverged_at_step, **s.final,
-                             "epochs_done": len(s.epochs), "time_s": s.time_s})
+                             "epochs_done": len(s.epochs), "time_s": s.time_s, "trained_with": s.trained_with})
         else:
             rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "missing"})
     return pd.DataFrame(rows)
@@ -869,6 +873,8 @@ def _parquet_engine() -> str:
 
 def cmd_collect(args) -> int:
     out = Path(args.out) if args.out else Path(args.dir) / "results.csv"
+    if out.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out must end in .csv or .parquet (the two formats collect writes), got {out.name!r}")
     engine = _parquet_engine() if out.suffix == ".parquet" else None  # before any work
     df = collect(args.dir)
     io.check_out_dir(out.parent, "the folder of --out")
@@ -924,7 +930,9 @@ def add_commands(sub) -> None:
     c = sub.add_parser("collect", help="gather a sweep's results into one table (CSV or .parquet)",
                        description="Gather a sweep's results into one table: one row per point and seed with its "
                                    "parameters, status, final test metrics and learned hyperparameters (a point "
-                                   "not yet run has one row, status missing). CSV, or Parquet for an --out ending "
+                                   "not yet run has one row, status missing). time_s is the wall time of the "
+                                   "training loop, shared by the trained_with runs a batched sweep trained "
+                                   "together. CSV, or Parquet for an --out ending "
                                    "in .parquet (needs pyarrow or fastparquet).")
     c.add_argument("dir", help="the sweep folder")
     c.add_argument("--out", default=None, help="output file, .csv or .parquet [default: <dir>/results.csv]")
