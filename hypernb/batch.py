@@ -162,6 +162,16 @@ def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
     return per_nb
 
 
+def _check_kernel(kernel: str) -> None:
+    """A Jupyter kernel that is not installed: one line naming the installed ones (not jupyter_client's traceback)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = sorted(KernelSpecManager().find_kernel_specs())
+    if kernel not in installed:
+        raise ValueError(f"--kernel {kernel!r}: no such Jupyter kernel here; installed: {', '.join(installed) or 'none'} "
+                         f"(install one for this environment with: python -m ipykernel install --user --name {kernel})")
+
+
 def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict | None = None, only: str = "",
                   kernel: str = "python3", timeout: int = 4 * 3600, progress: bool = True) -> Path:
     """Execute the notebooks in order with papermill.
@@ -176,6 +186,7 @@ def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict
     per_nb = check_overrides(paths, overrides or {})  # mistakes first, whatever is installed
     papermill = optional("papermill", "executing notebooks", "pip install -e '.[notebooks]' (or train their records "
                          "without Jupyter: python -m hypernb records)")
+    _check_kernel(kernel)
     out_dir = Path(out).resolve() if out else REPO / "outputs" / "executed"  # kernels run inside notebooks/
     out_dir.mkdir(parents=True, exist_ok=True)
     env_data = os.environ.get("HYPERNB_DATA")

@@ -168,6 +168,10 @@ def test_notebooks_command_runs_papermill_and_writes_outputs(tmp_path, capsys):
     assert (tmp_path / "05_summary.ipynb").exists() and (tmp_path / "05_summary" / "parameters.json").exists()
     assert "all notebooks done" in capsys.readouterr().out
     assert main(["notebooks", "--only", "05", "-p", "EPOHCS", "3", "--out", str(tmp_path)]) == 2
+    capsys.readouterr()
+    assert main(["notebooks", "--only", "05", "--kernel", "nokernel", "--out", str(tmp_path / "k")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such Jupyter kernel here; installed: " in err and "ipykernel install" in err
 
 
 def test_records_and_notebooks_agree_on_a_relative_out_folder(tmp_path, monkeypatch):
