@@ -11,7 +11,7 @@ from pathlib import Path
 from .config import RunConfig
 from .errors import MissingPackage, NotebookFailed
 
-ALIASES = {"optimizer": ["--opt"], "out_dir": ["--out"]}
+ALIASES = {"optimizer": ["--opt"], "out_dir": ["--out"], "alpha": ["--lr"], "mu": ["--momentum"]}
 
 
 def _kappa(text: str):

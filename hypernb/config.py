@@ -6,6 +6,7 @@ A field left at ``None`` takes its value from the profile (per task); anything s
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
 from dataclasses import dataclass, field, fields
@@ -25,6 +26,8 @@ ADAMS = ("adam", "adamw", "adambaydin", "adamunclamped")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
 AUTOCAST = ("none", "bf16", "fp16")
+# the names torch.optim and the CLI use, accepted in a config dict for the fields they mean
+CONFIG_ALIASES = {"lr": "alpha", "momentum": "mu", "opt": "optimizer"}
 
 # per (profile, model): defaults for the fields left at None
 _PROFILE_DEFAULTS = {
@@ -111,10 +114,24 @@ class RunConfig:
     # -- construction -------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
+        """A validated config from a mapping. The names torch.optim users and the CLI use (``lr``,
+        ``momentum``, ``opt``) are accepted for ``alpha``, ``mu``, ``optimizer``; records keep the field names."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a run configuration is a dict (or RunConfig) such as {{'task': 'mnist-mlp', "
+                             f"'optimizer': 'adam/sgd'}}, got {type(values).__name__} {values!r}")
+        values = dict(values)
+        for alias, name in CONFIG_ALIASES.items():
+            if alias in values:
+                if name in values:
+                    raise ValueError(f"config gives both {alias!r} and {name!r} (the same setting); give one")
+                values[name] = values.pop(alias)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {sorted(known)}")
+            hints = [f"{k!r}: did you mean {close[0]!r}?" for k in unknown
+                     for close in [difflib.get_close_matches(k, known, n=1, cutoff=0.6)] if close]
+            raise ValueError(f"unknown config key(s) {unknown}" + (f" ({'; '.join(hints)})" if hints else "")
+                             + f"; valid keys: {sorted(known)}")
         return cls(**values).validate()
 
     def replace(self, **changes) -> "RunConfig":

@@ -346,15 +346,24 @@ def grid(base: dict, **axes) -> list[dict]:
     return [{**base, **dict(zip(names, values))} for values in itertools.product(*axes.values())]
 
 
-def run(config, *, batch: int | None = None, on_epoch_end=None):
-    """Train one configuration (a :class:`RunConfig` or dict; returns a :class:`Result`) or a list of
-    them (returns a list of Results in the same order), batching compatible runs.
+def run(config=None, *, batch: int | None = None, on_epoch_end=None, **fields):
+    """Train one configuration (a :class:`RunConfig` or dict, or its fields as keywords:
+    ``run(task="mnist-mlp", optimizer="adam/sgd")``; returns a :class:`Result`) or a list of them
+    (returns a list of Results in the same order), batching compatible runs.
 
     ``batch``: the most runs trained together (default: all compatible ones on a GPU; on a CPU up to
     ``MAX_BATCH_CPU`` MLP runs, and ResNet-20 and char-LSTM runs one at a time, which is faster
     there; 1 trains each run alone). ``on_epoch_end(seed_results, epoch)`` is
     called after each epoch's checkpoint (tests use it to interrupt a run).
     """
+    if fields:
+        if config is not None:
+            raise ValueError(f"run() got a configuration and keyword fields {sorted(fields)}: give one of them")
+        config = fields
+    if config is None or isinstance(config, str):
+        raise ValueError("run() takes a configuration: a dict or RunConfig such as {'task': 'mnist-mlp', "
+                         "'optimizer': 'adam/sgd'}, its fields as keywords (run(task='mnist-mlp')), or a list of "
+                         + ("configurations" if config is None else f"configurations; got the string {config!r}"))
     single = not isinstance(config, (list, tuple))
     configs = [config] if single else list(config)
     configs = [(c if isinstance(c, RunConfig) else RunConfig.from_dict(c)).validate().resolved() for c in configs]

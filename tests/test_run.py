@@ -436,6 +436,24 @@ def test_a_rerun_of_a_finished_run_says_it_was_read_back(tmp_path, capsys):
     assert f"read back {tmp_path}/metrics.json" in out and "wrote" not in out
 
 
+def test_run_takes_keywords_and_torch_names_and_explains_what_it_cannot_take():
+    with pytest.raises(ValueError, match="run\\(\\) takes a configuration: .*got the string 'mnist-mlp'"):
+        run("mnist-mlp")
+    with pytest.raises(ValueError, match="got a configuration and keyword fields \\['epochs'\\]"):
+        run(dict(task="mnist-mlp"), epochs=1)
+    with pytest.raises(ValueError, match="'optimzer': did you mean 'optimizer'\\?"):
+        RunConfig.from_dict({"optimzer": "sgd"})
+    with pytest.raises(ValueError, match="both 'lr' and 'alpha'"):
+        RunConfig.from_dict({"lr": 0.1, "alpha": 0.2})
+    # lr, momentum and opt (torch.optim's and the CLI's names) mean alpha, mu and optimizer; records keep those
+    assert RunConfig.from_dict({"lr": 0.1, "momentum": 0.5, "opt": "sgd/sgd"}) == RunConfig(
+        alpha=0.1, mu=0.5, optimizer="sgd/sgd")
+    from hypernb.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--lr", "0.1", "--momentum", "0.5", "--opt", "sgd/sgd"])
+    assert (args.alpha, args.mu, args.optimizer) == (0.1, 0.5, "sgd/sgd")
+
+
 def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
     from hypernb.train import SeedResult
 
