@@ -172,12 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     from .sweep import HIDDEN_COMMANDS
 
     sub.metavar = "{" + ",".join(name for name in sub.choices if name not in HIDDEN_COMMANDS) + "}"
+    parser.commands = list(sub.choices)  # every command, hidden ones included (see main)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from .sweep import HIDDEN_COMMANDS
+
+    public = [name for name in parser.commands if name not in HIDDEN_COMMANDS]
+    if argv and not argv[0].startswith("-") and argv[0] not in parser.commands:  # argparse would list hidden ones
+        parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(public)}")
+    args = parser.parse_args(join_negative_values(argv))
     try:
         if args.command in ("notebooks", "records"):
             check_notebook_selection(args)

@@ -92,6 +92,8 @@ def panel_config(task: str, profile: str, optimizer: str, hyperoptimizer: str, a
     "report" are passed to ``run()`` by name, "decay" as one κ per level."""
     from .config import RunConfig
 
+    if isinstance(height, bool) or not isinstance(height, int) or height < 0:
+        raise ValueError(f"height (the number of hyperoptimizer levels) must be an integer >= 0, got {height!r}")
     tower = tower_string(optimizer, hyperoptimizer, height)
     if kappa_rule not in KAPPA_RULES:
         raise ValueError(f"unknown κ rule {kappa_rule!r}; choose from {list(KAPPA_RULES)}")

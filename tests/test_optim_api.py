@@ -29,6 +29,10 @@ def test_repr_reads_like_the_paper():
     assert repr(optim.RMSProp(alpha=0.01, sign_safe=True)) == "RMSProp(α=0.01, γ=0.99, sign_safe)"
     assert repr(optim.tower("sgd/sgd*2", p, alpha=1.0, kappa="report")) == \
         "SGD(α=1) / SGD(α=0.005) / SGD(α=0.00333333)"
+    q = [torch.nn.Parameter(torch.ones(2))]  # groups that start differently show each group's value
+    assert repr(optim.SGD([{"params": p, "name": "body"}, {"params": q, "name": "head", "lr": 0.1,
+                                                            "weight_decay": 0.01}], lr=0.01, momentum=0.9)) == \
+        "SGD(α={body: 0.01, head: 0.1}, μ=0.9, weight_decay={body: 0, head: 0.01})"
 
 
 def test_hyperparameters_are_flat_device_tensors_of_every_level():
@@ -75,6 +79,8 @@ P, Q = [torch.nn.Parameter(torch.ones(2))], [torch.nn.Parameter(torch.ones(2))]
     (lambda: optim.SGD(P, hyper=optim.SGD(alpha=-1e-5)), r"alpha .* >= 0"),
     (lambda: optim.tower("adam/sgd", P, kappa=-1e-5), r"κ must be a finite number >= 0"),
     (lambda: optim.tower("adam/sdg", P), r"unknown optimizer 'sdg'.*choose from"),
+    (lambda: optim.parse_tower("prodigy/sgd"), r"'prodigy' \(in 'prodigy/sgd'\) is a learning-rate-free peer .*"
+                                              r"run\(optimizer='prodigy'\), never in a tower"),
     (lambda: optim.tower("adam/sgd", P, kappa="papr"), r"unknown κ rule 'papr'"),
     (lambda: optim.tower("adam/sgd*2", P, kappa=[1e-5]), r"one value per hyper level"),
     (lambda: optim.SGD(P, hyper=optim.SGD(P)), r"unbound optimizer"),

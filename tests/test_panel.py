@@ -74,6 +74,8 @@ def test_panel_config_matches_the_batch_path():
         widgets.explorer(kappa_rule="halving")
     with pytest.raises(ValueError, match="unknown config key"):
         widgets.explorer(train_limt=100)  # a typo in a fixed field fails when the panel is built
+    with pytest.raises(ValueError, match=r"height \(the number of hyperoptimizer levels\) must be an integer >= 0"):
+        widgets.explorer(height=-1)  # not the tower parser's "repeat count in 'sgd\*-1'"
 
 
 def test_panel_ranges_cover_the_notebooks_experiments():

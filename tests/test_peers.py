@@ -224,3 +224,12 @@ def test_batchnorm_statistics_are_refreshed_for_the_evaluated_weights():
         h = model[0](x)
     assert torch.allclose(model[1].running_mean, h.mean(0), atol=1e-5)  # the average over all 8 batches
     assert model[1].momentum == 0.1  # restored
+
+
+def test_the_tower_parser_knows_every_peer_by_name():
+    """parse_tower names the peers in its errors (it cannot import hypernb.peers: optim stands alone)."""
+    import importlib
+
+    from hypernb import peers
+
+    assert set(importlib.import_module("hypernb.optim.tower").PEERS) == set(peers.PEERS)

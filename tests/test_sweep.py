@@ -638,6 +638,10 @@ def test_help_lists_only_public_commands_and_documents_sweep_options(capsys):
     text = capsys.readouterr().out
     assert "SUPPRESS" not in text and "points" not in text and "{run,notebooks,records,sweep,collect}" in text
     with pytest.raises(SystemExit):
+        main(["train"])  # a mistyped command: the public ones only, not the sweep worker's
+    err = capsys.readouterr().err
+    assert "unknown command 'train'; choose from run, notebooks, records, sweep, collect" in err and "point" not in err
+    with pytest.raises(SystemExit):
         main(["sweep", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--executor {local,slurm} local: worker processes" in text

@@ -277,7 +277,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             raise ValueError(f"{family}: to add parameters use add_param_group(); a group's parameters "
                              "cannot be replaced")
         elif key in UNSUPPORTED_KEYS or key in ("alpha", "mu", "beta1", "beta2", "gamma"):
-            hint = {"betas": "; write 'beta1' and 'beta2' one at a time",
+            hint = {"betas": "; write 'beta1' and 'beta2' one at a time" if "beta1" in hypers else "",
                     "momentum": "; its momentum is 'mu'" if "mu" in hypers else ""}.get(key, "")
             raise ValueError(f"{family}: writing '{key}' cannot take effect: {family} has no such "
                              f"hyperparameter (it has {sorted(hypers)}, weight_decay and lr){hint}")
@@ -514,12 +514,20 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     # -- display -----------------------------------------------------------------------------
     def _level_repr(self) -> str:
-        parts = [f"{SYMBOLS[name]}={_fmt(self._values[name])}" for name in self._repr_hypers]
-        if self._values.get("weight_decay"):
-            parts.append(f"weight_decay={_fmt(self._values['weight_decay'])}")
+        parts = [f"{SYMBOLS[name]}={self._shown(name)}" for name in self._repr_hypers]
+        if self._values.get("weight_decay") or any(g.get("weight_decay") for g in self.param_groups):
+            parts.append(f"weight_decay={self._shown('weight_decay')}")
         if getattr(self._rule, "sign_safe", False):
             parts.append("sign_safe")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _shown(self, name: str) -> str:
+        """A starting value as constructed, or per group ({name: value}) where the groups start differently."""
+        groups = [g for g in self.param_groups if g["params"]]
+        values = [g.get(name, self._values.get(name, 0.0)) for g in groups]
+        if len({_fmt(v) for v in values}) > 1:
+            return _fmt({str(g.get("name", f"group{i}")): v for i, (g, v) in enumerate(zip(groups, values))})
+        return _fmt(values[0] if values else self._values.get(name, 0.0))
 
     def __repr__(self) -> str:
         return " / ".join(node._level_repr() for node in self._chain())

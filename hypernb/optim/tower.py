@@ -23,6 +23,8 @@ FAMILIES = {
     "adamunclamped": AdamUnclamped,  # the report's broken Adam, for demonstrations only
 }
 ALIASES = {"rmsprop_alpha": "rmspropalpha", "adam_alpha": "adambaydin", "sgd_per_param": "sgdperparam"}
+# the learning-rate-free peers hypernb.peers runs (alone, never in a tower), named so that an error can point there
+PEERS = ("prodigy", "dadapt_adam", "schedulefree_adamw", "dog")
 
 
 def _paper(alpha0: float, height: int) -> list[float]:
@@ -47,10 +49,14 @@ def parse_tower(spec: str) -> list[str]:
         name, star, count = part.strip().lower().partition("*")
         name = ALIASES.get(name.strip(), name.strip())
         if name not in FAMILIES:
+            if name in PEERS:
+                raise ValueError(f"{name!r} (in {spec!r}) is a learning-rate-free peer (hypernb.peers), not a hypernb "
+                                 f"optimizer: it trains alone, as run(optimizer={name!r}), never in a tower; a tower "
+                                 f"is built from {sorted(FAMILIES)} (aliases: {sorted(ALIASES)})")
             raise ValueError(
                 f"unknown optimizer {part.strip()!r} in tower {spec!r}; choose from "
                 f"{sorted(FAMILIES)} (aliases: {sorted(ALIASES)}), or a learning-rate-free peer alone: "
-                "prodigy, dadapt_adam, schedulefree_adamw, dog"
+                + ", ".join(PEERS)
             )
         n = 1
         if star:
