@@ -329,7 +329,9 @@ class HyperOptimizer(torch.optim.Optimizer):
 
         Keys: ``alpha``, ``mu``, ``beta1``, … for level 0 (``alpha.<group>`` with several groups),
         ``hyper.alpha`` (κ of level 1), and so on. α is the learned value, before any scheduler's
-        multiplier (``param_groups[i]["lr"]``)."""
+        multiplier (``param_groups[i]["lr"]``). Their dtype is the one they are kept in: float64 on a
+        CPU with one configuration (the eager step keeps its few numbers in float64 there), else the
+        state's (float32 for float32 parameters: on CUDA, with ``batch=K`` or ``compiled=True``)."""
         out = {}
         for k, lvl in enumerate(self._require_bound().levels):
             out.update({"hyper." * k + name: v for name, v in lvl.values().items()})
