@@ -772,7 +772,9 @@ def _peak_memory_mb(device) -> float:
 
 
 def summarize(results: list) -> dict:
-    """Mean ± std (sample) over the seeds that finished, for every final metric."""
+    """Mean ± std (sample) over the seeds that finished, for every final metric. ``epoch_time_s`` is
+    the wall time of an epoch of the loop that trained a seed: seeds trained together (batched, see
+    ``SeedResult.trained_with``) share it, so it is not one run's cost alone."""
     finished = [r for r in results if r is not None and r.status == "ok"]
     keys = sorted({k for r in finished for k, v in r.final.items() if isinstance(v, (int, float))})
     summary = {}
