@@ -167,7 +167,7 @@ def _check_kernel(kernel: str) -> None:
     from jupyter_client.kernelspec import KernelSpecManager
 
     installed = sorted(KernelSpecManager().find_kernel_specs())
-    if kernel not in installed:
+    if kernel.lower() not in installed:  # (jupyter_client lower-cases kernel names)
         raise ValueError(f"--kernel {kernel!r}: no such Jupyter kernel here; installed: {', '.join(installed) or 'none'} "
                          f"(install one for this environment with: python -m ipykernel install --user --name {kernel})")
 

@@ -136,8 +136,8 @@ def cmd_run(args) -> int:
         else:
             print(f"wrote {result.out_dir}/config.json, metrics.json, env.json")
     if not any(s.status == "ok" for s in result.seeds):  # recorded, but a batch job should see it failed
-        print("every seed diverged (exit status 3)", file=sys.stderr)
-        return 3
+        print("every seed diverged (exit status 4)", file=sys.stderr)
+        return 4
     return 0
 
 

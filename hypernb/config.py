@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from .optim.tower import FAMILIES, KAPPA_RULES, parse_tower
@@ -28,6 +29,17 @@ DTYPES = ("float32", "float64", "bfloat16")
 AUTOCAST = ("none", "bf16", "fp16")
 # the names torch.optim and the CLI use, accepted in a config dict for the fields they mean
 CONFIG_ALIASES = {"lr": "alpha", "momentum": "mu", "opt": "optimizer"}
+
+
+def field_names(values: Mapping) -> dict:
+    """``values`` with the aliases above renamed to their fields (refusing both names for one setting)."""
+    out = dict(values)
+    for alias, name in CONFIG_ALIASES.items():
+        if alias in out:
+            if name in out:
+                raise ValueError(f"config gives both {alias!r} and {name!r} (the same setting); give one")
+            out[name] = out.pop(alias)
+    return out
 
 # per (profile, model): defaults for the fields left at None
 _PROFILE_DEFAULTS = {
@@ -116,15 +128,10 @@ class RunConfig:
     def from_dict(cls, values: dict) -> "RunConfig":
         """A validated config from a mapping. The names torch.optim users and the CLI use (``lr``,
         ``momentum``, ``opt``) are accepted for ``alpha``, ``mu``, ``optimizer``; records keep the field names."""
-        if not isinstance(values, dict):
+        if not isinstance(values, Mapping):
             raise ValueError(f"a run configuration is a dict (or RunConfig) such as {{'task': 'mnist-mlp', "
                              f"'optimizer': 'adam/sgd'}}, got {type(values).__name__} {values!r}")
-        values = dict(values)
-        for alias, name in CONFIG_ALIASES.items():
-            if alias in values:
-                if name in values:
-                    raise ValueError(f"config gives both {alias!r} and {name!r} (the same setting); give one")
-                values[name] = values.pop(alias)
+        values = field_names(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -135,7 +142,7 @@ class RunConfig:
         return cls(**values).validate()
 
     def replace(self, **changes) -> "RunConfig":
-        return RunConfig.from_dict({**dataclasses.asdict(self), **changes})
+        return RunConfig.from_dict({**dataclasses.asdict(self), **field_names(changes)})
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import io
-from .config import RunConfig
+from .config import CONFIG_ALIASES, RunConfig
 from .errors import MissingPackage, optional
 
 SPEC_KEYS = {"name", "target", "fixed", "grid", "zip", "seeds", "executor"}
@@ -241,6 +241,10 @@ def _check_parameters(spec: Spec) -> None:
         return
     valid = {f.name for f in fields(RunConfig)} - {"out_dir", "seeds" if spec.seeds else ""}
     unknown = sorted(names - valid)
+    aliased = [f"{k!r} → {CONFIG_ALIASES[k]!r}" for k in unknown if k in CONFIG_ALIASES]
+    if aliased:  # run() takes them, but a point is named by the hash of its fields: one name per setting
+        raise ValueError(f"{spec.source}: write the field names in a spec ({', '.join(aliased)}): a point is "
+                         "identified by its parameters, so each setting has one name there")
     if unknown:
         raise ValueError(f"{spec.source}: run() has no parameter(s) {unknown}; valid: {sorted(valid)}")
     for p in spec.points():  # every point must be a valid configuration before anything starts
@@ -873,9 +877,9 @@ def _parquet_engine() -> str:
 
 def cmd_collect(args) -> int:
     out = Path(args.out) if args.out else Path(args.dir) / "results.csv"
-    if out.suffix not in (".csv", ".parquet"):
+    if out.suffix.lower() not in (".csv", ".parquet"):
         raise ValueError(f"--out must end in .csv or .parquet (the two formats collect writes), got {out.name!r}")
-    engine = _parquet_engine() if out.suffix == ".parquet" else None  # before any work
+    engine = _parquet_engine() if out.suffix.lower() == ".parquet" else None  # before any work
     df = collect(args.dir)
     io.check_out_dir(out.parent, "the folder of --out")
     if out.is_dir():

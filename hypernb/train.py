@@ -74,9 +74,10 @@ class SeedResult:
         worst = max(self.loss)
         if not worst > EXPLODE_FACTOR * max(self.first_step_loss, 1e-3):
             return None
-        return (f"its training loss rose to {worst:.4g}, over {EXPLODE_FACTOR:g}× its first step's "
-                f"{self.first_step_loss:.4g}, already within the first logged window (the divergence check compares "
-                "with the first logged mean, so this run counts as ok): the step size α0 is likely too large")
+        return (f"its training loss reached {worst:.4g}, over {EXPLODE_FACTOR:g}× its first step's "
+                f"{self.first_step_loss:.4g}; the divergence check compares with the first logged mean, "
+                f"{self.loss[0]:.4g}, which was already that high, so this run counts as ok: the step size α0 "
+                "is likely too large")
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Result:
         c = self.config
         # α0 and κ tell the runs of a grid apart (κ only where a level above learns something)
         setting = ([f"α0={c['alpha']:g}"] if isinstance(c.get("alpha"), (int, float)) else []) + (
-            [f"κ={_short(c['kappa'])}"] if "/" in str(c.get("optimizer")) and c.get("kappa") is not None else [])
+            [f"κ={_short(c['kappa'])}"] if _levels_above(c) and c.get("kappa") is not None else [])
         parts = [f"{k}={v['mean']:.4g}±{v['std']:.2g}" for k, v in self.summary.items()
                  if k.startswith("test_") and v.get("mean") is not None]
         status = "ok" if self.ok else ", ".join(f"seed {s.seed}: {s.status}" for s in self.seeds if s.status != "ok")
@@ -128,6 +129,18 @@ class Result:
         if warned:
             status += f"; warning: the loss exploded early (seed {', '.join(map(str, warned))}: see .seeds[i].warning)"
         return f"Result({', '.join([str(c['task']), str(c['optimizer']), *setting, *parts])}; {status})"
+
+
+def _levels_above(config: dict) -> int:
+    """How many hyperoptimizer levels a config's tower has (0 for a plain optimizer or a peer)."""
+    from .optim import parse_tower
+
+    try:
+        names = parse_tower(str(config.get("optimizer")))
+    except ValueError:
+        return 0
+    height = config.get("height")
+    return height if isinstance(height, int) and not isinstance(height, bool) else len(names) - 1
 
 
 def _short(kappa) -> str:
@@ -346,7 +359,7 @@ def grid(base: dict, **axes) -> list[dict]:
     return [{**base, **dict(zip(names, values))} for values in itertools.product(*axes.values())]
 
 
-def run(config=None, *, batch: int | None = None, on_epoch_end=None, **fields):
+def run(config=None, *, batch: int | None = None, on_epoch_end=None, **given):
     """Train one configuration (a :class:`RunConfig` or dict, or its fields as keywords:
     ``run(task="mnist-mlp", optimizer="adam/sgd")``; returns a :class:`Result`) or a list of them
     (returns a list of Results in the same order), batching compatible runs.
@@ -356,10 +369,10 @@ def run(config=None, *, batch: int | None = None, on_epoch_end=None, **fields):
     there; 1 trains each run alone). ``on_epoch_end(seed_results, epoch)`` is
     called after each epoch's checkpoint (tests use it to interrupt a run).
     """
-    if fields:
+    if given:
         if config is not None:
-            raise ValueError(f"run() got a configuration and keyword fields {sorted(fields)}: give one of them")
-        config = fields
+            raise ValueError(f"run() got a configuration and keyword fields {sorted(given)}: give one of them")
+        config = given
     if config is None or isinstance(config, str):
         raise ValueError("run() takes a configuration: a dict or RunConfig such as {'task': 'mnist-mlp', "
                          "'optimizer': 'adam/sgd'}, its fields as keywords (run(task='mnist-mlp')), or a list of "
@@ -748,7 +761,7 @@ def _divergence(loss_value: float, first: float | None, nonfinite, step: int):
     """(step, reason) if a value of the optimizer or the loss stopped being finite, or the loss exploded."""
     if nonfinite is not None:  # with the loss it came with, which tells a too-large α0 from a too-large κ
         losses = "" if first is None or not math.isfinite(first) else (
-            f" (mean training loss: {first:.4g} at the first log, {loss_value:.4g} at this one)")
+            f" (mean training loss: {first:.4g} at the first log, {loss_value:.4g} at this check)")
         return nonfinite.step, str(nonfinite) + losses
     if not math.isfinite(loss_value):
         return step, f"training loss became {loss_value}"

@@ -90,7 +90,7 @@ def panel_config(task: str, profile: str, optimizer: str, hyperoptimizer: str, a
                  **fixed):
     """The RunConfig a click runs (also what a batch job would run for the same values): "paper" and
     "report" are passed to ``run()`` by name, "decay" as one κ per level."""
-    from .config import RunConfig
+    from .config import CONFIG_ALIASES, RunConfig
 
     if isinstance(height, bool) or not isinstance(height, int) or height < 0:
         raise ValueError(f"height (the number of hyperoptimizer levels) must be an integer >= 0, got {height!r}")
@@ -105,6 +105,10 @@ def panel_config(task: str, profile: str, optimizer: str, hyperoptimizer: str, a
         kap = kappa_levels(kappa_rule, kappa, alpha, height, kappa_decay)
     values = dict(task=task, profile=profile, optimizer=tower, alpha=alpha, mu=mu if optimizer == "sgd" else 0.0,
                   kappa=kap, epochs=epochs, quiet=True)
+    controlled = sorted(k for k in fixed if CONFIG_ALIASES.get(k, k) in values and k != "quiet")
+    if controlled:  # (lr, opt, momentum: the panel's α, tower and μ)
+        raise ValueError(f"{controlled}: the panel sets these itself (its sliders and menus); give them as alpha=, "
+                         "optimizer=, mu=")
     values.update(fixed)
     return RunConfig.from_dict(values)
 

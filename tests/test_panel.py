@@ -76,6 +76,8 @@ def test_panel_config_matches_the_batch_path():
         widgets.explorer(train_limt=100)  # a typo in a fixed field fails when the panel is built
     with pytest.raises(ValueError, match=r"height \(the number of hyperoptimizer levels\) must be an integer >= 0"):
         widgets.explorer(height=-1)  # not the tower parser's "repeat count in 'sgd\*-1'"
+    with pytest.raises(ValueError, match=r"\['lr'\]: the panel sets these itself"):
+        widgets.explorer(lr=0.1)  # torch's name for the panel's own α slider
 
 
 def test_panel_ranges_cover_the_notebooks_experiments():
@@ -121,7 +123,7 @@ def test_divergence_shows_the_command_lines_words_and_stays_in_the_comparison():
     assert entry.status == "diverged" and entry in panel.runs and rows(panel, "diverged") == 1
     seed = entry.result.seeds[0]
     cli = f"seed {seed.seed}: {seed.status} at step {seed.diverged_at_step}: {seed.reason}"  # hypernb/cli.py
-    assert "at level 0" in seed.reason and "lower the hyper-step size κ" in seed.reason
+    assert "at level 0" in seed.reason and "or the hyper-step size κ of the level above" in seed.reason
     import html
 
     assert html.escape(cli) in panel.message.value

@@ -206,12 +206,12 @@ def test_forced_divergence_is_recorded_not_raised(tmp_path):
     assert hypernb.Result.load(tmp_path).seeds[0].status == "diverged"
 
 
-def test_a_loss_that_explodes_within_the_first_logged_window_is_ok_but_warned_and_all_diverged_exits_3(
+def test_a_loss_that_explodes_within_the_first_logged_window_is_ok_but_warned_and_all_diverged_exits_4(
         tmp_path, capsys):
     """SGD at α0 = 10⁶ explodes at once, so the first logged mean is already huge and the declared rule
     (10× the first logged mean) cannot see it: the run stays ok, and says why its numbers are poor,
     measured against the untrained model's first-step loss (≈ ln 10). Adam at α0 = 10⁶ turns NaN: the
-    CLI records it and exits with 3, so that a batch job sees it failed."""
+    CLI records it and exits with 4, so that a batch job sees it failed."""
     require("mnist")
     argv = ["run", "--opt", "sgd", "--alpha", "1e6", "--profile", "smoke", "--quiet"]
     assert main(argv + ["--out", str(tmp_path / "sgd")]) == 0
@@ -222,10 +222,23 @@ def test_a_loss_that_explodes_within_the_first_logged_window_is_ok_but_warned_an
     calm = run(dict(SMOKE, seeds=[0], epochs=1, max_steps=20)).seeds[0]
     assert calm.status == "ok" and calm.first_step_loss is not None and calm.warning is None
     assert main(["run", "--opt", "adam/sgd", "--alpha", "1e6", "--profile", "smoke", "--quiet",
-                 "--out", str(tmp_path / "adam")]) == 3
+                 "--out", str(tmp_path / "adam")]) == 4
     captured = capsys.readouterr()
-    assert "seed 0: diverged at step" in captured.out and "the initial step size α0 is too large" in captured.out
-    assert "every seed diverged (exit status 3)" in captured.err
+    assert "seed 0: diverged at step" in captured.out and "lower the initial α0" in captured.out
+    assert "every seed diverged (exit status 4)" in captured.err
+
+
+def test_a_non_finite_value_is_reported_with_the_losses_logged_before_it():
+    from hypernb.optim import NonFiniteError
+    from hypernb.train import _divergence
+
+    bad = NonFiniteError(0, "Adam", "alpha", 7, "hyperparameter")
+    step, reason = _divergence(float("nan"), 2.3, bad, 10)
+    assert step == 7 and reason.startswith("non-finite hyperparameter 'alpha' at level 0 (Adam), first at step 7.")
+    assert "lower the initial α0 if the training loss grew" in reason and "or the hyper-step size κ" in reason
+    assert reason.endswith("(mean training loss: 2.3 at the first log, nan at this check)")
+    assert _divergence(float("nan"), float("nan"), bad, 10)[1] == str(bad)  # nothing finite to show: no losses
+    assert _divergence(float("nan"), None, bad, 10)[1] == str(bad)
 
 
 def test_a_slow_run_at_chance_trains_to_the_end_and_reports_what_it_reached():
@@ -449,6 +462,10 @@ def test_run_takes_keywords_and_torch_names_and_explains_what_it_cannot_take():
     # lr, momentum and opt (torch.optim's and the CLI's names) mean alpha, mu and optimizer; records keep those
     assert RunConfig.from_dict({"lr": 0.1, "momentum": 0.5, "opt": "sgd/sgd"}) == RunConfig(
         alpha=0.1, mu=0.5, optimizer="sgd/sgd")
+    import types
+
+    assert RunConfig(alpha=0.5).replace(lr=0.1).alpha == 0.1  # the alias replaces the field it names
+    assert RunConfig.from_dict(types.MappingProxyType({"lr": 0.2})).alpha == 0.2  # any mapping
     from hypernb.cli import build_parser
 
     args = build_parser().parse_args(["run", "--lr", "0.1", "--momentum", "0.5", "--opt", "sgd/sgd"])
@@ -467,3 +484,6 @@ def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
             for a, k in ((1e-3, 1e-5), (1e-2, [1e-5, "paper"]))]  # the runs of a grid tell themselves apart
     assert [repr(r) for r in grid] == ["Result(mnist-mlp, adam/sgd, α0=0.001, κ=1e-05; ok)",
                                        "Result(mnist-mlp, adam/sgd, α0=0.01, κ=[1e-05, paper]; ok)"]
+    towers = [hypernb.Result({"task": "mnist-mlp", "optimizer": o, "alpha": 0.1, "kappa": 1e-5, "height": h}, [], {}, {})
+              for o, h in (("sgd*2", None), ("sgd/sgd", 0))]  # κ shown where a level above learns
+    assert [repr(r) for r in towers] == ["Result(mnist-mlp, sgd*2, α0=0.1, κ=1e-05; ok)", "Result(mnist-mlp, sgd/sgd, α0=0.1; ok)"]

@@ -172,6 +172,9 @@ def test_notebooks_command_runs_papermill_and_writes_outputs(tmp_path, capsys):
     assert main(["notebooks", "--only", "05", "--kernel", "nokernel", "--out", str(tmp_path / "k")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such Jupyter kernel here; installed: " in err and "ipykernel install" in err
+    from hypernb.batch import _check_kernel
+
+    _check_kernel("Python3")  # jupyter_client finds kernels whatever their case
 
 
 def test_records_and_notebooks_agree_on_a_relative_out_folder(tmp_path, monkeypatch):

@@ -37,6 +37,7 @@ def test_example_spec_has_four_points_with_stable_ids():
 @pytest.mark.parametrize("spec, match", [
     ({"target": "run", "grid": {"alpha": [0.1]}, "grdi": {}}, r"unknown key\(s\) \['grdi'\]"),
     ({"grid": {"alhpa": [0.1]}}, r"run\(\) has no parameter\(s\) \['alhpa'\]"),
+    ({"grid": {"lr": [0.1]}}, r"write the field names in a spec \('lr' → 'alpha'\)"),
     ({"grid": {"alpha": [0.1]}, "zip": {"mu": [0.1, 0.2], "kappa": [1e-3]}}, r"same length"),
     ({"grid": {"alpha": []}}, r"non-empty list"),
     ({"fixed": {"alpha": 0.1}, "grid": {"alpha": [0.2]}}, r"given more than once"),

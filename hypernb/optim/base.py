@@ -517,7 +517,8 @@ class HyperOptimizer(torch.optim.Optimizer):
     # -- display -----------------------------------------------------------------------------
     def _level_repr(self) -> str:
         parts = [f"{SYMBOLS[name]}={self._shown(name)}" for name in self._repr_hypers]
-        if self._values.get("weight_decay") or any(g.get("weight_decay") for g in self.param_groups):
+        if any(_nonzero(v) for v in [self._values.get("weight_decay", 0.0)]
+               + [g.get("weight_decay", 0.0) for g in self.param_groups]):
             parts.append(f"weight_decay={self._shown('weight_decay')}")
         if getattr(self._rule, "sign_safe", False):
             parts.append("sign_safe")
@@ -525,14 +526,20 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     def _shown(self, name: str) -> str:
         """A starting value as constructed, or per group ({name: value}) where the groups start differently."""
-        groups = [g for g in self.param_groups if g["params"]]
-        values = [g.get(name, self._values.get(name, 0.0)) for g in groups]
-        if len({_fmt(v) for v in values}) > 1:
-            return _fmt({str(g.get("name", f"group{i}")): v for i, (g, v) in enumerate(zip(groups, values))})
-        return _fmt(values[0] if values else self._values.get(name, 0.0))
+        # named as the engine names them (group i counts the groups without parameters too)
+        groups = [(str(g.get("name", f"group{i}")), g) for i, g in enumerate(self.param_groups) if g["params"]]
+        values = {label: g.get(name, self._values.get(name, 0.0)) for label, g in groups}
+        if len({_fmt(v) for v in values.values()}) > 1:
+            return _fmt(values)
+        return _fmt(next(iter(values.values())) if values else self._values.get(name, 0.0))
 
     def __repr__(self) -> str:
         return " / ".join(node._level_repr() for node in self._chain())
+
+
+def _nonzero(value) -> bool:
+    """A number, or K numbers (batch=K), that is not all zeros."""
+    return any(float(v) != 0.0 for v in (value if isinstance(value, (list, tuple)) else [value]))
 
 
 def _fmt(value) -> str:

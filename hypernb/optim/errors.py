@@ -17,8 +17,9 @@ class NonFiniteError(FloatingPointError):
         subject = what if name == what else f"{what} '{name}'"  # the model's gradient has no other name
         super().__init__(
             f"non-finite {subject}{who} at level {level} ({optimizer}), first at step {step}. "
-            "If the training loss grew before it, the initial step size α0 is too large: lower it. Otherwise lower "
-            "the hyper-step size κ of the level above, or keep α positive with sign_safe=True."
+            "Usually a step size is too large: lower the initial α0 if the training loss grew from the first steps, "
+            "or the hyper-step size κ of the level above if a learned value ran away first; sign_safe=True keeps "
+            "α positive."
         )
 
     def __reduce__(self):  # picklable (sweep workers pass it between processes)
