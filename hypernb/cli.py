@@ -102,6 +102,15 @@ def _stamp(path: Path):
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+def _one_name_each(argv: list[str]) -> None:
+    """Two names of one option (--lr and --alpha) given together: refused, instead of the last one winning."""
+    for name, aliases in ALIASES.items():
+        given = sorted({flag for flag in ["--" + name.replace("_", "-"), *aliases]
+                        for arg in argv if arg == flag or arg.startswith(flag + "=")})
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)} are the same option; give one")
+
+
 def cmd_run(args) -> int:
     from . import io, run, sweep
     from .data import DataError
@@ -186,6 +195,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(public)}")
     args = parser.parse_args(join_negative_values(argv))
     try:
+        if args.command == "run":
+            _one_name_each(argv)
         if args.command in ("notebooks", "records"):
             check_notebook_selection(args)
         return args.func(args)

@@ -470,6 +470,7 @@ def test_run_takes_keywords_and_torch_names_and_explains_what_it_cannot_take():
 
     args = build_parser().parse_args(["run", "--lr", "0.1", "--momentum", "0.5", "--opt", "sgd/sgd"])
     assert (args.alpha, args.mu, args.optimizer) == (0.1, 0.5, "sgd/sgd")
+    assert main(["run", "--lr", "0.1", "--alpha=0.2"]) == 2  # not: the last one wins
 
 
 def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
