@@ -145,9 +145,11 @@ def check_values(path: Path, values: dict) -> None:
                 raise ValueError(f"{where} must be {wanted}, got {value!r}")
 
 
-def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
-    """Per notebook, the overrides it declares; a name no notebook declares, or a value of the
-    wrong kind for any selected notebook, is an error (all checked before any kernel starts)."""
+def check_overrides(paths: list[Path], overrides: dict, profile: str = "auto") -> dict[Path, dict]:
+    """Per notebook, the overrides it declares; a name no notebook declares, a value of the wrong
+    kind for any selected notebook, or values that clash under the notebook's rules across
+    parameters (fresh follow-up seeds, with the profile's defaults filled in) is an error, all
+    checked before any kernel starts."""
     per_nb, used = {}, set()
     for p in paths:
         declared = set(notebook_parameters(p))
@@ -157,8 +159,17 @@ def check_overrides(paths: list[Path], overrides: dict) -> dict[Path, dict]:
     if unknown:
         raise ValueError(f"parameter(s) {unknown} are not in the parameters cell of any selected notebook "
                          f"({', '.join(p.stem for p in paths)})")
+    from .study import NOTEBOOKS, resolved
+
     for p in paths:
         check_values(p, per_nb[p])
+        module = NOTEBOOKS.get(p.stem)
+        if hasattr(module, "check"):
+            try:
+                resolved(p.stem, {**notebook_parameters(p), "PROFILE": profile, **per_nb[p]}, module.DEFAULTS,
+                         module.check)
+            except ValueError as e:
+                raise ValueError(f"{p.stem}: {e}") from None
     return per_nb
 
 
@@ -168,8 +179,9 @@ def _check_kernel(kernel: str) -> None:
 
     installed = sorted(KernelSpecManager().find_kernel_specs())
     if kernel.lower() not in installed:  # (jupyter_client lower-cases kernel names)
-        raise ValueError(f"--kernel {kernel!r}: no such Jupyter kernel here; installed: {', '.join(installed) or 'none'} "
-                         f"(install one for this environment with: python -m ipykernel install --user --name {kernel})")
+        raise ValueError(f"--kernel {kernel!r}: no such Jupyter kernel here; installed: "
+                         f"{', '.join(installed) or 'none'} (install one for this environment with: "
+                         f"python -m ipykernel install --user --name {kernel})")
 
 
 def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict | None = None, only: str = "",
@@ -183,7 +195,7 @@ def run_notebooks(profile: str = "auto", out: str | None = None, overrides: dict
     if profile != "auto":
         profile = resolve_profile(profile)
     paths = notebook_paths(only)
-    per_nb = check_overrides(paths, overrides or {})  # mistakes first, whatever is installed
+    per_nb = check_overrides(paths, overrides or {}, profile)  # mistakes first, whatever is installed
     papermill = optional("papermill", "executing notebooks", "pip install -e '.[notebooks]' (or train their records "
                          "without Jupyter: python -m hypernb records)")
     _check_kernel(kernel)
@@ -230,7 +242,7 @@ def train_records(profile: str = "auto", overrides: dict | None = None, only: st
     for p in chosen:
         if p not in paths:
             print(f"{p.stem} trains nothing (it reads what the other notebooks wrote)", flush=True)
-    per_nb = check_overrides(paths, overrides or {})
+    per_nb = check_overrides(paths, overrides or {}, profile)
     total = time.perf_counter()
     for i, path in enumerate(paths, 1):
         params = {**notebook_parameters(path), "PROFILE": profile, **per_nb[path]}

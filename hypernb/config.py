@@ -268,9 +268,9 @@ class RunConfig:
                 raise ValueError(f"kappa rule must be one of {sorted(KAPPA_RULES)}, got {k!r}")
         elif isinstance(k, (list, tuple)):
             if len(k) != len(self.tower_names()) - 1:
+                at = "" if self.height is None else f" at height {self.height}"
                 raise ValueError(f"kappa lists one value per hyper level: {len(self.tower_names()) - 1} "
-                                 f"for {self.optimizer!r}" + ("" if self.height is None else f" at height {self.height}")
-                                 + f", got {len(k)}")
+                                 f"for {self.optimizer!r}{at}, got {len(k)}")
             if not all(isinstance(x, numbers.Real) and math.isfinite(x) and x >= 0 for x in k):
                 raise ValueError(f"every kappa must be a finite number >= 0, got {k!r}")
         elif not isinstance(k, numbers.Real) or isinstance(k, bool) or not math.isfinite(k) or k < 0:

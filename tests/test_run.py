@@ -485,6 +485,7 @@ def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
             for a, k in ((1e-3, 1e-5), (1e-2, [1e-5, "paper"]))]  # the runs of a grid tell themselves apart
     assert [repr(r) for r in grid] == ["Result(mnist-mlp, adam/sgd, α0=0.001, κ=1e-05; ok)",
                                        "Result(mnist-mlp, adam/sgd, α0=0.01, κ=[1e-05, paper]; ok)"]
-    towers = [hypernb.Result({"task": "mnist-mlp", "optimizer": o, "alpha": 0.1, "kappa": 1e-5, "height": h}, [], {}, {})
-              for o, h in (("sgd*2", None), ("sgd/sgd", 0))]  # κ shown where a level above learns
-    assert [repr(r) for r in towers] == ["Result(mnist-mlp, sgd*2, α0=0.1, κ=1e-05; ok)", "Result(mnist-mlp, sgd/sgd, α0=0.1; ok)"]
+    towers = [hypernb.Result({"task": "mnist-mlp", "optimizer": o, "alpha": 0.1, "kappa": 1e-5, "height": h},
+                             [], {}, {}) for o, h in (("sgd*2", None), ("sgd/sgd", 0))]  # κ where a level learns
+    assert [repr(r) for r in towers] == ["Result(mnist-mlp, sgd*2, α0=0.1, κ=1e-05; ok)",
+                                         "Result(mnist-mlp, sgd/sgd, α0=0.1; ok)"]

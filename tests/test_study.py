@@ -428,17 +428,26 @@ def test_the_cost_follow_up_is_its_own_measurement_kept_apart(tmp_path):
     assert towers.costs(s)["reps"] == first["reps"]  # read back, not measured again
 
 
-def test_a_follow_up_on_seeds_the_first_run_used_is_refused(tmp_path, monkeypatch):
+def test_a_follow_up_on_seeds_the_first_run_used_is_refused(tmp_path, monkeypatch, capsys):
     from hypernb.study import mnist, towers
 
     monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
-    s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["rmsprop"], FOLLOW_UP_FRESH_SEEDS=[100, 999], OUTPUT_TANH=True))
     with pytest.raises(ValueError, match=r"FOLLOW_UP_FRESH_SEEDS must be fresh seeds, but \[100\] also appear"):
-        mnist.follow_up_runs(s, None)  # smoke: FRESH_SEEDS [100]; refused before anything trains
+        study.start("01_mlp_mnist", namespace(OPTIMIZERS=["rmsprop"], FOLLOW_UP_FRESH_SEEDS=[100, 999],
+                                              OUTPUT_TANH=True))  # smoke: FRESH_SEEDS [100]; refused at the start
+    s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["rmsprop"], FOLLOW_UP_FRESH_SEEDS=[100, 999],
+                                              OUTPUT_TANH=False))  # (the follow-ups run on the paper's model only)
+    assert mnist.follow_up_runs(s, None) == {}
     params = {**towers.DEFAULTS["smoke"], "PROFILE": "smoke", "REPORT_LEVEL": "rmsprop", "PAPER_OUTPUT_TANH": True,
               "FOLLOW_UP_SEEDS": [0], "TRAIN": True, "OUT_DIR": str(tmp_path), "INTERACTIVE": False, "QUIET": True}
-    with pytest.raises(ValueError, match="FOLLOW_UP_SEEDS must be fresh seeds"):
-        towers.follow_up_runs(study.start("04_towers", params))
+    with pytest.raises(ValueError, match=r"FOLLOW_UP_SEEDS must be fresh seeds.*e\.g\. FOLLOW_UP_SEEDS = \[1\]"):
+        study.start("04_towers", params)
+    from hypernb.cli import main  # and before any kernel starts, with the profile's defaults filled in
+
+    assert main(["notebooks", "--profile", "smoke", "--only", "01", "-p", "SEEDS", "[0, 1]", "--out",
+                 str(tmp_path / "nb")]) == 2
+    assert "01_mlp_mnist: FOLLOW_UP_SEEDS must be fresh seeds, but [1] also appear in SEEDS" in capsys.readouterr().err
+    assert not (tmp_path / "nb").exists()
 
 
 def test_a_configuration_listed_twice_in_a_grid_trains_once(tmp_path, monkeypatch):

@@ -4,8 +4,8 @@ The notebooks stay thin (narrative, parameters, calls into this package, figures
 computes lives here, so it is tested and shared by the batch and interactive paths.
 """
 from . import charrnn, cifar, claims, followup, horizon, lrfree, mnist, sources, stats, summary, towers
-from .common import (MissingRecords, Setup, describe, output_root, resolve_profile, run_grid, save_verdicts, setup,
-                     show_table, verdict_table)
+from .common import (MissingRecords, Setup, describe, output_root, resolve_profile, resolved, run_grid, save_verdicts,
+                     setup, show_table, verdict_table)
 
 NOTEBOOKS = {m.NAME: m for m in (mnist, cifar, charrnn, towers, lrfree, summary)}
 
@@ -15,9 +15,9 @@ def start(notebook: str, namespace: dict) -> Setup:
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; choose from {sorted(NOTEBOOKS)}")
     m = NOTEBOOKS[notebook]
-    return setup(notebook, namespace, m.SPEC, m.DEFAULTS)
+    return setup(notebook, namespace, m.SPEC, m.DEFAULTS, getattr(m, "check", None))
 
 
-__all__ = ["MissingRecords", "Setup", "describe", "output_root", "resolve_profile", "run_grid", "save_verdicts", "setup",
-           "show_table", "verdict_table", "start", "NOTEBOOKS", "claims", "sources", "stats", "mnist", "cifar",
-           "charrnn", "towers", "lrfree", "horizon", "summary", "followup"]
+__all__ = ["MissingRecords", "Setup", "describe", "output_root", "resolve_profile", "resolved", "run_grid",
+           "save_verdicts", "setup", "show_table", "verdict_table", "start", "NOTEBOOKS", "claims", "sources",
+           "stats", "mnist", "cifar", "charrnn", "towers", "lrfree", "horizon", "summary", "followup"]

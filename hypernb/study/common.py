@@ -96,7 +96,22 @@ def _check_type(name, value, expected):
     raise ValueError(f"parameter {name} must be {' or '.join(options)}, got {value!r}")
 
 
-def setup(notebook: str, namespace: dict, spec: dict, defaults: dict) -> Setup:
+def resolved(notebook: str, given: dict, defaults: dict, check=None) -> dict:
+    """The parameters a notebook runs with: ``given`` with each ``None`` replaced by its profile's
+    default, and the profile resolved; ``check(params)`` (a notebook's rules across parameters, such
+    as fresh follow-up seeds) runs on them, so that a clash fails before anything trains."""
+    profile = resolve_profile(given["PROFILE"], notebook)
+    params = dict(given)
+    for key, value in defaults[profile].items():
+        if params.get(key) is None:
+            params[key] = value
+    params["PROFILE"] = profile
+    if check is not None:
+        check(params)
+    return params
+
+
+def setup(notebook: str, namespace: dict, spec: dict, defaults: dict, check=None) -> Setup:
     """Validate the notebook's parameters (the UPPERCASE names in ``namespace``) against ``spec``.
 
     A misspelt name (papermill only warns about it) or a value of the wrong kind is an error.
@@ -111,12 +126,8 @@ def setup(notebook: str, namespace: dict, spec: dict, defaults: dict) -> Setup:
         raise ValueError(f"the parameters cell does not define {missing}")
     for name, kind in spec.items():
         _check_type(name, given[name], kind)
-    profile = resolve_profile(given["PROFILE"], notebook)
-    params = dict(given)
-    for key, value in defaults[profile].items():
-        if params.get(key) is None:
-            params[key] = value
-    params["PROFILE"] = profile
+    params = resolved(notebook, given, defaults, check)
+    profile = params["PROFILE"]
     out = Path(params["OUT_DIR"]) if params.get("OUT_DIR") else output_root(profile) / notebook
     records = Path(params["OUT_DIR"]) if params.get("OUT_DIR") else records_root(profile) / notebook
     out.mkdir(parents=True, exist_ok=True)

@@ -125,8 +125,10 @@ def fresh_seeds(seeds, used, name: str, used_name: str) -> list:
     seeds = list(seeds or [])
     again = sorted(set(seeds) & set(used or []))
     if again:
+        start = max([*seeds, *(used or [])]) + 1
         raise ValueError(f"{name} must be fresh seeds, but {again} also appear in {used_name}: choose seeds the first "
-                         "run did not use (a follow-up is judged on new seeds only)")
+                         f"run did not use, e.g. {name} = {list(range(start, start + len(seeds)))} (a follow-up is "
+                         "judged on new seeds only)")
     return seeds
 
 

@@ -53,6 +53,16 @@ DIVERGED_ERROR = 90.0  # a diverged run counts as chance-level error wherever ru
 LEARNED = {"sgd": ("alpha",), "adagrad": ("alpha",), "rmsprop": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2")}
 
 
+def check(params: dict) -> None:
+    """Rules across parameters, checked before anything trains: the follow-ups' seeds are fresh (where
+    they run: on the paper's model, see :func:`follow_up_runs`)."""
+    if not params["OUTPUT_TANH"]:
+        return
+    followup.fresh_seeds(params["FOLLOW_UP_SEEDS"], params["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
+    followup.fresh_seeds(params["FOLLOW_UP_FRESH_SEEDS"], [*params["FRESH_SEEDS"], *params["TUNE_SEEDS"]],
+                         "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS and TUNE_SEEDS")
+
+
 def base(s: Setup, **kw) -> dict:
     cfg = dict(task="mnist-mlp", profile=s.profile, epochs=s["EPOCHS"], batch_size=256, activation="tanh",
                log_every=50 if s.profile == "full" else 10)

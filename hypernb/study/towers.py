@@ -49,6 +49,11 @@ FAILED = 90.0  # the test error % a diverged run counts as
 CHECK = "paper, other logits"  # the paper's grid with the logits PAPER_OUTPUT_TANH does not choose
 
 
+def check(params: dict) -> None:
+    """Rules across parameters, checked before anything trains: the follow-up's seeds are fresh."""
+    followup.fresh_seeds(params["FOLLOW_UP_SEEDS"], params["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
+
+
 def _height_axis(ax, heights) -> None:
     """A symmetric-log height axis (so that 0 shows) labelled with the heights themselves."""
     import matplotlib.ticker as mt
