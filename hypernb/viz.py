@@ -69,7 +69,10 @@ def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title:
     ax.set_ylabel(ylabel or ("training loss" if key == "loss" else key))
     if title:
         ax.set_title(title)
-    if len(results) > 1:
+    if not ax.lines:  # say why the panel is empty rather than leave a blank axis
+        ax.text(0.5, 0.5, f"nothing logged for {key!r}\n(a run shorter than log_every steps logs nothing)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
+    elif len(results) > 1:
         ax.legend(fontsize=7)
     return fig if fig is not None else ax.figure
 

@@ -256,6 +256,20 @@ def test_a_seed_that_stopped_early_never_cuts_the_other_seeds_curves():
     assert list(mean) == [3.0, 1.0, 0.5, 0.25] and list(lo) == [2.0, 1.0, 0.5, 0.25] and list(hi) == [4.0, 1.0, 0.5, 0.25]
 
 
+def test_a_panel_with_nothing_logged_says_why_instead_of_staying_blank():
+    import warnings
+    from types import SimpleNamespace
+
+    from hypernb.viz import curves
+
+    short = SimpleNamespace(seeds=[SimpleNamespace(steps=[], loss=[], trajectory={}, status="ok")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "No artists with labels found to put in legend"
+        fig = curves({"SGD": short, "SGD/SGD": short})
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["nothing logged for 'loss'\n(a run shorter than log_every steps logs nothing)"]
+
+
 def test_output_tanh_reaches_every_run_of_notebook_01_but_the_reports_own_setting(tmp_path, monkeypatch):
     """OUTPUT_TANH=True: the paper package's tanh-logit MLP for the table, the tuning and the re-training;
     the report's Adam/Adam setting keeps its free logits; False leaves every record name as it was."""

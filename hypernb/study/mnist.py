@@ -64,8 +64,9 @@ def check(params: dict) -> None:
 
 
 def base(s: Setup, **kw) -> dict:
+    # smoke: a few steps per epoch, so a short interval, or its curves would have no point at all
     cfg = dict(task="mnist-mlp", profile=s.profile, epochs=s["EPOCHS"], batch_size=256, activation="tanh",
-               log_every=50 if s.profile == "full" else 10)
+               log_every={"full": 50, "demo": 10}.get(s.profile, 2))
     if s.profile == "smoke":
         cfg.update(train_limit=2048, test_limit=1024)
     if s["OUTPUT_TANH"]:  # the paper package's README model: tanh on the logits too
