@@ -422,13 +422,15 @@ class Explorer:
     def _divergence_html(self, entry: PanelRun) -> str:
         """The command line's own words (``hypernb run`` prints the same lines) for each diverged seed."""
         seeds = [s for s in entry.result.seeds if s.status == "diverged"]
-        if not seeds:
+        warned = [s for s in entry.result.seeds if s.warning]  # ok, but its loss exploded early (as the CLI warns)
+        if not seeds and not warned:
             return ""
         lines = "".join(f"<li>{html.escape(f'seed {s.seed}: {s.status} at step {s.diverged_at_step}: {s.reason}')}"
                         "</li>" for s in seeds)
+        lines += "".join(f"<li>{html.escape(f'seed {s.seed}: warning: {s.warning}')}</li>" for s in warned)
+        what = "diverged</b> — it stays in the comparison, marked ×" if seeds else "finished, with a warning</b>"
         return (f"<div style='color:#8a1c00;white-space:normal'><b>#{entry.number} "
-                f"({html.escape(self.label(entry))}) diverged</b> — it stays in the comparison, marked ×:"
-                f"<ul style='margin:2px 0'>{lines}</ul></div>")
+                f"({html.escape(self.label(entry))}) {what}:<ul style='margin:2px 0'>{lines}</ul></div>")
 
     def _changed(self) -> list[str]:
         """The settings that differ between the runs in the comparison."""
@@ -485,6 +487,10 @@ class Explorer:
                                + (f", level {level.group(1)}" if level else "")
                                + (f" (seed {s.seed})" if len(entry.result.seeds) > 1 else ""))
             return "; ".join(out)
+        warned = [s.seed for s in entry.result.seeds if s.warning] if entry.result is not None else []
+        if warned:
+            return "ok, but its loss exploded early" + (f" (seed {', '.join(map(str, warned))})"
+                                                         if len(entry.result.seeds) > 1 else "")
         return "ok"
 
     def _learned_text(self, entry: PanelRun) -> str:

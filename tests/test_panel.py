@@ -130,6 +130,13 @@ def test_divergence_shows_the_command_lines_words_and_stays_in_the_comparison():
     assert f"diverged at step {seed.diverged_at_step}, level 0" in panel.table.value
     label = [lbl for _, lbl, _, _ in panel._entries()][0]
     assert label.endswith("— diverged")  # the figures' legend marks it too
+    other = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="sgd", hyperoptimizer="none", alpha=1e6,
+                             epochs=1)
+    exploded = other.run()  # ok under the divergence rule, and warned as the command line warns
+    seed = exploded.result.seeds[0]
+    assert exploded.status == "ok" and seed.warning and "finished, with a warning" in other.message.value
+    assert html.escape(f"seed 0: warning: {seed.warning}") in other.message.value
+    assert "ok, but its loss exploded early" in other.table.value
 
 
 def test_progress_and_curves_update_after_every_epoch(monkeypatch):
