@@ -12,6 +12,7 @@ notebook's ``OUT_DIR`` puts both in a folder of its own (start afresh there to r
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -229,8 +230,28 @@ def verdict_table(verdicts: list, columns=("claim", "claimant", "comparison", "n
     return pd.DataFrame([{k: v.row()[k] for k in columns} for v in verdicts], columns=list(columns))
 
 
+def stable_style(df, caption: str = ""):
+    """``df.style`` that renders the same bytes for the same table: its HTML ids come from the
+    table's content instead of a random uuid, and its plain-text form is the table instead of
+    ``<Styler at 0x…>``. So a notebook re-rendered from unchanged records has no diff in its tables."""
+    digest = hashlib.sha256((df.to_json(orient="split", default_handler=str) + caption).encode()).hexdigest()
+    return _stable_styler()(df, uuid=digest[:10])
+
+
+@functools.cache
+def _stable_styler():
+    from pandas.io.formats.style import Styler
+
+    class StableStyler(Styler):
+        def __repr__(self) -> str:
+            return self.data.to_string(index=False)
+
+    return StableStyler
+
+
 def show_table(df, caption: str = ""):
     """A table whose cells wrap instead of being cut with "…" (for the notebooks)."""
-    styler = df.style.hide(axis="index").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+    styler = stable_style(df, caption).hide(axis="index").set_properties(
+        **{"white-space": "pre-wrap", "text-align": "left"})
     return styler.set_caption(caption) if caption else styler
 
