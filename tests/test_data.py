@@ -119,3 +119,24 @@ def test_cifar_augment_is_a_padded_crop_or_its_mirror():
     flips = sum(not any(torch.equal(out[i], padded[i, :, dy:dy + 32, dx:dx + 32]) for dy in range(9) for dx in range(9))
                 for i in range(16))
     assert 0 < flips < 16
+
+
+def test_environment_yml_lists_what_pyproject_installs():
+    """The conda file and pyproject.toml ([dev], which includes every other extra) name the same packages."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+
+    def name(spec: str) -> str:
+        return re.split(r"[<>=!\[ ;#]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+    pyproject = {name(d) for d in wanted if not d.startswith("hypernb")}
+    text = (root / "environment.yml").read_text().split("dependencies:", 1)[1]  # (not the channels)
+    lines = [line.split("#")[0].strip() for line in text.splitlines()]
+    conda = {name(line[2:]) for line in lines if line.startswith("- ") and line[2:] not in ("pip", "pip:", "-e .")
+             and not line[2:].startswith("python=")}
+    assert conda == pyproject, (sorted(conda - pyproject), sorted(pyproject - conda))
