@@ -40,10 +40,30 @@ def _no_torch_extras(family: str, extras: dict) -> None:
                          "check_every, capturable, cuda_graph and compiled")
 
 
+_COMMON = """
+    Common arguments (every optimizer):
+        params: the parameters or groups, as for ``torch.optim``; omit them to build an unbound
+            hyperoptimizer for ``hyper=`` (its α is then κ of the level below).
+        hyper: the unbound optimizer that learns this one's hyperparameters (e.g. ``SGD(lr=1e-5)``).
+        weight_decay: L2 added to the gradient, as ``torch.optim`` (decoupled in AdamW).
+        sign_safe: store log α, so that α stays positive.
+        batch: K configurations trained at once (parameters with a leading dimension K; any
+            hyperparameter one number or K numbers).
+        check_every: check for NaN/inf every k steps (raises :class:`NonFiniteError`).
+        capturable, cuda_graph: static buffers and the step's own CUDA graph (defaults: on CUDA).
+        compiled: on a CPU, compile the step with ``torch.compile`` at the second step.
+"""
+
+
 class SGD(HyperOptimizer):
     r"""SGD with optional momentum; learns α and (when μ₀ ≠ 0) μ.
 
     .. math:: b_t = μ b_{t-1} + g_t,\quad w_{t+1} = w_t - α b_t
+
+    Args:
+        alpha (or lr): step size α₀ (default 0.01).
+        mu (or momentum): momentum μ₀ (default 0: no momentum buffer, and μ is not learned).
+        dampening, nesterov: not supported (the paper's SGD has neither); refused if set.
 
     >>> import torch
     >>> w = torch.nn.Parameter(torch.ones(3))
@@ -100,6 +120,9 @@ class SGDPerParam(HyperOptimizer):
     .. math:: w^{(s)}_{t+1} = w^{(s)}_t - α_s g^{(s)}_t
 
     Each parameter tensor is its own parameter group (``param_groups[i]`` for tensor i).
+
+    Args:
+        alpha (or lr): the step sizes (default 0.01 each), as above.
     """
 
     def __init__(self, params=None, alpha=None, hyper=None, *, lr=None, weight_decay: float = 0.0,
@@ -184,6 +207,11 @@ class AdaGrad(HyperOptimizer):
     r"""AdaGrad (G₀ = 0.1, ε = 1e-10 inside the square root, as gdtuo); learns α.
 
     .. math:: G_t = G_{t-1} + g_t^2,\quad w_{t+1} = w_t - α g_t / \sqrt{G_t + ε}
+
+    Args:
+        alpha (or lr): step size α₀ (default 0.01).
+        eps: ε inside the square root (default 1e-10).
+        initial_accumulator (or initial_accumulator_value): G₀ (default 0.1, as gdtuo).
     """
 
     def __init__(self, params=None, alpha: float | None = None, hyper=None, *, lr=None, eps: float = 1e-10,
@@ -207,6 +235,11 @@ class RMSProp(HyperOptimizer):
 
     Note: here ``alpha`` is the step size (the paper's name); ``torch.optim.RMSprop``'s ``alpha``
     is the smoothing constant, which is ``gamma`` here.
+
+    Args:
+        alpha (or lr): step size α₀ (default 0.01).
+        gamma: smoothing constant γ₀ in (0, 1) (default 0.99).
+        eps: ε inside the square root (default 1e-8).
     """
 
     _repr_hypers = ("alpha", "gamma")
@@ -226,7 +259,7 @@ class RMSProp(HyperOptimizer):
 
 
 class RMSPropAlpha(RMSProp):
-    """RMSProp that learns only α (the paper's RMSProp_α); γ stays fixed."""
+    """RMSProp that learns only α (the paper's RMSProp_α); γ stays fixed. Arguments as :class:`RMSProp`."""
 
     _learn_gamma = False
 
@@ -235,6 +268,11 @@ class Adam(HyperOptimizer):
     r"""Adam (β squashed into (0, 1), v₀ = ε, ε = 10^log_eps fixed); learns α, β1, β2.
 
     .. math:: w_{t+1} = w_t - α \frac{\hat m_t}{\sqrt{\hat v_t} + ε}
+
+    Args:
+        alpha (or lr): step size α₀ (default 1e-3).
+        beta1, beta2 (or betas=(β1, β2)): in (0, 1) (defaults 0.9, 0.999).
+        eps (or log_eps, ε = 10**log_eps): fixed ε (default 1e-8).
     """
 
     _repr_hypers = ("alpha", "beta1", "beta2")
@@ -271,13 +309,14 @@ class Adam(HyperOptimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (``torch.optim.AdamW``: w ← w − αλw − α·m̂/(√v̂+ε));
-    weight_decay defaults to 0.01 as in torch."""
+    weight_decay defaults to 0.01 as in torch. Arguments as :class:`Adam`."""
 
     _decoupled, _default_decay = True, 0.01
 
 
 class AdamBaydin(Adam):
-    """Adam that learns only α (the paper's Adam_α, after Baydin et al.); β1, β2 stay fixed."""
+    """Adam that learns only α (the paper's Adam_α, after Baydin et al.); β1, β2 stay fixed. Arguments as
+    :class:`Adam`."""
 
     _learn_betas = False
 
@@ -285,7 +324,8 @@ class AdamBaydin(Adam):
 class AdamUnclamped(Adam):
     """Adam with β1, β2 stored and used *raw*: the COMP6258 report's modification of the paper's
     package (it removed the tanh squashing). Kept only to demonstrate its failure: a hyperoptimizer
-    can push β2 past 1, after which v < 0 and the run turns to NaN. Do not use it to train."""
+    can push β2 past 1, after which v < 0 and the run turns to NaN. Do not use it to train. Arguments as
+    :class:`Adam`."""
 
     _squash = False
 
@@ -294,3 +334,7 @@ def _check_nonnegative(family: str, **values) -> None:
     for name, v in values.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{family}: {name} must be a finite number >= 0, got {v!r}")
+
+
+for _cls in (SGD, SGDPerParam, AdaGrad, RMSProp, Adam):  # (the variants below them say "arguments as …")
+    _cls.__doc__ += _COMMON
