@@ -337,4 +337,5 @@ def _check_nonnegative(family: str, **values) -> None:
 
 
 for _cls in (SGD, SGDPerParam, AdaGrad, RMSProp, Adam):  # (the variants below them say "arguments as …")
-    _cls.__doc__ += _COMMON
+    if _cls.__doc__:  # (python -OO strips docstrings)
+        _cls.__doc__ += _COMMON
