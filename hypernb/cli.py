@@ -169,7 +169,7 @@ def check_notebook_selection(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hypernb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train one configuration (several seeds) and write its results",
+    p = sub.add_parser("run", help="train one configuration (several seeds) and write its results", allow_abbrev=False,
                        description="Train with a hyperoptimizer tower; every option below is a RunConfig field.")
     add_config_arguments(p)
     p.set_defaults(func=cmd_run)

@@ -70,8 +70,10 @@ def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title:
     if title:
         ax.set_title(title)
     if not ax.lines:  # say why the panel is empty rather than leave a blank axis
-        ax.text(0.5, 0.5, f"nothing logged for {key!r}\n(a run shorter than log_every steps logs nothing)",
-                transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
+        unlogged = any(r.seeds and not any(s.steps for s in r.seeds) for r in results.values())
+        why = "\n(a run shorter than log_every steps logs nothing)" if unlogged else ""
+        ax.text(0.5, 0.5, f"nothing logged for {key!r}{why}", transform=ax.transAxes, ha="center", va="center",
+                fontsize=8, color="0.4")
     elif len(results) > 1:
         ax.legend(fontsize=7)
     return fig if fig is not None else ax.figure

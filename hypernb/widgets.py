@@ -486,6 +486,8 @@ class Explorer:
                     out.append(f"diverged at step {s.diverged_at_step}"
                                + (f", level {level.group(1)}" if level else "")
                                + (f" (seed {s.seed})" if len(entry.result.seeds) > 1 else ""))
+                elif s.warning:
+                    out.append(f"ok, but its loss exploded early (seed {s.seed})")
             return "; ".join(out)
         warned = [s.seed for s in entry.result.seeds if s.warning] if entry.result is not None else []
         if warned:

@@ -148,7 +148,7 @@ def test_every_notebook_renders_from_what_the_records_command_trains(tmp_path, m
 
 def test_overrides_are_checked_against_the_notebooks(tmp_path):
     paths = batch.notebook_paths("01,04")
-    per = batch.check_overrides(paths, {"SEEDS": [0, 1], "REPORT_LEVEL": "sgd"})
+    per = batch.check_overrides(paths, {"SEEDS": [0, 1], "REPORT_LEVEL": "sgd"}, "full")  # (smoke, demo: a clash)
     assert per[paths[0]] == {"SEEDS": [0, 1]} and per[paths[1]] == {"SEEDS": [0, 1], "REPORT_LEVEL": "sgd"}
     with pytest.raises(ValueError, match=r"\['EPOHCS'\] are not in the parameters cell"):
         batch.check_overrides(paths, {"EPOHCS": 2})

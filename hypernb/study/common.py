@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -234,8 +235,12 @@ def stable_style(df, caption: str = ""):
     """``df.style`` that renders the same bytes for the same table: its HTML ids come from the
     table's content instead of a random uuid, and its plain-text form is the table instead of
     ``<Styler at 0x…>``. So a notebook re-rendered from unchanged records has no diff in its tables."""
-    digest = hashlib.sha256((df.to_json(orient="split", default_handler=str) + caption).encode()).hexdigest()
-    return _stable_styler()(df, uuid=digest[:10])
+    # with the table's place in the session's order, so that two equal tables styled differently do not share ids
+    content = f"{next(_TABLES)}:{caption}:" + df.to_json(orient="split", default_handler=str)
+    return _stable_styler()(df, uuid=hashlib.sha256(content.encode()).hexdigest()[:10])
+
+
+_TABLES = itertools.count()
 
 
 @functools.cache
@@ -244,7 +249,7 @@ def _stable_styler():
 
     class StableStyler(Styler):
         def __repr__(self) -> str:
-            return self.data.to_string(index=False)
+            return self.data.to_string(index=False, max_rows=40, max_colwidth=60)
 
     return StableStyler
 
