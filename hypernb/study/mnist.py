@@ -60,7 +60,7 @@ def check(params: dict) -> None:
         return
     followup.fresh_seeds(params["FOLLOW_UP_SEEDS"], params["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
     followup.fresh_seeds(params["FOLLOW_UP_FRESH_SEEDS"], [*params["FRESH_SEEDS"], *params["TUNE_SEEDS"]],
-                         "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS and TUNE_SEEDS")
+                         "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS or TUNE_SEEDS")
 
 
 def base(s: Setup, **kw) -> dict:
