@@ -285,6 +285,7 @@ def main():
     args = p.parse_args()
     if args.quick:
         args.reps, args.steps, args.warmup = 2, 20, 5
+        print("--quick: a smoke run that checks every row runs; its numbers are noise, not a measurement", flush=True)
     warnings.filterwarnings("ignore")  # gdtuo's create_graph=True warns about reference cycles
     results = run(args)  # prints each model's table as soon as it is measured
     if args.json:

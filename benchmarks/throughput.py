@@ -153,6 +153,8 @@ def main(argv=None) -> int:
     p.add_argument("--compiled", action="store_true", help="both arms with compiled=True (CPU)")
     p.add_argument("--json", default=None, help="write the rows here")
     args = p.parse_args(argv)
+    if args.quick:
+        print("--quick: a smoke run that checks every row runs; its numbers are noise, not a measurement", flush=True)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     ks = {"mnist-mlp": args.mlp_k, "resnet20": args.resnet_k, "char-lstm": args.lstm_k}

@@ -165,7 +165,27 @@ def _executor(path, raw: dict) -> tuple[dict, dict]:
             kind = {int: "a positive integer", float: "a positive number", str: "text",
                     list: "a list of strings"}[want]
             raise ValueError(f"{path}: executor slurm '{key}' must be {kind}, got {value!r}")
+    if slurm.get("time_min") is not None and slurm["time_min"] < 2:
+        raise ValueError(f"{path}: executor slurm 'time_min' must be at least 2, got {slurm['time_min']}: a task is "
+                         "warned 90 s before its time limit, to checkpoint and requeue itself")
+    sbatch_flags(slurm.get("extra_sbatch") or [], f"{path}: executor slurm 'extra_sbatch'")
     return local, slurm
+
+
+def sbatch_flags(lines: list[str], where: str = "extra_sbatch") -> dict:
+    """``["--qos=normal", "--qos normal", "--requeue"]`` as submitit's additional parameters
+    ({"qos": "normal", "requeue": True}: a flag without a value is written bare)."""
+    out = {}
+    for line in lines:
+        text = line.strip()
+        if not text.startswith("--") or len(text) < 3:
+            raise ValueError(f"{where}: {line!r} is not a long sbatch option; write it as --name=value or --name "
+                             "(e.g. --constraint=a100, not -C a100)")
+        key, sep, value = text[2:].partition("=")
+        if not sep:  # "--qos normal", or a bare flag
+            key, _, value = key.partition(" ")
+        out[key.strip()] = value.strip() or True
+    return out
 
 
 def load_spec(path) -> Spec:
@@ -670,6 +690,26 @@ def check_slurm(partition: str | None) -> None:
                                                                          if partition and hint == "" else ""))
 
 
+def _check_earlier_array(out: Path) -> None:
+    """Refuse to submit while this sweep folder's previous array is still queued or running: its tasks
+    would find their points claimed, and a second array would only hold allocations (and overwrite the
+    record of the first)."""
+    jobs = out / "slurm_jobs.json"
+    if not jobs.exists():
+        return
+    array = io.read_json(jobs, what="a sweep's Slurm jobs").get("array")
+    if not array:
+        return
+    try:
+        listed = subprocess.run(["squeue", "-h", "-j", str(array), "-o", "%i"], capture_output=True, text=True,
+                                timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return  # cannot tell: the claims still keep any point from training twice
+    if listed.returncode == 0 and listed.stdout.strip():
+        raise RuntimeError(f"Slurm array {array}, submitted by an earlier run of this sweep, is still queued or "
+                           f"running (squeue -j {array}); wait for it, or stop it with scancel {array}, then rerun")
+
+
 def slurm_executor(spec: Spec, out: Path, offline: bool = False):
     """submitit's Slurm executor for the spec; ``offline`` renders scripts without a cluster (a
     dry run must work where Slurm is not installed)."""
@@ -692,16 +732,14 @@ def slurm_executor(spec: Spec, out: Path, offline: bool = False):
         params["gpus_per_task"] = int(o["gpus_per_task"])
     if o.get("cpus_per_task"):
         params["cpus_per_task"] = int(o["cpus_per_task"])
-    if o.get("mem_gb"):
-        params["mem"] = f"{int(o['mem_gb'])}G"
+    if o.get("mem_gb"):  # whole gigabytes as G, else megabytes (sbatch takes integers)
+        gb = float(o["mem_gb"])
+        params["mem"] = f"{int(gb)}G" if gb == int(gb) else f"{math.ceil(gb * 1024)}M"
     if o.get("account"):
         params["account"] = o["account"]
     if o.get("setup"):
         params["setup"] = list(o["setup"])
-    extra = {}
-    for line in o.get("extra_sbatch") or []:
-        key, _, value = line.lstrip("-").partition("=")
-        extra[key] = value or None
+    extra = sbatch_flags(o.get("extra_sbatch") or [])
     if extra:
         params["additional_parameters"] = extra
     ex.update_parameters(**params)
@@ -721,6 +759,7 @@ def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None
     """Submit the pending groups as one job array (one task per group); wait and return {"ran",
     "failed": [(dir, log)], "busy"} as :func:`run_local` (without waiting: nothing yet)."""
     check_slurm(spec.slurm.get("partition"))
+    _check_earlier_array(out)
     ex = slurm_executor(spec, out)
     jobs = ex.map_array(SlurmPoints(), [[str(d) for d in g] for g in groups], [batch] * len(groups))
     array = jobs[0].job_id.split("_")[0] if jobs else None
@@ -732,10 +771,16 @@ def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None
     if not wait:
         return {"ran": [], "failed": [], "busy": []}
     start = time.time()
-    while not all(j.done() for j in jobs):
-        if timeout is not None and time.time() - start > timeout:
-            raise TimeoutError(f"Slurm array still running after {timeout:.0f} s; rerun the sweep later to resume")
-        time.sleep(poll)
+    try:
+        while not all(j.done() for j in jobs):
+            if timeout is not None and time.time() - start > timeout:
+                raise TimeoutError(f"Slurm array {array} still running after {timeout:.0f} s; rerun the sweep once "
+                                   "it has finished to see its results")
+            time.sleep(poll)
+    except KeyboardInterrupt:  # only this process stops waiting: the array is Slurm's
+        print(f"Slurm array {array} keeps running (squeue -j {array}; scancel {array} stops it); rerun the sweep "
+              "once it has finished to see its results", file=sys.stderr, flush=True)
+        raise
     # what each task reports, else the point's own DONE.json (sacct reports a state about a second late)
     out = {"ran": [], "failed": [], "busy": []}
     for j, g in zip(jobs, groups):
@@ -774,6 +819,8 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
         if executor == "slurm":
             print(sbatch_script(spec, out, len(_dry_groups(spec, points, batch))))
         return {"done": [], "ran": [], "failed": [], "busy": []}
+    if executor == "slurm":  # an unreachable cluster fails before the folder is written
+        check_slurm(spec.slurm.get("partition"))
     io.check_out_dir(out, "the sweep folder (--out)")
     io.remove_temporaries(out, recursive=False)
     dirs = prepare(spec, out)

@@ -45,6 +45,8 @@ def test_example_spec_has_four_points_with_stable_ids():
     ({"target": {"notebook": str(REPO / "notebooks" / "04_towers.ipynb")}, "grid": {"LEVLE": ["sgd"]}},
      r"04_towers.ipynb has no parameter\(s\) \['LEVLE'\]"),
     ({"executor": {"slurm": {"partiton": "x"}}}, r"unknown slurm executor option\(s\) \['partiton'\]"),
+    ({"executor": {"slurm": {"extra_sbatch": ["-C a100"]}}}, r"'-C a100' is not a long sbatch option.*--constraint"),
+    ({"executor": {"slurm": {"time_min": 1}}}, r"'time_min' must be at least 2.*warned 90 s before"),
 ])
 def test_bad_specs_fail_before_anything_runs(tmp_path, spec, match):
     with pytest.raises(ValueError, match=match):
@@ -60,6 +62,26 @@ def test_dry_run_prints_points_and_the_sbatch_script(tmp_path, capsys):
     assert text.count('"optimizer"') == 4 and "#SBATCH --array=0-0%1" in text and "#SBATCH --partition=debug" in text
     S.sweep(EXAMPLE, tmp_path / "out", executor="slurm", dry_run=True, batch=1)
     assert "#SBATCH --array=0-3%4" in capsys.readouterr().out
+    # bare flags stay bare, "--name value" is --name=value, and a fraction of a GB is written in MB
+    spec = write_spec(tmp_path, **{**S.io.read_yaml(EXAMPLE, "spec"), "executor": {"slurm": {
+        "extra_sbatch": ["--requeue", "--qos normal", "--constraint=a100"], "mem_gb": 7.5}}})
+    S.sweep(spec, tmp_path / "out", executor="slurm", dry_run=True)
+    script = capsys.readouterr().out
+    assert "#SBATCH --requeue\n" in script and "#SBATCH --qos=normal\n" in script and "=None" not in script
+    assert "#SBATCH --constraint=a100\n" in script and "#SBATCH --mem=7680M\n" in script
+
+
+def test_a_sweep_whose_earlier_array_still_runs_is_not_submitted_again(tmp_path, monkeypatch):
+    """Its tasks would find their points claimed; a second array would only hold allocations."""
+    from types import SimpleNamespace
+
+    out = tmp_path / "out"
+    S.io.write_json(out / "slurm_jobs.json", {"array": "41", "tasks": {}, "points": {}})
+    monkeypatch.setattr(S.subprocess, "run", lambda cmd, **kw: SimpleNamespace(returncode=0, stdout="41_0\n41_1\n"))
+    with pytest.raises(RuntimeError, match=r"Slurm array 41, submitted by an earlier run .* scancel 41"):
+        S._check_earlier_array(out)
+    monkeypatch.setattr(S.subprocess, "run", lambda cmd, **kw: SimpleNamespace(returncode=0, stdout=""))
+    S._check_earlier_array(out)  # finished: nothing listed, so the sweep may submit what is left
 
 
 def test_unreachable_slurm_is_a_clear_error_before_submission(tmp_path, monkeypatch, capsys):
@@ -67,7 +89,7 @@ def test_unreachable_slurm_is_a_clear_error_before_submission(tmp_path, monkeypa
     code = main(["sweep", str(EXAMPLE), "--executor", "slurm", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and ("Slurm is not reachable" in err or "Slurm is not installed" in err)
-    assert not (tmp_path / "out" / "slurm").exists()
+    assert not (tmp_path / "out").exists()  # nothing written before the cluster answered
 
 
 # -- local executor -------------------------------------------------------------------------------------
