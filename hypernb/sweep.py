@@ -832,6 +832,8 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
           + (f", {len(groups)} group(s) of up to {batch or 'all'} run(s)" if pending and len(groups) != len(pending)
              else "") + ")", flush=True)
     res = {"ran": [], "failed": [], "busy": []}
+    if pending and not spec.is_notebook:
+        check_data([read_point(d)["params"] for d in pending])
     if pending:
         if executor == "local":
             res = run_local(spec, groups, workers or int(spec.local.get("workers", 1)), batch, quiet)
@@ -846,6 +848,29 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
         print(f"sweep {spec.name}: ran {len(res['ran'])}, failed {len(res['failed'])}, busy elsewhere "
               f"{len(res['busy'])}, done before {len(done)}", flush=True)
     return {"done": done, **res}
+
+
+def check_data(points: list[dict]) -> None:
+    """Verify here, once, the data the points train on: a damaged file fails the sweep at once (as
+    ``run`` would, naming the file and the fix) instead of failing every task on its node after its
+    wait in the queue. Data missing here is left to the tasks: a cluster's nodes may see a folder that
+    this machine does not."""
+    from . import data as D
+
+    loaders = {"mnist": D.load_mnist, "cifar10": D.load_cifar10,
+               "cifar10subset": lambda root, _download: D.load_cifar10_subset(root)}
+    seen = set()
+    for params in points:
+        c = RunConfig.from_dict(params)
+        root = D.data_root(c.data_root)
+        if (c.dataset, root) in seen:
+            continue
+        seen.add((c.dataset, root))
+        if c.is_text:
+            if (root / D.CORPORA[c.dataset]).exists():
+                D.load_corpus(c.dataset, root, download_ok=False)
+        elif D.available(c.dataset, root):
+            loaders[c.dataset](root, False)
 
 
 def _dry_groups(spec: Spec, points: list[dict], batch) -> list:

@@ -92,6 +92,26 @@ def test_unreachable_slurm_is_a_clear_error_before_submission(tmp_path, monkeypa
     assert not (tmp_path / "out").exists()  # nothing written before the cluster answered
 
 
+def test_damaged_data_fails_the_sweep_once_before_any_point_is_run(tmp_path, monkeypatch, capsys):
+    """Verified on the submitting machine: not every task failing on its node after the queue."""
+    require("mnist")
+    import shutil
+
+    from hypernb import data
+
+    copy = tmp_path / "data"
+    shutil.copytree(data.data_root() / "MNIST", copy / "MNIST")
+    images = copy / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:100_000])  # truncated
+    monkeypatch.setenv("HYPERNB_DATA", str(copy))
+    assert main(["sweep", str(EXAMPLE), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: corrupt data file {images}") and err.count("\n") == 1
+    assert not list((tmp_path / "out").glob("points/*/log.txt"))  # no point was started
+    shutil.rmtree(copy / "MNIST")  # missing here: left to the tasks (a cluster's nodes may have it)
+    S.check_data(S.load_spec(EXAMPLE).points())
+
+
 # -- local executor -------------------------------------------------------------------------------------
 def test_local_sweep_runs_collects_and_reruns_nothing(tmp_path, capsys):
     require("mnist")
