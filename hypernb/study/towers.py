@@ -192,11 +192,11 @@ def logit_check(s: Setup, df):
             e, tall = _spread_change(df, protocol, top)
             row[f"{col}: height {tall} − 0 (pp)"] = "–" if e is None else e.short()
         towers = df[(df.protocol == protocol) & (df.height >= 1)]
-        failed = towers.assign(bad=(towers.status != "ok") | (towers.test_error > 50)).groupby("alpha0").bad.all()
+        failed = towers.assign(bad=_failed(towers)).groupby("alpha0").bad.all()
         fails_from = [a for a in sorted(failed.index) if failed[a] and all(failed[b] for b in failed.index if b >= a)]
         row["every tower run fails (error > 50 % or diverged) from α0"] = f"{fails_from[0]:g}" if fails_from else "–"
         huge = towers[towers.alpha0 > 1e2]
-        row["failed at α0 > 10²"] = f"{int(((huge.status != 'ok') | (huge.test_error > 50)).sum())} of {len(huge)}"
+        row["failed at α0 > 10²"] = f"{int(_failed(huge).sum())} of {len(huge)}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -209,10 +209,15 @@ def as_first_declared(s: Setup, df):
         return None
     effect, _ = _spread_change(df, CHECK)
     top = df[(df.protocol == CHECK) & (df.alpha0 > 1e2) & (df.height >= 1)]
-    failed = int(((top.status != "ok") | (top.test_error > 50)).sum())
+    failed = int(_failed(top).sum())
     rows = [C.judge(C.FIRST_DECLARED["towers-less-sensitive"], effect, s.profile),
             C.judge(C.FIRST_DECLARED["towers-fail-above-100"], None, s.profile, failures=(failed, len(top)))]
     return pd.DataFrame([v.row() for v in rows])[["claim", "comparison", "n", "effect", "95 % interval", "verdict"]]
+
+
+def _failed(df):
+    """Per run: it failed (diverged, or ended above 50 % test error, where a tower run at a huge α0 ends)."""
+    return (df.status != "ok") | (df.test_error > 50)
 
 
 def _failure_context(top, plain) -> str:
@@ -223,7 +228,7 @@ def _failure_context(top, plain) -> str:
     if outcomes < len(top):
         text += ", so the claim's minimum n counts repeated outcomes"
     if len(plain):
-        bad = int(((plain.status != "ok") | (plain.test_error > 50)).sum())
+        bad = int(_failed(plain).sum())
         text += f", and plain SGD (height 0) at the same α0 fails in {bad} of {len(plain)}"
     return text
 
@@ -461,7 +466,7 @@ def verdicts(s: Setup, df, cost: dict) -> list:
                        detail=f"height {tall} vs 0"))
     paper = df[df.protocol == "paper"]
     top = paper[(paper.alpha0 > 1e2) & (paper.height >= 1)]
-    failed = int(((top.status != "ok") | (top.test_error > 50)).sum())
+    failed = int(_failed(top).sum())
     v = C.judge(C.BY_ID["towers-fail-above-100"], None, s.profile, failures=(failed, len(top)),
                 missing="" if len(top) else "no run with α0 > 10² and height ≥ 1", evidence="figures/error_vs_height.png")
     if len(top):
