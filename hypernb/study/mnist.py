@@ -328,9 +328,8 @@ def follow_up_runs(s: Setup, tuning) -> dict:
     on the paper's model, as the claims they follow. Returns {follow-up id: seed → difference}."""
     if not s["OUTPUT_TANH"]:
         return {}
-    seeds = followup.fresh_seeds(s["FOLLOW_UP_SEEDS"], s["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
-    fresh = followup.fresh_seeds(s["FOLLOW_UP_FRESH_SEEDS"], [*s["FRESH_SEEDS"], *s["TUNE_SEEDS"]],
-                                 "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS or TUNE_SEEDS")
+    check(s.params)  # (as at the notebook's start)
+    seeds, fresh = list(s["FOLLOW_UP_SEEDS"] or []), list(s["FOLLOW_UP_FRESH_SEEDS"] or [])
     out = {}
     if seeds and FOLLOW_UP_RETRAIN in s["OPTIMIZERS"] and {"none", "sgd"} <= set(s["HYPEROPTIMIZERS"]):
         opt = FOLLOW_UP_RETRAIN

@@ -429,7 +429,8 @@ def follow_up_runs(s: Setup) -> dict:
     on which its claim is declared. Returns {follow-up id: seed (or repetition) →
     difference}."""
     out = {}
-    seeds = followup.fresh_seeds(s["FOLLOW_UP_SEEDS"], s["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
+    check(s.params)  # (as at the notebook's start)
+    seeds = list(s["FOLLOW_UP_SEEDS"] or [])
     if seeds and s["PAPER_OUTPUT_TANH"]:  # declared on arXiv v1's model, as the claim it follows
         tall = 5 if 5 in s["HEIGHTS"] else max(s["HEIGHTS"])
         points = [("paper", a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in (0, tall) for a in s["ALPHAS0"]]
