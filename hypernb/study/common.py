@@ -231,15 +231,6 @@ def verdict_table(verdicts: list, columns=("claim", "claimant", "comparison", "n
     return pd.DataFrame([{k: v.row()[k] for k in columns} for v in verdicts], columns=list(columns))
 
 
-def stable_style(df, caption: str = ""):
-    """``df.style`` that renders the same bytes for the same table: its HTML ids come from the
-    table's content instead of a random uuid, and its plain-text form is the table instead of
-    ``<Styler at 0x…>``. So a notebook re-rendered from unchanged records has no diff in its tables."""
-    # with the table's place in the session's order, so that two equal tables styled differently do not share ids
-    content = f"{next(_TABLES)}:{caption}:" + df.to_json(orient="split", default_handler=str)
-    return _stable_styler()(df, uuid=hashlib.sha256(content.encode()).hexdigest()[:10])
-
-
 _TABLES = itertools.count()
 
 
@@ -255,8 +246,12 @@ def _stable_styler():
 
 
 def show_table(df, caption: str = ""):
-    """A table whose cells wrap instead of being cut with "…" (for the notebooks)."""
-    styler = stable_style(df, caption).hide(axis="index").set_properties(
-        **{"white-space": "pre-wrap", "text-align": "left"})
+    """A table whose cells wrap instead of being cut with "…" (for the notebooks). It renders the same
+    bytes for the same table: its HTML ids come from its content and its place in the session's order
+    (not a random uuid), and its plain-text form is the table (not ``<Styler at 0x…>``), so a notebook
+    re-rendered from unchanged records has no diff in its tables."""
+    content = f"{next(_TABLES)}:{caption}:" + df.to_json(orient="split", default_handler=str)
+    styler = _stable_styler()(df, uuid=hashlib.sha256(content.encode()).hexdigest()[:10])
+    styler = styler.hide(axis="index").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
     return styler.set_caption(caption) if caption else styler
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import io
 from . import claims as C
-from .common import EVIDENCE, output_root, resolve_profile, stable_style
+from .common import EVIDENCE, output_root, resolve_profile, show_table
 
 NAME = "05_summary"
 SPEC = {"PROFILE": "str", "RESULTS_DIR": "str", "TRAIN": "bool", "OUT_DIR": "str", "INTERACTIVE": "bool",
@@ -122,8 +122,7 @@ def overview(verdicts: list, profiles: dict):
 def styled(df):
     """Verdicts coloured (green reproduced, red refuted, grey the rest); cells wrap, nothing is cut."""
     colours = {"reproduced": "#d8f3dc", "refuted": "#ffd6d6", "inconclusive": "#eeeeee", C.INDICATIVE: "#fff4cc"}
-    return (stable_style(df).map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"])
-            .hide(axis="index").set_properties(**{"white-space": "pre-wrap", "text-align": "left"}))
+    return show_table(df).map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"])
 
 
 def declarations():
