@@ -540,7 +540,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     start_epoch, global_step = 0, 0
     window = torch.zeros(K, device=device, dtype=torch.float64)
     window_n = 0
-    first_step = None  # the first step's losses, on the device until the host next reads
+    first_step = None  # the first step's losses, on the device until the epoch's end
     if ckpt is not None and ckpt.exists():
         ck = io.load_checkpoint(ckpt, device)
         model.load_state_dict(ck["model"])
@@ -597,7 +597,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
                 opt.step()
             detached = losses.detach().double()
             if global_step == 0:
-                first_step = detached.clone()  # read with the next values the host reads anyway
+                first_step = detached.clone()  # no host sync here: read at the epoch's end
             n = y[0].numel()
             loss_sum += detached * n
             correct += (logits.detach().argmax(-1) == y).reshape(K, -1).sum(dim=1)
@@ -608,7 +608,6 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
             bar.update()
             if global_step % c0.log_every == 0:
                 values = (window / window_n).tolist()  # the host reads here, every log_every steps
-                first_step = _record_first_step(first_step, results)
                 window, window_n = torch.zeros(K, device=device, dtype=torch.float64), 0
                 bad = opt.nonfinite()
                 for k, value in enumerate(values):
@@ -641,7 +640,10 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t_epoch
         train_loss, train_correct = (loss_sum / count).tolist(), correct.tolist()
-        first_step = _record_first_step(first_step, results)
+        if first_step is not None:  # read here, with the epoch's numbers (before its checkpoint)
+            for res, value in zip(results, first_step.tolist()):
+                res.first_step_loss = value
+            first_step = None
         bad = opt.nonfinite()
         finals = opt.hyperparameters()
         for k, (m, res) in enumerate(zip(group, results)):
@@ -742,14 +744,6 @@ def _trajectory(recorder: Recorder, member: int | None, height: int, stopped: in
     traj = recorder.read(check=False, member=member)
     keep = len(traj["step"]) if stopped is None else sum(s <= stopped for s in traj["step"])
     return {k: v[:keep] for k, v in traj.items() if k == "step" or k.count("hyper.") <= height}
-
-
-def _record_first_step(first_step, results: list) -> None:
-    """Put the first step's losses (a device tensor, or None once recorded) into the records."""
-    if first_step is not None:
-        for res, value in zip(results, first_step.tolist()):
-            res.first_step_loss = value
-    return None
 
 
 def _stop(res: SeedResult, step: int, reason: str) -> None:
