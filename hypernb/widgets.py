@@ -478,22 +478,17 @@ class Explorer:
             return f"running (epoch {entry.epoch} of {self.progress.max} done)"
         if entry.status == "error":
             return f"error: {entry.error}"
-        if entry.status == "diverged":
-            out = []
-            for s in entry.result.seeds:
-                if s.status == "diverged":
-                    level = re.search(r"at level (\d+)", s.reason or "")
-                    out.append(f"diverged at step {s.diverged_at_step}"
-                               + (f", level {level.group(1)}" if level else "")
-                               + (f" (seed {s.seed})" if len(entry.result.seeds) > 1 else ""))
-                elif s.warning:
-                    out.append(f"ok, but its loss exploded early (seed {s.seed})")
-            return "; ".join(out)
-        warned = [s.seed for s in entry.result.seeds if s.warning] if entry.result is not None else []
-        if warned:
-            return "ok, but its loss exploded early" + (f" (seed {', '.join(map(str, warned))})"
-                                                         if len(entry.result.seeds) > 1 else "")
-        return "ok"
+        out = []  # per seed that did not simply finish: diverged, or finished with a warning
+        seeds = entry.result.seeds if entry.result is not None else []
+        for s in seeds:
+            which = f" (seed {s.seed})" if len(seeds) > 1 else ""
+            if s.status == "diverged":
+                level = re.search(r"at level (\d+)", s.reason or "")
+                out.append(f"diverged at step {s.diverged_at_step}" + (f", level {level.group(1)}" if level else "")
+                           + which)
+            elif s.warning:
+                out.append(f"ok, but its loss exploded early{which}")
+        return "; ".join(out) or "ok"
 
     def _learned_text(self, entry: PanelRun) -> str:
         """Final learned values (mean over the seeds that finished): α, κ₁…, μ/β where learned."""
