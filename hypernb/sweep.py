@@ -857,8 +857,6 @@ def check_data(points: list[dict]) -> None:
     this machine does not."""
     from . import data as D
 
-    loaders = {"mnist": D.load_mnist, "cifar10": D.load_cifar10,
-               "cifar10subset": lambda root, _download: D.load_cifar10_subset(root)}
     seen = set()
     for params in points:
         c = RunConfig.from_dict(params)
@@ -870,7 +868,7 @@ def check_data(points: list[dict]) -> None:
             if (root / D.CORPORA[c.dataset]).exists():
                 D.load_corpus(c.dataset, root, download_ok=False)
         elif D.available(c.dataset, root):
-            loaders[c.dataset](root, False)
+            D.load_images(c.dataset, root, download_ok=False)
 
 
 def _dry_groups(spec: Spec, points: list[dict], batch) -> list:

@@ -238,15 +238,9 @@ def _prepare_data(c: RunConfig, root, device: torch.device, seed: int) -> TaskDa
                         D.DeviceLoader(val_w, None, 256, False), "text", corpus.vocab_size, info,
                         None if held is None else D.DeviceLoader(D.windows(held, c.seq_len).to(device), None, 256,
                                                                  False))
-    if c.dataset == "mnist":
-        arrays = D.load_mnist(root, c.download)
-        note = "MNIST (60,000 / 10,000)"
-    elif c.dataset == "cifar10":
-        arrays = D.load_cifar10(root, c.download)
-        note = "CIFAR-10 (50,000 / 10,000)"
-    else:
-        arrays = D.load_cifar10_subset(root)
-        note = "CIFAR-10 SUBSET: first 4,000 train / 1,000 test images, not the full dataset"
+    arrays = D.load_images(c.dataset, root, c.download)
+    note = {"mnist": "MNIST (60,000 / 10,000)", "cifar10": "CIFAR-10 (50,000 / 10,000)",
+            "cifar10subset": "CIFAR-10 SUBSET: first 4,000 train / 1,000 test images, not the full dataset"}[c.dataset]
     tx, ty, vx, vy = arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"]
     if c.train_limit:
         tx, ty = tx[: c.train_limit], ty[: c.train_limit]

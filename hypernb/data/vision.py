@@ -139,6 +139,17 @@ def _remove_empty(folder: Path) -> None:
         pass
 
 
+def load_images(name: str, root: Path, download_ok: bool = True) -> dict[str, torch.Tensor]:
+    """One of the image datasets by name (mnist, cifar10, cifar10subset; the subset is never downloaded)."""
+    if name == "mnist":
+        return load_mnist(root, download_ok)
+    if name == "cifar10":
+        return load_cifar10(root, download_ok)
+    if name == "cifar10subset":
+        return load_cifar10_subset(root)
+    raise ValueError(f"unknown image dataset {name!r}")
+
+
 def available(name: str, root: Path) -> bool:
     """Whether a dataset is present under ``root`` (without downloading or verifying it)."""
     if name == "mnist":
