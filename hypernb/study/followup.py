@@ -110,11 +110,11 @@ def plan_table(verdicts: list, declared: dict):
             continue
         n, p = plan(v.effect, v.claim.kind, v.claim.delta, v.claim.min_n)
         follow = declared.get(v.claim.id)
+        size = f"n for a {100 * POWER:.0f} % chance of a verdict (if the first run's mean and sd were the truth)"
         rows.append({"claim": v.claim.statement, "first run: n, effect [95 % interval]":
                      f"{v.effect.n}, {v.row()['effect']} {v.row()['95 % interval']}",
                      "per-seed sd": f"{per_seed_sd(v.effect):.3g}",
-                     f"n for a {100 * POWER:.0f} % chance of a verdict (if the first run's mean and sd were the truth)": "none ≤ %d (%.0f %% at %d)" % (MAX_N, 100 * p, MAX_N)
-                     if n is None else f"{n} ({100 * p:.0f} %)",
+                     size: f"none ≤ {MAX_N} ({100 * p:.0f} % at {MAX_N})" if n is None else f"{n} ({100 * p:.0f} %)",
                      "follow-up": "–" if follow is None else f"{follow.min_n}: {follow.comparison}"})
     return pd.DataFrame(rows)
 
