@@ -429,13 +429,15 @@ def test_a_failed_download_leaves_no_data_folder_and_names_the_cli_option(tmp_pa
             (root / "notes.txt").write_text("mine")
         raise data.DataError(missing_message("MNIST", root, ["MNIST/raw/x.gz"], "torchvision could not download it."))
 
-    monkeypatch.setattr(data, "load_mnist", offline)
+    from hypernb.data import vision  # (where data.load_images finds the loader)
+
+    monkeypatch.setattr(vision, "load_mnist", offline)
     root = tmp_path / "nowhere" / "data"
     assert main(["run", "--profile", "smoke", "--quiet", "--data-root", str(root)]) == 2
     err = capsys.readouterr().err
     assert "(or pass --data-root DIR)" in err and "data_root=" not in err
     assert not (tmp_path / "nowhere").exists()  # the folders made for nothing are gone
-    monkeypatch.setattr(data, "load_mnist", lambda root, download_ok=True: offline(root, keep=True))
+    monkeypatch.setattr(vision, "load_mnist", lambda root, download_ok=True: offline(root, keep=True))
     assert main(["run", "--profile", "smoke", "--quiet", "--data-root", str(root)]) == 2
     assert (root / "notes.txt").read_text() == "mine"  # a folder that holds something is kept
 
