@@ -125,27 +125,49 @@ def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
 
 
+class DamagedFileError(ValueError):
+    """A file this project wrote that cannot be read back as what it should hold (cut short, or
+    edited into another shape). It carries the ``path``, so that a caller that can redo the work
+    (a sweep) sets the file aside and runs again instead of stopping."""
+
+    def __init__(self, path, message: str):
+        super().__init__(message)
+        self.path = Path(path)
+
+
+_REDO = "Delete it (the run will be redone or resumed from its checkpoint), or restore it from a backup"
+
+
 def read_json(path: Path, what: str = "a JSON file"):
     """Read ``path``; a file that is not valid JSON is named with the way out (nothing is overwritten)."""
     try:
         with open(path) as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} should hold {what} but is not valid JSON ({e.msg} at line {e.lineno}, "
-                         f"column {e.colno}); it was probably cut short. Delete it (the run will be redone or "
-                         "resumed from its checkpoint), or restore it from a backup") from None
+        raise DamagedFileError(path, f"{path} should hold {what} but is not valid JSON ({e.msg} at line {e.lineno}, "
+                                     f"column {e.colno}); it was probably cut short. {_REDO}") from None
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path} should hold {what} but is not text ({e.reason} at byte {e.start}); it is "
-                         "damaged. Delete it (the run will be redone or resumed from its checkpoint), or restore "
-                         "it from a backup") from None
+        raise DamagedFileError(path, f"{path} should hold {what} but is not text ({e.reason} at byte {e.start}); "
+                                     f"it is damaged. {_REDO}") from None
 
 
-def wrong_json(path: Path, what: str, why: str, fix: str | None = None) -> ValueError:
+def wrong_json(path: Path, what: str, why: str, fix: str | None = None) -> DamagedFileError:
     """The error for a file that is valid JSON of the wrong shape (``[1, 2]`` where a mapping belongs, a
     mapping without its keys): the file, what it should hold, what is wrong and the way out."""
-    fix = fix or ("Delete it (the run will be redone or resumed from its checkpoint), or restore it from a "
-                  "backup")
-    return ValueError(f"{path} should hold {what} but is valid JSON of another kind: {why}. {fix}")
+    return DamagedFileError(path, f"{path} should hold {what} but is valid JSON of another kind: {why}. "
+                                  f"{fix or _REDO}")
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged file to ``<name>.damaged`` (``.damaged-2``, … if taken), so that the work can be
+    redone without losing what the file held; returns the new path."""
+    path = Path(path)
+    for n in range(1, 1000):
+        aside = path.with_name(path.name + (".damaged" if n == 1 else f".damaged-{n}"))
+        if not aside.exists():
+            path.rename(aside)
+            return aside
+    raise OSError(f"{path}: too many damaged copies beside it; remove the old *.damaged files")
 
 
 def shape(value) -> str:
@@ -176,8 +198,27 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "recorder", "results", "alive", "first_loss", "stopped", "epoch",
+                   "global_step", "window", "window_n")
+
+
 def load_checkpoint(path: Path, device) -> dict:
-    return torch.load(path, map_location=device, weights_only=False)
+    """A training checkpoint written by :func:`save_checkpoint`; one that cannot be read (cut short,
+    overwritten) is a :class:`DamagedFileError` naming it and the way out, not torch's traceback."""
+    fix = ("Delete it to train its runs again from their first epoch (their finished seeds are kept), or "
+           "restore it from a backup")
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except OSError:
+        raise
+    except Exception as e:  # torch.load reports a damaged file as zip, pickle or EOF errors of many kinds
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DamagedFileError(path, f"{path} should hold a training checkpoint but cannot be read ({first}); "
+                                     f"it was probably cut short. {fix}") from None
+    missing = [k for k in CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+    if missing:
+        raise DamagedFileError(path, f"{path} should hold a training checkpoint but lacks {missing}. {fix}")
+    return state
 
 
 def git_commit() -> str | None:

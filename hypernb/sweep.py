@@ -536,7 +536,7 @@ def run_points(point_dirs, batch: int | None = None) -> dict[str, dict]:
             t0 = time.perf_counter()
             configs = [RunConfig.from_dict({**points[d]["params"], "out_dir": str(d / "run"), "quiet": True})
                        for d in runs]
-            results = run(configs, batch=batch)
+            results = _run_setting_aside_damage(run, configs, batch, runs[0].parent)
             seconds = time.perf_counter() - t0
             for d, result in zip(runs, results):
                 status[d.name] = {"status": "ok" if result.ok else "diverged", "summary": result.summary,
@@ -556,6 +556,25 @@ def run_points(point_dirs, batch: int | None = None) -> dict[str, dict]:
         for d in mine:
             release(d)
     return status
+
+
+def _run_setting_aside_damage(run, configs: list, batch, points_dir: Path) -> list:
+    """``run(configs)``, where a damaged file of these points (a metrics.json or checkpoint cut short)
+    is renamed to ``<name>.damaged`` and the run goes on without it, as :func:`is_done` promises: what
+    the file recorded is trained again, and what other files record (finished seeds, checkpoints) is
+    kept. A damaged file elsewhere stops the points with its message, as before."""
+    inside, seen = points_dir.resolve(), set()
+    while True:
+        try:
+            return run(configs, batch=batch)
+        except io.DamagedFileError as e:
+            path = e.path.resolve()
+            if inside not in path.parents or not path.is_file() or path in seen:
+                raise
+            seen.add(path)
+            aside = io.set_aside(path)
+            print(f"{e}\n(nothing to do: the sweep set it aside as {io.shown(aside)} and trains what it recorded "
+                  "again)", flush=True)
 
 
 def run_point(point_dir) -> dict:

@@ -138,6 +138,42 @@ def test_a_group_in_which_a_run_diverged_resumes_where_it_stopped(tmp_path):
     assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("members.json"))
 
 
+def _interrupted_run(out, epochs=2):
+    """A run of one seed stopped after its first epoch: its folder holds a checkpoint."""
+    class Stop(Exception):
+        pass
+
+    def stop(seed_results, epoch):
+        raise Stop
+
+    config = dict(SMOKE, seeds=[0], epochs=epochs, out_dir=str(out))
+    with pytest.raises(Stop):
+        run(config, on_epoch_end=stop)
+    (ckpt,) = out.glob("checkpoint*.pt")
+    return config, ckpt
+
+
+@pytest.mark.parametrize("damage", ["cut short", "another kind"])
+def test_a_damaged_checkpoint_is_named_with_the_fix(tmp_path, capsys, damage):
+    """torch.load's own error (a zip reader's traceback) would not say which file or what to do."""
+    require("mnist")
+    config, ckpt = _interrupted_run(tmp_path)
+    if damage == "cut short":
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    else:
+        torch.save({"model": {}}, ckpt)
+    with pytest.raises(ValueError, match=r"checkpoint.*\.pt should hold a training checkpoint but "
+                                         r"(cannot be read|lacks).*Delete it to train its runs again"):
+        run(config)
+    argv = ["run", "--opt", "adam/sgd", "--kappa", "1e-4", "--profile", "smoke", "--epochs", "2", "--seeds", "0",
+            "--log-every", "4", "--quiet", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "should hold a training checkpoint" in err, err
+    ckpt.unlink()  # the advised fix: the run trains again from its first epoch
+    assert run(config).ok
+
+
 def test_rerun_of_a_finished_run_does_no_work(tmp_path):
     require("mnist")
     first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))

@@ -668,6 +668,47 @@ def test_a_point_whose_metrics_were_deleted_is_run_again(tmp_path, capsys):
     assert S.is_done(point) and S.io.read_json(point / "run" / "metrics.json")["seeds"][0]["status"] == "ok"
 
 
+def test_a_damaged_metrics_json_or_checkpoint_is_set_aside_and_its_point_run_again(tmp_path, capsys):
+    """As is_done promises: a point whose results are damaged runs again, with nothing lost (the file is
+    renamed, not deleted) and no manual step; an interrupted point with a damaged checkpoint starts over."""
+    require("mnist")
+    spec = tiny_spec(tmp_path, grid={"optimizer": ["sgd"]}, zip={"alpha": [0.05, 0.1], "kappa": [1e-3, 1e-3]},
+                     fixed={"task": "mnist-mlp", "profile": "smoke", "epochs": 2, "max_steps": 4, "log_every": 2,
+                            "dtype": "float64", "train_limit": 512, "test_limit": 256})
+    out = tmp_path / "out"
+    finished, interrupted = S.prepare(S.load_spec(spec), out)
+    from hypernb.train import run
+
+    assert run(S.RunConfig.from_dict({**S.read_point(finished)["params"], "out_dir": str(finished / "run"),
+                                      "quiet": True})).ok
+
+    class Stop(Exception):
+        pass
+
+    def stop(seed_results, epoch):
+        raise Stop
+
+    with pytest.raises(Stop):
+        run(S.RunConfig.from_dict({**S.read_point(interrupted)["params"], "out_dir": str(interrupted / "run"),
+                                   "quiet": True}), on_epoch_end=stop)
+    metrics = finished / "run" / "metrics.json"
+    held = metrics.read_text()
+    metrics.write_text(held[:300])
+    (ckpt,) = (interrupted / "run").glob("checkpoint*.pt")
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out), "--batch", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "0 already done, 2 to run" in text and "ran 2, failed 0" in text, text
+    assert (finished / "run" / "metrics.json.damaged").read_text() == held[:300]
+    assert (ckpt.parent / (ckpt.name + ".damaged")).is_file() and not list((interrupted / "run").glob("*.pt"))
+    logs = (finished / "log.txt").read_text() + (interrupted / "log.txt").read_text()
+    assert logs.count("the sweep set it aside as") == 2, logs
+    assert S.is_done(finished) and S.is_done(interrupted)
+    assert [len(S.io.read_json(d / "run" / "metrics.json")["seeds"][0]["epochs"]) for d in (finished, interrupted)] \
+        == [2, 2]
+
+
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "{}\n"])
 def test_an_empty_spec_is_refused(tmp_path, text):
     path = tmp_path / "spec.yaml"
