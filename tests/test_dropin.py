@@ -566,6 +566,7 @@ def _sd():
     (lambda sd: sd["levels"][0]["fixed"].pop("lr_scale"), r"level 0 \(Adam\): fixed values missing \['lr_scale'\]"),
     (lambda sd: sd["levels"][0].update(names=["alpha"]), r"hyperparameters \['alpha'\], expected"),
     (lambda sd: sd.update(format="torch"), r"not a hypernb optimizer state dict"),
+    (lambda sd: sd.update(initial_lr=[[0.1], [0.2]]), r"initial_lr \[\[0.1\], \[0.2\]\] does not fit"),
 ])
 def test_a_state_dict_that_does_not_fit_is_refused_naming_what(edit, match):
     opt, sd = _sd()
@@ -575,6 +576,105 @@ def test_a_state_dict_that_does_not_fit_is_refused_naming_what(edit, match):
     with pytest.raises(ValueError, match=match):
         opt.load_state_dict(sd)
     assert all(torch.equal(before[k], v) for k, v in opt.hyperparameters().items())  # nothing half-loaded
+
+
+def _one_step(make, before=None) -> float:
+    """The change one step with gradient 1 makes to a weight at 1 (float64), after ``before(opt, make)``;
+    ``make(params, lr)`` builds the optimizer."""
+    w = nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = make([w], 0.01)
+    if before is not None:
+        before(opt, make)
+    w.grad = torch.ones_like(w)
+    opt.step()
+    return 1.0 - w.item()
+
+
+def _loaded_from(lr):
+    def load(opt, make):
+        opt.load_state_dict(make([nn.Parameter(torch.ones(1, dtype=torch.float64))], lr).state_dict())
+    return load
+
+
+@pytest.mark.parametrize("case", ["load a state dict of another lr", "load, then write lr", "group.update(lr=)",
+                                  "group |= {lr}", "group.update(weight_decay=)"])
+@pytest.mark.parametrize("family", ["SGD", "Adam"])
+def test_loading_and_dict_style_group_writes_act_like_torch(case, family):
+    """After load_state_dict, group["lr"] is a multiple of the *saved* initial lr (the learned α is
+    the saved one too); dict.update and |= on a group reach the optimizer like group[key] = value."""
+    def write(**kw):
+        return lambda opt, make: opt.param_groups[0].update(**kw)
+
+    def load_then_write(opt, make):
+        _loaded_from(0.1)(opt, make)
+        opt.param_groups[0]["lr"] = 0.01
+
+    before = {"load a state dict of another lr": _loaded_from(0.1), "load, then write lr": load_then_write,
+              "group.update(lr=)": write(lr=0.01),
+              "group |= {lr}": lambda opt, make: opt.param_groups[0].__ior__({"lr": 0.01}),
+              "group.update(weight_decay=)": write(weight_decay=0.5)}[case]
+    extra = {"eps": 1e-300} if family == "Adam" else {}  # gdtuo's v₀ = ε: a negligible ε makes them equal
+    ours = _one_step(lambda p, lr: getattr(optim, family)(p, lr=lr, hyper=optim.SGD(lr=0.0), **extra), before)
+    theirs = _one_step(lambda p, lr: getattr(torch.optim, family)(p, lr=lr, **extra), before)
+    assert ours == pytest.approx(theirs, rel=1e-12), (ours, theirs)
+
+
+def test_a_step_without_any_gradient_does_nothing_like_torch():
+    """torch.optim skips parameters without a gradient, so a step with none moves no step count: Adam's
+    bias correction at the next real step is its first."""
+    steps = []
+    for make in (lambda p, lr: optim.Adam(p, lr=0.1, eps=1e-300, hyper=optim.SGD(lr=1e-3)),
+                 lambda p, lr: torch.optim.Adam(p, lr=0.1, eps=1e-300)):
+        steps.append(_one_step(make, before=lambda opt, make: opt.step()))
+    assert steps[0] == pytest.approx(steps[1], rel=1e-12) and steps[0] == pytest.approx(0.1)
+
+
+def test_parameters_appended_to_a_group_list_or_listed_twice_are_refused():
+    """torch trains parameters appended to group["params"] (it reads the list at every step) and
+    updates a duplicate twice (with a warning); here the first would be silently untrained and the
+    second counted twice in a hypergradient, so both are errors naming the fix."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    opt = optim.SGD(model[0].parameters(), lr=0.1)
+    opt.param_groups[0]["params"].extend(model[1].parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    with pytest.raises(RuntimeError, match=r"parameters were added to or removed from a group's 'params' list.*"
+                                           r"add_param_group"):
+        opt.step()
+    w = nn.Parameter(torch.ones(2))
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"a parameter appears more than once"):
+        optim.SGD([w, w], lr=0.1)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: optim.Adam(p, 1e-3, (0.9, 0.99)), r"give the pair as betas=\(β1, β2\).*pass the options by name"),
+    (lambda p: optim.RMSProp(p, 0.01, 0.9, 1e-8), r"hyper= must be a hypernb optimizer.*pass the options by name"),
+])
+def test_torch_style_positional_arguments_are_named_in_the_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make([nn.Parameter(torch.ones(2))])
+
+
+def test_torch_no_op_flags_are_accepted():
+    """foreach (how torch computes) and fused/maximize/differentiable/amsgrad at their defaults change
+    nothing: code that passes torch's defaults explicitly runs unchanged."""
+    p = [nn.Parameter(torch.ones(2))]
+    optim.SGD(p, lr=0.1, foreach=True, maximize=False, differentiable=False, fused=None)
+    optim.Adam(p, lr=0.1, foreach=False, amsgrad=False, fused=False)
+
+
+def test_saving_part_of_a_model_with_clones_writes_only_that_part():
+    """The README's advice for the one cost of the flat buffer: torch.save writes a view's whole storage."""
+    model = nn.Sequential(nn.Linear(512, 512), nn.Linear(512, 2))
+    optim.SGD(model.parameters(), lr=0.1)
+
+    def size(obj):
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        return buf.tell()
+
+    head = model[1].state_dict()
+    assert size(head) > 512 * 512 * 4  # the whole buffer
+    assert size({k: v.clone() for k, v in head.items()}) < 20_000  # 1,026 numbers
 
 
 # -- low precision ----------------------------------------------------------------------------------------

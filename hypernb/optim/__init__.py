@@ -11,10 +11,13 @@ from .base import HyperOptimizer
 from .errors import NonFiniteError
 from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, AdamUnclamped, AdamW, RMSProp, RMSPropAlpha, SGDPerParam
 from .recorder import Recorder
+from .rules import IDENTITY, LOG, SQRT, SQUASH, Hyper, Param, Rule, decayed
 from .tower import FAMILIES, KAPPA_RULES, kappa_schedule, parse_tower, tower
 
 __all__ = [
     "HyperOptimizer", "NonFiniteError", "SGD", "AdaGrad", "Adam", "AdamW", "AdamBaydin", "AdamUnclamped", "RMSProp",
     "RMSPropAlpha", "SGDPerParam", "Recorder", "tower", "parse_tower", "kappa_schedule",
     "FAMILIES", "KAPPA_RULES",
+    # writing your own rule (README: "Your own update rule")
+    "Rule", "Hyper", "Param", "IDENTITY", "LOG", "SQRT", "SQUASH", "decayed",
 ]

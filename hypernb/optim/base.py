@@ -31,7 +31,6 @@ from .engine import Engine, Segment
 from .rules import Rule
 
 STATE_DICT_FORMAT = "hypernb.optim/2"
-SYMBOLS = {"alpha": "α", "mu": "μ", "beta1": "β1", "beta2": "β2", "gamma": "γ", "weight_decay": "λ"}
 # torch.optim keys that have no meaning here: writing one would silently do nothing
 UNSUPPORTED_KEYS = {"momentum", "betas", "eps", "dampening", "nesterov", "amsgrad", "maximize", "foreach",
                     "capturable", "differentiable", "fused", "lr_decay", "initial_accumulator_value", "centered",
@@ -78,6 +77,19 @@ class _Group(dict):
             opt._write_group_key(self, key, value)
         super().__setitem__(key, value)
 
+    def update(self, *args, **kwargs):  # group.update(lr=…) writes through __setitem__ too
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
     def __reduce__(self):  # pickles as a plain dict
         return (dict, (dict(self),))
 
@@ -85,7 +97,7 @@ class _Group(dict):
 class HyperOptimizer(torch.optim.Optimizer):
     """Base class; see the module docstring. Subclasses choose the update rule."""
 
-    _repr_hypers: tuple[str, ...] = ("alpha",)
+    _repr_hypers: tuple[str, ...] | None = None  # shown by repr; None: every hyperparameter of the rule
     _aliases: dict = {"lr": "alpha"}
 
     def __init__(self, params, rule: Rule, values: dict, hyper: "HyperOptimizer | None" = None,
@@ -103,7 +115,9 @@ class HyperOptimizer(torch.optim.Optimizer):
         self._check_values(self._values, family, batch if params is not None else "any")
         if hyper is not None:
             if not isinstance(hyper, HyperOptimizer):
-                raise ValueError(f"hyper= must be a hypernb optimizer such as SGD(alpha=1e-5), got {hyper!r}")
+                raise ValueError(f"hyper= must be a hypernb optimizer such as SGD(alpha=1e-5), got {hyper!r}; "
+                                 f"torch.optim's positional arguments (lr, betas, eps, …) land elsewhere here: "
+                                 f"pass the options by name")
             if hyper._engine is not None or hyper._owner is not None:
                 raise ValueError(
                     "hyper= must be an unbound optimizer (built without parameters, e.g. SGD(alpha=1e-5)) "
@@ -169,6 +183,9 @@ class HyperOptimizer(torch.optim.Optimizer):
             group = self.param_groups[-1]
             if any(p.is_sparse for p in group["params"]):
                 raise ValueError(f"{family}: sparse parameters are not supported")
+            if len({id(p) for p in group["params"]}) < len(group["params"]):
+                raise ValueError(f"{family}: a parameter appears more than once in a group (torch.optim warns and "
+                                 "updates it twice); list each parameter once")
             wrapped = _Group(group)
             wrapped._initial_lr = _per_member(group["lr"], self._batch, f"{family}: lr")
             self.param_groups[-1] = wrapped
@@ -193,7 +210,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             values = {k: _per_member(group.get(k, 0.0), self._batch, k) for k in names}
             lr0 = group._initial_lr
             now = _per_member(group["lr"], self._batch, "lr")
-            values["lr_scale"] = [n / a if a else 1.0 for n, a in zip(now, lr0)]
+            values["lr_scale"] = _lr_scales(now, lr0)
             out.append((list(zip(params, pnames)), values, str(group.get("name", pnames[0] if self._per_tensor()
                                                                                else f"group{i}"))))
         return out
@@ -233,8 +250,9 @@ class HyperOptimizer(torch.optim.Optimizer):
         self._engine = Engine(groups, chain, self._batch, self._options["capturable"], self._options["cuda_graph"],
                               self._options.get("compiled", False))
         self._segment_index = segment_of
+        self._group_sizes = [len(g["params"]) for g in self.param_groups]
 
-    def _segments(self, below_names: list[str], K: int) -> list[Segment]:
+    def _segments(self, below_names: list[str]) -> list[Segment]:
         """Segments of the vector below for an unbound hyperoptimizer: one (the whole vector)."""
         values = {k: _per_member(v, self._batch, k) for k, v in self._values.items()}
         return [Segment(0, len(below_names), "all", values)]
@@ -250,16 +268,14 @@ class HyperOptimizer(torch.optim.Optimizer):
         hypers = {h.name: h for h in self._rule.hypers()}
         if key == "lr":
             now = _per_member(value, self._batch, f"{family}: lr")
-            scales = []
             for n, a in zip(now, group._initial_lr):
                 if not math.isfinite(n) or n < 0:
                     raise ValueError(f"{family}: lr must be a finite number >= 0, got {n!r}")
                 if a == 0 and n != 0:
                     raise ValueError(f"{family}: this group started with lr = 0, so a schedule (a multiple of "
                                      "the initial lr) cannot change it; start from lr > 0")
-                scales.append(n / a if a else 1.0)
             for s in seg:
-                level.set_fixed("lr_scale", s, scales)
+                level.set_fixed("lr_scale", s, _lr_scales(now, group._initial_lr))
         elif name == "weight_decay":
             vals = _per_member(value, self._batch, f"{family}: weight_decay")
             if any(not math.isfinite(v) or v < 0 for v in vals):
@@ -306,6 +322,10 @@ class HyperOptimizer(torch.optim.Optimizer):
     def step(self, closure=None):
         """One step of every level: hypergradients, then hyperparameters top-down, then weights."""
         engine = self._require_bound()
+        if [len(g["params"]) for g in self.param_groups] != self._group_sizes:
+            raise RuntimeError(f"{type(self).__name__}: parameters were added to or removed from a group's "
+                               "'params' list after the optimizer was built; add parameters with "
+                               "add_param_group({'params': [...]}), or build the optimizer again")
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -352,20 +372,14 @@ class HyperOptimizer(torch.optim.Optimizer):
             k, name = key.count("hyper."), key.replace("hyper.", "")
             lvl = levels[k] if k < len(levels) else None
             if lvl is None or name not in lvl.names:
-                known = [kk for kk, lv in self._learnable()]
+                known = ["hyper." * k + n for k, level in enumerate(levels) for n in level.names]
                 raise ValueError(f"no learnable hyperparameter {key!r}; choose from {known}")
-            j = lvl.names.index(name)
-            s, hyper = divmod(j, len(lvl.trainable))
-            hyper = lvl.trainable[hyper]
+            s, j = divmod(lvl.names.index(name), len(lvl.trainable))
+            hyper = lvl.trainable[j]
             vals = _per_member(value, self._batch, key)
             for v in vals:
                 hyper.check(v, type(lvl.opt).__name__, "set_hyperparameters")
             self._set_values(lvl, s, hyper, vals)
-
-    def _learnable(self):
-        for k, lvl in enumerate(self._require_bound().levels[:-1]):
-            for name in lvl.names:
-                yield "hyper." * k + name, lvl
 
     def hypergradients(self) -> dict[str, torch.Tensor]:
         """The last hypergradients d loss / d (stored value) of every learned hyperparameter."""
@@ -407,6 +421,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             "param_groups": [{k: v for k, v in g.items() if k not in ("params", "param_names")}
                              for g in self.param_groups],
             "param_sizes": [[p.numel() for p in g["params"]] for g in self.param_groups],
+            "initial_lr": [list(g._initial_lr) for g in self.param_groups],  # what group["lr"] is a multiple of
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -418,7 +433,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             got = sd.get("format") if isinstance(sd, dict) else type(sd).__name__
             raise ValueError(f"not a hypernb optimizer state dict (format {got!r}, expected {STATE_DICT_FORMAT!r})")
         keys = {"tower", "batch", "step", "first_bad", "levels", "param_groups", "param_sizes"}
-        missing, extra = sorted(keys - set(sd)), sorted(set(sd) - keys - {"format"}, key=str)
+        missing, extra = sorted(keys - set(sd)), sorted(set(sd) - keys - {"format", "initial_lr"}, key=str)
         if missing or extra:
             raise ValueError("state dict" + (f" lacks {missing}" if missing else "")
                              + (" and" if missing and extra else "") + (f" has unknown key(s) {extra}" if extra else "")
@@ -432,6 +447,11 @@ class HyperOptimizer(torch.optim.Optimizer):
         if sd["param_sizes"] != sizes:
             raise ValueError(f"state dict is for parameter groups of sizes {sd['param_sizes']}, this optimizer "
                              f"has {sizes}")
+        lr0 = sd.get("initial_lr")
+        if lr0 is not None and not (isinstance(lr0, list) and len(lr0) == len(self.param_groups) and all(
+                isinstance(x, list) and len(x) == len(g._initial_lr) for x, g in zip(lr0, self.param_groups))):
+            raise ValueError(f"state dict's initial_lr {lr0!r} does not fit this optimizer's "
+                             f"{len(self.param_groups)} group(s); pass what this optimizer's state_dict() returned")
         if len(sd["levels"]) != len(e.levels):
             raise ValueError(f"state dict has {len(sd['levels'])} levels, this tower has {len(e.levels)}")
         for k, (lvl, saved) in enumerate(zip(e.levels, sd["levels"])):
@@ -443,12 +463,15 @@ class HyperOptimizer(torch.optim.Optimizer):
             e.first_bad.copy_(sd["first_bad"])
         e.sync_host()
         e._graph = None  # buffers may have been replaced: capture again
+        # the saved lr is a multiple of the saved initial lr (state dicts of earlier versions: this one's)
+        for g, lr0 in zip(self.param_groups, sd.get("initial_lr") or [g._initial_lr for g in self.param_groups]):
+            g._initial_lr = list(lr0)
         for i, (g, saved) in enumerate(zip(self.param_groups, sd["param_groups"])):
             for key, value in saved.items():
                 dict.__setitem__(g, key, value)  # settings only: the values were loaded above
             now = _per_member(g["lr"], self._batch, "lr")
             for s in self._segment_of(i):
-                e.levels[0].set_fixed("lr_scale", s, [n / a if a else 1.0 for n, a in zip(now, g._initial_lr)])
+                e.levels[0].set_fixed("lr_scale", s, _lr_scales(now, g._initial_lr))
 
     def _rebuild(self) -> None:
         """Rebuild the engine after ``add_param_group``: the old groups keep their learned values and
@@ -516,7 +539,8 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     # -- display -----------------------------------------------------------------------------
     def _level_repr(self) -> str:
-        parts = [f"{SYMBOLS[name]}={self._shown(name)}" for name in self._repr_hypers]
+        symbols = {h.name: h.symbol for h in self._rule.hypers()}
+        parts = [f"{symbols[name]}={self._shown(name)}" for name in self._repr_hypers or symbols]
         if any(_nonzero(v) for v in [self._values.get("weight_decay", 0.0)]
                + [g.get("weight_decay", 0.0) for g in self.param_groups]):
             parts.append(f"weight_decay={self._shown('weight_decay')}")
@@ -535,6 +559,12 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return " / ".join(node._level_repr() for node in self._chain())
+
+
+def _lr_scales(lr_now: list[float], lr_initial: list[float]) -> list[float]:
+    """A scheduler's multiplier on the learned α, per configuration: lr / initial lr (1 where the
+    group started at lr = 0, which no schedule can change)."""
+    return [n / a if a else 1.0 for n, a in zip(lr_now, lr_initial)]
 
 
 def _nonzero(value) -> bool:

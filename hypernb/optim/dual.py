@@ -214,9 +214,6 @@ class Dual:
         y = exp(self.value)
         return Dual(y, {k: _times(t, y) for k, t in self.tangents.items()})
 
-    def detach(self):
-        return self.value
-
     def tangent(self, key):
         """(coefficient, base) of ∂value/∂(seed key), formed into one term (base None: a scalar),
         or None if the value does not depend on it."""

@@ -111,8 +111,9 @@ class Level:
             self.state = [{k: v.numpy()[0].copy() for k, v in st.items()} for st in self.state]
         self.learned = False  # set when a level above learns this one: then tangents are kept
         self.J = self.Jc = self.Jmap = None  # filled by the first step
-        self.np = {"raw": self.raw.numpy()[0], "G": self.G.numpy()[0],
-                   "fixed": {k: v.numpy()[0] for k, v in self.fixed.items()}} if host else None
+        # host mode: NumPy views of the few-number buffers (the step reads and writes through them)
+        self.host_views = {"raw": self.raw.numpy()[0], "G": self.G.numpy()[0],
+                           "fixed": {k: v.numpy()[0] for k, v in self.fixed.items()}} if host else None
 
     @property
     def family(self) -> str:
@@ -152,7 +153,7 @@ class Level:
         ``raw``: (the step per segment as (direction, scale), new state per segment, tangents per
         segment as (bases, map, coefficients)). ``keep`` (optional, per segment) masks entries
         that get no update (parameters whose grad is None)."""
-        H, one, tangents = len(self.trainable), len(self.segments) == 1, self.learned
+        H, one, keep_tangents = len(self.trainable), len(self.segments) == 1, self.learned
         steps, states, lazy = [], [], []
         for s, seg in enumerate(self.segments):
             if self.small:
@@ -162,10 +163,10 @@ class Level:
             h = {}
             for j, hyper in enumerate(self.trainable):
                 x = raw[s * H + j] if self.host else raw[:, s * H + j:s * H + j + 1]
-                h[hyper.name] = hyper.param.from_raw(Dual.seed(x, j) if tangents else x)
+                h[hyper.name] = hyper.param.from_raw(Dual.seed(x, j) if keep_tangents else x)
             for name in self.fixed_names:
                 if name != "weight_decay" or self.decays(s):
-                    h[name] = self.np["fixed"][name][s] if self.host else self.fixed[name][:, s:s + 1]
+                    h[name] = self.host_views["fixed"][name][s] if self.host else self.fixed[name][:, s:s + 1]
             if "lr_scale" in h:
                 h["alpha"] = h["alpha"] * h.pop("lr_scale")
             direction, scale, state = self.rule.update(gs, ws, self.state[s], h, t)
@@ -177,7 +178,7 @@ class Level:
                 d = torch.where(mask, d, 0.0)
             steps.append((d, value_of(scale)))
             states.append(state)
-            if tangents:
+            if keep_tangents:
                 lazy.append(self._tangents(scaled(scale, direction), gs, ws, mask, raw))
         return steps, states, lazy
 
@@ -220,7 +221,9 @@ class Level:
 
     # -- reading and writing values outside the step ------------------------------------------------
     def values(self) -> dict[str, torch.Tensor]:
-        """Effective values [K] on the device (no host sync), trainable ones then fixed ones."""
+        """Effective values [K] on the device (no host sync): the learned ones, then the rule's fixed
+        hyperparameters (such as μ of an SGD without momentum); weight decay and a scheduler's
+        multiplier are the groups' settings, not listed here."""
         out = {}
         H = len(self.trainable)
         for s, seg in enumerate(self.segments):
@@ -325,7 +328,8 @@ class Engine:
     ``capturable``: write every result back into the same buffers (static addresses, as a CUDA
     graph needs); otherwise new state and tangents replace the old tensors.
     ``cuda_graph``: after two warm-up steps, capture this engine's own step once and replay it.
-    ``compiled`` (CPU): from the second step on, run the step compiled by ``torch.compile``.
+    ``compiled`` (CPU): run the step compiled by ``torch.compile``, from the second step on (the first
+    without a level above: the first step of a tower has no tangents to read yet).
     """
 
     def __init__(self, groups: list[tuple[list, dict, str]], chain: list, batch: int | None,
@@ -386,7 +390,7 @@ class Engine:
         below = self.flat
         for k, opt in enumerate(chain):
             if k > 0:
-                segments = opt._segments(self.levels[-1].names, K)
+                segments = opt._segments(self.levels[-1].names)
             level = Level(opt, k, segments, below, self.hdtype, self.host)
             self.levels.append(level)
             below = level.raw
@@ -452,8 +456,11 @@ class Engine:
 
     # -- the step --------------------------------------------------------------------------------
     def step(self) -> None:
-        """One optimizer step (called by HyperOptimizer.step under no_grad)."""
+        """One optimizer step (called by HyperOptimizer.step under no_grad). Without any gradient it
+        does nothing, as ``torch.optim`` (whose per-parameter step counts do not move then)."""
         g, present = self.gather_grad()
+        if not any(present):
+            return
         key = (present, tuple(self.levels[0].decays(s) for s in range(len(self.levels[0].segments))))
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         if self.cuda_graph and not capturing:  # inside the caller's own capture: record plain ops instead
@@ -549,7 +556,7 @@ class Engine:
             grads = [g]
             for k in range(n):
                 grads.append(levels[k].hypergradient(grads[k]))
-            raws = [lvl.np["raw"] if host else lvl.raw for lvl in levels]
+            raws = [lvl.host_views["raw"] if host else lvl.raw for lvl in levels]
             out = [None] * (n + 1)  # per level: (steps, states, tangents)
             for k in range(n, -1, -1):
                 below = self.flat if k == 0 else raws[k - 1]
@@ -589,8 +596,8 @@ class Engine:
             _, states, lazy = out[k]
             if host:  # the few-number buffers through their NumPy views
                 if k < n:
-                    lvl.np["raw"][...] = raws[k]
-                    lvl.np["G"][...] = grads[k + 1]
+                    lvl.host_views["raw"][...] = raws[k]
+                    lvl.host_views["G"][...] = grads[k + 1]
                 self._swap(lvl, states, lazy)
             elif not self.capturable:
                 if k < n:

@@ -10,7 +10,8 @@ leading dimension K; any hyperparameter may be a list of K values); ``check_ever
 NaN/inf every k steps; ``capturable`` (default: on CUDA) keeps every buffer at a fixed address, as
 a CUDA graph needs; ``cuda_graph`` (default: on CUDA) captures the optimizer's own step after two
 warm-up steps and replays it, one launch instead of ~100 small kernels; ``compiled=True`` (CPU)
-compiles the step with ``torch.compile`` at the second step (seconds once, then about 4× faster).
+compiles the step with ``torch.compile`` at the second step (the first without ``hyper=``; seconds
+once, then about 4× faster).
 """
 from __future__ import annotations
 
@@ -30,14 +31,24 @@ def _pick(family: str, alpha, lr, default: float):
     return default if alpha is None and lr is None else (alpha if alpha is not None else lr)
 
 
-def _no_torch_extras(family: str, extras: dict) -> None:
-    """torch.optim options hypernb does not have: a clear error instead of a silent difference."""
+# torch.optim options that change nothing at these values (how fast torch computes, or a default
+# that is already so here): accepted, so that code passing torch's defaults explicitly runs unchanged
+_NO_OPS = {"foreach": None, "fused": (None, False), "maximize": (False,), "differentiable": (False,), "amsgrad": (False,)}
+
+
+def _no_torch_extras(family: str, extras: dict) -> dict:
+    """torch.optim options hypernb does not have: a clear error instead of a silent difference. Returns
+    the options without the accepted no-ops."""
     allowed = {"batch", "check_every", "capturable", "cuda_graph", "compiled"}
+    extras = {k: v for k, v in extras.items()
+              if not (k in _NO_OPS and (_NO_OPS[k] is None or any(v is x for x in _NO_OPS[k])))}
     unknown = sorted(set(extras) - allowed)
     if unknown:
         raise ValueError(f"{family}: unsupported option(s) {unknown}; hypernb optimizers take the step size "
                          "(alpha or lr), their hyperparameters, weight_decay, hyper=, sign_safe, batch, "
-                         "check_every, capturable, cuda_graph and compiled")
+                         "check_every, capturable, cuda_graph and compiled (and torch's foreach, and "
+                         "fused/maximize/differentiable/amsgrad at their defaults, which change nothing)")
+    return extras
 
 
 _COMMON = """
@@ -51,7 +62,8 @@ _COMMON = """
             hyperparameter one number or K numbers).
         check_every: check for NaN/inf every k steps (raises :class:`NonFiniteError`).
         capturable, cuda_graph: static buffers and the step's own CUDA graph (defaults: on CUDA).
-        compiled: on a CPU, compile the step with ``torch.compile`` at the second step.
+        compiled: on a CPU, compile the step with ``torch.compile`` at the second step (the first
+            without ``hyper=``).
 """
 
 
@@ -80,7 +92,7 @@ class SGD(HyperOptimizer):
         if mu is not None and momentum is not None:
             raise ValueError(f"{family}: give momentum once, as mu= or momentum= (the same thing), not both")
         mu = 0.0 if mu is None and momentum is None else (mu if mu is not None else momentum)
-        _no_torch_extras(family, options)
+        options = _no_torch_extras(family, options)
         K = options.get("batch") if params is not None else "any"
         group_mus = []  # momentum is on when the constructor or any group asks for it
         if params is not None and not isinstance(params, (torch.Tensor, int, float)):
@@ -128,7 +140,7 @@ class SGDPerParam(HyperOptimizer):
     def __init__(self, params=None, alpha=None, hyper=None, *, lr=None, weight_decay: float = 0.0,
                  sign_safe: bool = False, **options):
         family = type(self).__name__
-        _no_torch_extras(family, options)
+        options = _no_torch_extras(family, options)
         alpha = _pick(family, alpha, lr, 0.01)
         if isinstance(alpha, tuple):
             alpha = list(alpha)
@@ -156,7 +168,7 @@ class SGDPerParam(HyperOptimizer):
     def _per_tensor(self) -> bool:
         return True
 
-    def _segments(self, below_names: list[str], K: int) -> list[Segment]:
+    def _segments(self, below_names: list[str]) -> list[Segment]:
         """One segment per entry of the vector below, each with its own κ."""
         alphas = _per_segment_values(self._alphas, below_names, type(self).__name__, self._batch)
         wd = _per_member(self._values.get("weight_decay", 0.0), self._batch, "weight_decay")
@@ -218,7 +230,7 @@ class AdaGrad(HyperOptimizer):
                  initial_accumulator: float | None = None, initial_accumulator_value: float | None = None,
                  weight_decay: float = 0.0, sign_safe: bool = False, **options):
         family = type(self).__name__
-        _no_torch_extras(family, options)
+        options = _no_torch_extras(family, options)
         if initial_accumulator is not None and initial_accumulator_value is not None:
             raise ValueError(f"{family}: give initial_accumulator once")
         start = 0.1 if initial_accumulator is None and initial_accumulator_value is None else (
@@ -248,7 +260,7 @@ class RMSProp(HyperOptimizer):
     def __init__(self, params=None, alpha: float | None = None, gamma: float = 0.99, hyper=None, *, lr=None,
                  eps: float = 1e-8, weight_decay: float = 0.0, sign_safe: bool = False, **options):
         family = type(self).__name__
-        _no_torch_extras(family, options)
+        options = _no_torch_extras(family, options)
         if alpha is not None and lr is not None:
             raise ValueError(f"{family}: got alpha={alpha!r} and lr={lr!r}. In hypernb alpha IS the step size "
                              "(lr); torch.optim.RMSprop's alpha (the smoothing constant) is gamma= here")
@@ -283,7 +295,11 @@ class Adam(HyperOptimizer):
                  eps: float | None = None, weight_decay: float | None = None, sign_safe: bool = False,
                  **options):
         family = type(self).__name__
-        _no_torch_extras(family, options)
+        options = _no_torch_extras(family, options)
+        if isinstance(beta1, (tuple, list)) and options.get("batch") is None:
+            raise ValueError(f"{family}: beta1 must be a number, got {beta1!r}; give the pair as betas=(β1, β2) "
+                             "(torch.optim.Adam's positional order is (params, lr, betas, eps, …); here it is "
+                             "(params, alpha, beta1, beta2, log_eps, hyper): pass the options by name)")
         if betas is not None:
             if beta1 is not None or beta2 is not None:
                 raise ValueError(f"{family}: give betas=(β1, β2) or beta1=/beta2=, not both")
@@ -299,7 +315,6 @@ class Adam(HyperOptimizer):
         log_eps = -8.0 if log_eps is None else log_eps
         if isinstance(log_eps, bool) or not isinstance(log_eps, (int, float)) or not -400 < log_eps < 0:
             raise ValueError(f"{family}: log_eps must be a number in (-400, 0) (ε = 10**log_eps), got {log_eps!r}")
-        self._aliases = {"lr": "alpha"}
         super().__init__(params, AdamRule(self._learn_betas, log_eps, sign_safe, self._squash, self._decoupled),
                          {"alpha": _pick(family, alpha, lr, 0.001), "beta1": 0.9 if beta1 is None else beta1,
                           "beta2": 0.999 if beta2 is None else beta2,

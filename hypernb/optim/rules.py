@@ -48,27 +48,55 @@ LOG = Param("log", math.log, exp)  # the opt-in sign-safe α: α = exp(raw) > 0
 
 @dataclass(frozen=True)
 class Hyper:
-    """One hyperparameter of a rule: its name, its Greek symbol, its domain and its storage."""
+    """One hyperparameter of a rule: its name, its Greek symbol, its storage and its domain.
+
+    ``domain`` is an interval written as in mathematics, ``"(0, 1)"``, ``"[0, 1)"`` or ``"[0, inf)"``
+    (an open end excludes its bound), or None for any finite number. A value outside it, or outside
+    what the storage can hold ((0, 1) squashed, > 0 as a log, >= 0 as a square root), is refused
+    when an optimizer is built or a value is written, with a message naming the interval."""
 
     name: str
     symbol: str
     param: Param
     trainable: bool = True
+    domain: str | None = None
 
     def check(self, value, family: str, where: str = "") -> None:
         at = f" ({where})" if where else ""
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise ValueError(f"{family}: {self.name}{at} must be a finite number, got {value!r}")
-        if self.name in ("beta1", "beta2", "gamma") and not 0.0 < value < 1.0:
-            raise ValueError(
-                f"{family}: {self.name} ({self.symbol}){at} must lie in the open interval (0, 1), got {value!r}"
-            )
-        if self.name == "mu" and not 0.0 <= value < 1.0:
-            raise ValueError(f"{family}: mu (μ){at} must lie in [0, 1), got {value!r}")
-        if self.name == "alpha" and value < 0.0:
-            raise ValueError(f"{family}: alpha{at} must be >= 0, got {value!r}; a step size cannot be negative")
-        if self.name == "alpha" and self.param is LOG and value <= 0.0:
-            raise ValueError(f"{family}: sign_safe=True stores log α, so alpha must be > 0, got {value!r}")
+        if self.domain is not None and not _inside(value, self.domain):
+            why = "; a step size cannot be negative" if self.name == "alpha" else ""
+            raise ValueError(f"{family}: {self.name}{'' if self.domain.endswith('inf)') else f' ({self.symbol})'}{at} "
+                             f"must {_described(self.domain)}, got {value!r}{why}")
+        storable = _STORAGE_DOMAIN.get(self.param.kind)
+        if storable is not None and not _inside(value, storable):
+            stored = "sign_safe=True stores log α" if self.param is LOG else f"{self.name} is stored as its {self.param.kind}"
+            raise ValueError(f"{family}: {stored}, so {self.name}{at} must {_described(storable)}, got {value!r}")
+
+
+# what each storage can hold: a squashed value lies in (0, 1), a value stored as its log is > 0, …
+_STORAGE_DOMAIN = {"squash": "(0, 1)", "log": "(0, inf)", "sqrt": "[0, inf)"}
+
+
+def _bounds(interval: str) -> tuple[float, float]:
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    return low, high
+
+
+def _inside(value: float, interval: str) -> bool:
+    low, high = _bounds(interval)
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
+
+
+def _described(interval: str) -> str:
+    """'be >= 0', 'lie in [0, 1)', 'lie in the open interval (0, 1)'."""
+    low, high = _bounds(interval)
+    if high == math.inf:
+        return f"be {'>=' if interval[0] == '[' else '>'} {low:g}"
+    return "lie in " + ("the open interval " if interval[0] == "(" and interval[-1] == ")" else "") + interval
 
 
 class Rule:
@@ -99,7 +127,7 @@ def decayed(g, w, h, rule: Rule):
 
 
 def _alpha(sign_safe: bool, param: Param = IDENTITY) -> Hyper:
-    return Hyper("alpha", "α", LOG if sign_safe else param)
+    return Hyper("alpha", "α", LOG if sign_safe else param, domain="[0, inf)")
 
 
 class SGDRule(Rule):
@@ -117,7 +145,7 @@ class SGDRule(Rule):
         self.momentum, self.sign_safe = momentum, sign_safe
 
     def hypers(self):
-        return [_alpha(self.sign_safe), Hyper("mu", "μ", IDENTITY, trainable=self.momentum)]
+        return [_alpha(self.sign_safe), Hyper("mu", "μ", IDENTITY, trainable=self.momentum, domain="[0, 1)")]
 
     def init_state(self, w):
         return {"buf": torch.zeros_like(w)} if self.momentum else {}
@@ -181,7 +209,7 @@ class RMSPropRule(Rule):
         self.learn_gamma, self.eps, self.sign_safe = learn_gamma, eps, sign_safe
 
     def hypers(self):
-        return [_alpha(self.sign_safe, SQRT), Hyper("gamma", "γ", SQUASH, trainable=self.learn_gamma)]
+        return [_alpha(self.sign_safe, SQRT), Hyper("gamma", "γ", SQUASH, trainable=self.learn_gamma, domain="(0, 1)")]
 
     def init_state(self, w):
         return {"s": torch.zeros_like(w)}
@@ -214,8 +242,8 @@ class AdamRule(Rule):
         beta = SQUASH if self.learn_betas and self.squash_betas else IDENTITY
         return [
             _alpha(self.sign_safe),
-            Hyper("beta1", "β1", beta, trainable=self.learn_betas),
-            Hyper("beta2", "β2", beta, trainable=self.learn_betas),
+            Hyper("beta1", "β1", beta, trainable=self.learn_betas, domain="(0, 1)"),
+            Hyper("beta2", "β2", beta, trainable=self.learn_betas, domain="(0, 1)"),
         ]
 
     def init_state(self, w):
