@@ -27,7 +27,7 @@ import numbers
 
 import torch
 
-from .engine import Engine, Segment
+from .engine import Engine, Segment, check_keys
 from .rules import Rule
 
 STATE_DICT_FORMAT = "hypernb.optim/2"
@@ -432,12 +432,8 @@ class HyperOptimizer(torch.optim.Optimizer):
         if not isinstance(sd, dict) or sd.get("format") != STATE_DICT_FORMAT:
             got = sd.get("format") if isinstance(sd, dict) else type(sd).__name__
             raise ValueError(f"not a hypernb optimizer state dict (format {got!r}, expected {STATE_DICT_FORMAT!r})")
-        keys = {"tower", "batch", "step", "first_bad", "levels", "param_groups", "param_sizes"}
-        missing, extra = sorted(keys - set(sd)), sorted(set(sd) - keys - {"format", "initial_lr"}, key=str)
-        if missing or extra:
-            raise ValueError("state dict" + (f" lacks {missing}" if missing else "")
-                             + (" and" if missing and extra else "") + (f" has unknown key(s) {extra}" if extra else "")
-                             + "; pass what this optimizer's state_dict() returned")
+        check_keys(sd, {"tower", "batch", "step", "first_bad", "levels", "param_groups", "param_sizes"},
+                   {"format", "initial_lr"})
         tower = [type(n).__name__ for n in self._chain()]
         if sd["tower"] != tower:
             raise ValueError(f"state dict is for the tower {sd['tower']}, this optimizer is {tower}")
@@ -462,7 +458,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             e.t.copy_(sd["step"])
             e.first_bad.copy_(sd["first_bad"])
         e.sync_host()
-        e._graph = None  # buffers may have been replaced: capture again
+        e.invalidate_graph()
         # the saved lr is a multiple of the saved initial lr (state dicts of earlier versions: this one's)
         for g, lr0 in zip(self.param_groups, sd.get("initial_lr") or [g._initial_lr for g in self.param_groups]):
             g._initial_lr = list(lr0)
@@ -489,18 +485,8 @@ class HyperOptimizer(torch.optim.Optimizer):
         new = self._engine
         with torch.no_grad():
             new.t.copy_(old.t)
-            for a, b in zip(old.levels, new.levels):
-                n = a.raw.shape[1]
-                b.raw[:, :n].copy_(a.raw)
-                for k in a.fixed:
-                    b.fixed[k][:, :a.fixed[k].shape[1]].copy_(a.fixed[k])
-                b.fixed_host = {k: v.tolist() for k, v in b.fixed.items()}
-                for sa, sb in zip(a.state, b.state):
-                    for k in sa:
-                        if b.small:
-                            sb[k][:len(sa[k])] = sa[k]
-                        else:
-                            sb[k][:, :sa[k].shape[1]].copy_(sa[k])
+        for a, b in zip(old.levels, new.levels):
+            b.adopt(a)
         new.sync_host()
 
     # -- pickling: rebuilt from its parts (a CUDA graph or live views cannot be pickled) ------------

@@ -123,18 +123,24 @@ class Level:
         return any(row[s] != 0.0 for row in self.fixed_host["weight_decay"])
 
     # -- the two halves of a step ------------------------------------------------------------------
+    def _part(self, x, seg: Segment):
+        """Segment ``seg`` of a vector below ([K, n], or [n] in NumPy); the vector itself if it is
+        the only segment."""
+        if len(self.segments) == 1:
+            return x
+        return x[seg.start:seg.stop] if self.small else x[:, seg.start:seg.stop]
+
     def hypergradient(self, g_below):
         """d loss / d raw = Σ_i g_i ∂w_i/∂raw from the tangents of the previous update: [K, S·H]
         (a NumPy vector in host mode)."""
         if self.J is None:  # the first step: the weights did not depend on the hyperparameters yet
             return np.zeros(self.raw.shape[1]) if self.host else torch.zeros_like(self.raw)
-        H, one, out = len(self.trainable), len(self.segments) == 1, []
+        H, out = len(self.trainable), []
         for s, seg in enumerate(self.segments):
+            g = self._part(g_below, seg)
             if self.small:
-                g = g_below if one else g_below[seg.start:seg.stop]
                 dots = [(b * g).sum() for b in self.J[s]]
             else:
-                g = g_below if one else g_below[:, seg.start:seg.stop]
                 dots = [_dot(b, g) for b in self.J[s]]
                 if self.host:
                     dots = [d.item() for d in dots]
@@ -153,13 +159,10 @@ class Level:
         ``raw``: (the step per segment as (direction, scale), new state per segment, tangents per
         segment as (bases, map, coefficients)). ``keep`` (optional, per segment) masks entries
         that get no update (parameters whose grad is None)."""
-        H, one, keep_tangents = len(self.trainable), len(self.segments) == 1, self.learned
+        H, keep_tangents = len(self.trainable), self.learned
         steps, states, lazy = [], [], []
         for s, seg in enumerate(self.segments):
-            if self.small:
-                gs, ws = (g, w) if one else (g[seg.start:seg.stop], w[seg.start:seg.stop])
-            else:
-                gs, ws = (g, w) if one else (g[:, seg.start:seg.stop], w[:, seg.start:seg.stop])
+            gs, ws = self._part(g, seg), self._part(w, seg)
             h = {}
             for j, hyper in enumerate(self.trainable):
                 x = raw[s * H + j] if self.host else raw[:, s * H + j:s * H + j + 1]
@@ -181,6 +184,14 @@ class Level:
             if keep_tangents:
                 lazy.append(self._tangents(scaled(scale, direction), gs, ws, mask, raw))
         return steps, states, lazy
+
+    def keep(self, lazy, copies: bool = False) -> None:
+        """Keep the tangents of an update (per segment: bases, map, coefficients), for the next
+        hypergradient; ``copies``: as buffers of their own (the capturable layout's first step)."""
+        own = (lambda x: x.clone()) if copies else (lambda x: x)
+        self.J = [[own(b) for b in bases] for bases, _, _ in lazy]
+        self.Jmap = [entries for _, entries, _ in lazy]
+        self.Jc = [own(coefs) for _, _, coefs in lazy]
 
     def delta(self, steps):
         """Δ = scale · direction of a level above the first, as one vector (few numbers)."""
@@ -261,12 +272,7 @@ class Level:
 
     def check(self, saved: dict, where: str) -> None:
         """Refuse (naming what) a saved level that does not fit this one."""
-        keys = {"names", "raw", "G", "fixed", "state", "J", "Jmap", "Jc"}
-        missing, extra = sorted(keys - set(saved)), sorted(set(saved) - keys - {"stored"}, key=str)
-        if missing or extra:
-            raise ValueError(f"state dict {where}" + (f" lacks {missing}" if missing else "")
-                             + (" and" if missing and extra else "")
-                             + (f" has unknown key(s) {extra}" if extra else ""))
+        check_keys(saved, {"names", "raw", "G", "fixed", "state", "J", "Jmap", "Jc"}, {"stored"}, f" {where}")
         if saved["names"] != self.names:
             raise ValueError(f"state dict {where} has hyperparameters {saved['names']}, expected {self.names}")
         if "stored" in saved and saved["stored"] != self.stored():  # (older state dicts lack it: not checked)
@@ -291,6 +297,22 @@ class Level:
         if saved["J"] is not None and not self.learned:
             raise ValueError(f"state dict {where} has tangents, but no level above learns this one")
 
+    def adopt(self, old: "Level") -> None:
+        """Take over what an earlier version of this level learned, in place: its stored values, fixed
+        values and state (after add_param_group, whose new segments come after the old ones).
+        Tangents start again."""
+        with torch.no_grad():
+            self.raw[:, :old.raw.shape[1]].copy_(old.raw)
+            for k, v in old.fixed.items():
+                self.fixed[k][:, :v.shape[1]].copy_(v)
+            for st_old, st in zip(old.state, self.state):
+                for k, v in st_old.items():
+                    if self.small:
+                        st[k][:len(v)] = v
+                    else:
+                        st[k][:, :v.shape[1]].copy_(v)
+        self.fixed_host = {k: v.tolist() for k, v in self.fixed.items()}
+
     def load(self, saved: dict) -> None:
         with torch.no_grad():
             self.raw.copy_(saved["raw"])
@@ -313,9 +335,36 @@ class Level:
                    else c.to(device=dev, dtype=self.raw.dtype).clone() for c in saved["Jc"]]
 
 
+def check_keys(saved: dict, required: set, optional: set, where: str = "") -> None:
+    """Refuse a saved mapping (a state dict, one level of it) with missing or unknown keys, naming them."""
+    missing, extra = sorted(required - set(saved)), sorted(set(saved) - required - optional, key=str)
+    if missing or extra:
+        raise ValueError(f"state dict{where}" + (f" lacks {missing}" if missing else "")
+                         + (" and" if missing and extra else "") + (f" has unknown key(s) {extra}" if extra else "")
+                         + "; pass what this optimizer's state_dict() returned")
+
+
 def _same_shape(t, shape, what: str) -> None:
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f"state dict {what} has shape {tuple(t.shape)}, expected {tuple(shape)}")
+
+
+def _check_params(params: list, batch: int | None) -> None:
+    """One device and dtype, dense real floating point, and the leading dimension K of ``batch``."""
+    first = params[0]
+    for p in params:
+        if p.device != first.device or p.dtype != first.dtype:
+            raise ValueError(
+                "all parameters of one hypernb optimizer must share device and dtype; got "
+                f"{first.dtype} on {first.device} and {p.dtype} on {p.device}. "
+                "Move the model first (model.to(...)), then build the optimizer."
+            )
+        if p.is_sparse or p.is_complex() or not p.is_floating_point():
+            raise ValueError(f"parameters must be dense real floating-point tensors, got {p.dtype}"
+                             + (" (sparse)" if p.is_sparse else ""))
+        if batch is not None and (p.dim() == 0 or p.shape[0] != batch):
+            raise ValueError(f"batch={batch}: every parameter needs a leading configuration dimension of "
+                             f"size {batch}, got shape {tuple(p.shape)}")
 
 
 class _Restructure(Exception):
@@ -335,25 +384,38 @@ class Engine:
     def __init__(self, groups: list[tuple[list, dict, str]], chain: list, batch: int | None,
                  capturable: bool | None = None, cuda_graph: bool | None = None, compiled: bool = False):
         params = [p for ps, _, _ in groups for p, _ in ps]
+        _check_params(params, batch)
         first = params[0]
-        for p in params:
-            if p.device != first.device or p.dtype != first.dtype:
-                raise ValueError(
-                    "all parameters of one hypernb optimizer must share device and dtype; got "
-                    f"{first.dtype} on {first.device} and {p.dtype} on {p.device}. "
-                    "Move the model first (model.to(...)), then build the optimizer."
-                )
-            if p.is_sparse or p.is_complex() or not p.is_floating_point():
-                raise ValueError(f"parameters must be dense real floating-point tensors, got {p.dtype}"
-                                 + (" (sparse)" if p.is_sparse else ""))
-            if batch is not None and (p.dim() == 0 or p.shape[0] != batch):
-                raise ValueError(f"batch={batch}: every parameter needs a leading configuration dimension of "
-                                 f"size {batch}, got shape {tuple(p.shape)}")
         self.batch, self.K = batch, batch or 1
         self.params, self.device, self.dtype = params, first.device, first.dtype
         # state, tangents and hypergradients in at least float32, also for bf16/fp16 parameters
         self.hdtype = torch.promote_types(first.dtype, torch.float32)
-        if compiled and first.device.type != "cpu":
+        self._choose_modes(capturable, cuda_graph, compiled)
+        segments = self._flatten(groups)
+        self.levels: list[Level] = []
+        below = self.flat
+        for k, opt in enumerate(chain):
+            level = Level(opt, k, segments if k == 0 else opt._segments(self.levels[-1].names), below,
+                          self.hdtype, self.host)
+            self.levels.append(level)
+            below = level.raw
+        for lvl in self.levels[:-1]:  # a level keeps tangents iff the level above learns it
+            lvl.learned = True
+        self.t = torch.zeros((), dtype=torch.long, device=self.device)
+        self.t_host = 0  # the same count, on the host (host mode)
+        # what first_bad's columns watch: the gradient, then every learned value, then their hypergradients
+        self.check_names = [(0, "gradient", "gradient")]
+        for what in ("hyperparameter", "hypergradient"):
+            self.check_names += [(lvl.index, n, what) for lvl in self.levels[:-1] for n in lvl.names]
+        self.first_bad = torch.full((self.K, len(self.check_names)), -1, dtype=torch.long, device=self.device)
+        self.heights = [len(self.levels) - 1] * self.K  # a configuration's own height (padded towers)
+        self._max = torch.finfo(self.dtype).max
+        self._keep_cache: dict = {}
+
+    def _choose_modes(self, capturable, cuda_graph, compiled) -> None:
+        """capturable, cuda_graph, compiled and host mode, from the options and the device."""
+        cuda = self.device.type == "cuda"
+        if compiled and self.device.type != "cpu":
             raise ValueError("compiled=True compiles the step for a CPU; on CUDA the step is already captured "
                              "in one CUDA graph (cuda_graph=True, the default there): drop compiled=True")
         if compiled and capturable is False:
@@ -362,51 +424,37 @@ class Engine:
         self.compiled = bool(compiled)
         self._compiled_steps: dict = {}
         self._tracing = False  # True while make_fx traces the step (see _run_compiled)
-        self.capturable = first.device.type == "cuda" if capturable is None else bool(capturable)
-        self.capturable = self.capturable or self.compiled
-        if cuda_graph and (first.device.type != "cuda" or not self.capturable):
+        self.capturable = (cuda if capturable is None else bool(capturable)) or self.compiled
+        if cuda_graph and (not cuda or not self.capturable):
             raise ValueError("cuda_graph=True needs CUDA parameters and capturable=True")
-        self.cuda_graph = (first.device.type == "cuda" and self.capturable) if cuda_graph is None else cuda_graph
+        self.cuda_graph = (cuda and self.capturable) if cuda_graph is None else cuda_graph
         self._graph, self._graph_key, self._g_static, self._warm = None, None, None, 0
-        # one [K, P] matrix; each parameter becomes a view of its columns (they stay leaf Parameters)
-        K = self.K
+        # one configuration on a CPU: the few-number part of the step runs in NumPy (see Level)
+        self.host = HOST_MODE and self.K == 1 and self.device.type == "cpu" and not self.capturable
+
+    def _flatten(self, groups) -> list[Segment]:
+        """One [K, P] matrix; each parameter becomes a view of its columns (they stay leaf
+        Parameters). Returns the level-0 segments, one per group."""
+        K, segments = self.K, []
         with torch.no_grad():
-            self.flat = torch.cat([p.detach().reshape(K, -1) for p in params], dim=1)
-            self.sizes, offset, segments = [], 0, []
+            self.flat = torch.cat([p.detach().reshape(K, -1) for p in self.params], dim=1)
+            self.sizes, offset = [], 0
             for ps, values, gname in groups:
                 start = offset
                 for p, _ in ps:
                     n = p.numel() // K
                     view = self.flat[:, offset:offset + n]
-                    p.data = view.view(p.shape) if batch is not None else view[0].view(p.shape)
+                    p.data = view.view(p.shape) if self.batch is not None else view[0].view(p.shape)
                     self.sizes.append(n)
                     offset += n
                 segments.append(Segment(start, offset, gname, values))
-        self._ptrs = [p.data_ptr() for p in params]
+        self._ptrs = [p.data_ptr() for p in self.params]
         _ENGINES.add(self)
-        # one configuration on a CPU: the few-number part of the step runs in NumPy (see Level)
-        self.host = HOST_MODE and self.K == 1 and self.device.type == "cpu" and not self.capturable
-        self.levels: list[Level] = []
-        below = self.flat
-        for k, opt in enumerate(chain):
-            if k > 0:
-                segments = opt._segments(self.levels[-1].names)
-            level = Level(opt, k, segments, below, self.hdtype, self.host)
-            self.levels.append(level)
-            below = level.raw
-        for lvl in self.levels[:-1]:  # a level keeps tangents iff the level above learns it
-            lvl.learned = True
-        self.t = torch.zeros((), dtype=torch.long, device=self.device)
-        self.t_host = 0  # the same count, on the host (host mode)
-        self.check_names = [(0, "gradient", "gradient")]
-        for lvl in self.levels[:-1]:
-            self.check_names += [(lvl.index, n, "hyperparameter") for n in lvl.names]
-        for lvl in self.levels[:-1]:
-            self.check_names += [(lvl.index, n, "hypergradient") for n in lvl.names]
-        self.first_bad = torch.full((K, len(self.check_names)), -1, dtype=torch.long, device=self.device)
-        self.heights = [len(self.levels) - 1] * K  # a configuration's own height (padded towers)
-        self._max = torch.finfo(self.dtype).max
-        self._keep_cache: dict = {}
+        return segments
+
+    def invalidate_graph(self) -> None:
+        """Buffers were replaced from outside (load_state_dict): capture the step again."""
+        self._graph = None
 
     # -- the gradient ----------------------------------------------------------------------------
     def gather_grad(self) -> tuple[torch.Tensor, tuple]:
@@ -550,74 +598,87 @@ class Engine:
         step(g, *buffers)
 
     def _step(self, g: torch.Tensor, keep) -> None:
-        levels, n, host = self.levels, len(self.levels) - 1, self.host
-        t1 = self.t_host + 1 if host else self.t + 1
-        with np.errstate(all="ignore") if host else contextlib.nullcontext():  # inf/NaN are flagged below
-            grads = [g]
-            for k in range(n):
-                grads.append(levels[k].hypergradient(grads[k]))
-            raws = [lvl.host_views["raw"] if host else lvl.raw for lvl in levels]
-            out = [None] * (n + 1)  # per level: (steps, states, tangents)
-            for k in range(n, -1, -1):
-                below = self.flat if k == 0 else raws[k - 1]
-                out[k] = levels[k].apply(grads[k], below, raws[k], t1 if host else t1.to(g.dtype),
-                                         keep if k == 0 else None)
-                if k > 0:
-                    raws[k - 1] = raws[k - 1] + levels[k].delta(out[k][0])
-            # the first step at which each value of each configuration stopped being finite; a
-            # non-finite gradient shows in level 0's first hypergradient, g · J (one number instead of
-            # a pass over g; the other columns may be non-finite for their own reasons and are checked
-            # as what they are), except at a first step, where it is 0 without looking at g
-            if n == 0 or levels[0].J is None:
-                gsum = g.sum(dim=1, keepdim=True)
-            else:
-                gsum = grads[1][..., :1] * 0.0
-            if host:
-                bad = ~np.isfinite(np.concatenate([np.asarray(gsum, dtype=np.float64).reshape(1), *raws[:n],
-                                                   *grads[1:]]))
-                if bad.any():
-                    fb = self.first_bad.numpy()[0]
-                    fb[(fb < 0) & bad] = t1
-            else:
-                checks = torch.cat([gsum, *raws[:n], *grads[1:]], dim=1)
-                bad = torch.isnan(checks * 0.0)  # inf·0 and nan·0 are NaN
-                first_bad = torch.where((self.first_bad < 0) & bad, t1, self.first_bad)
+        """One step of the tower (the module docstring's 1–4), then its results committed."""
+        t1 = self.t_host + 1 if self.host else self.t + 1
+        with np.errstate(all="ignore") if self.host else contextlib.nullcontext():  # inf/NaN are flagged below
+            grads, raws, out = self._compute(g, keep, t1)
+            first_bad = self._flag_nonfinite(g, grads, raws, t1)
         if self.capturable:
             self._fit_tangent_buffers(out)
-        for seg, (d, c) in zip(levels[0].segments, out[0][0]):  # the weights, in place: w += scale · direction
-            view = self.flat if len(levels[0].segments) == 1 else self.flat[:, seg.start:seg.stop]
+        self._move_weights(out[0][0])
+        self._commit(out, raws, grads, t1, first_bad)
+
+    def _compute(self, g: torch.Tensor, keep, t1):
+        """Hypergradients bottom-up, then each level's update top-down: (hypergradients per level,
+        new stored values per level, per level its (steps, states, tangents)). Nothing is written."""
+        levels, n = self.levels, len(self.levels) - 1
+        t = t1 if self.host else t1.to(g.dtype)
+        grads = [g]  # grads[k]: the gradient of what level k updates (the model's, or level k-1's values)
+        for k in range(n):
+            grads.append(levels[k].hypergradient(grads[k]))
+        raws = [lvl.host_views["raw"] if self.host else lvl.raw for lvl in levels]
+        out = [None] * (n + 1)
+        for k in range(n, -1, -1):
+            below = self.flat if k == 0 else raws[k - 1]
+            out[k] = levels[k].apply(grads[k], below, raws[k], t, keep if k == 0 else None)
+            if k > 0:
+                raws[k - 1] = raws[k - 1] + levels[k].delta(out[k][0])
+        return grads, raws, out
+
+    def _flag_nonfinite(self, g, grads, raws, t1):
+        """The first step at which each value of each configuration stopped being finite: written in
+        place in host mode (returns None), else returned as the new ``first_bad`` (no host sync).
+
+        A non-finite gradient shows in level 0's first hypergradient, g · J (one number instead of a
+        pass over g; the other columns may be non-finite for their own reasons and are checked as what
+        they are), except at a first step, where it is 0 without looking at g."""
+        n = len(self.levels) - 1
+        gsum = g.sum(dim=1, keepdim=True) if n == 0 or self.levels[0].J is None else grads[1][..., :1] * 0.0
+        if self.host:
+            bad = ~np.isfinite(np.concatenate([np.asarray(gsum, dtype=np.float64).reshape(1), *raws[:n],
+                                               *grads[1:]]))
+            if bad.any():
+                fb = self.first_bad.numpy()[0]
+                fb[(fb < 0) & bad] = t1
+            return None
+        bad = torch.isnan(torch.cat([gsum, *raws[:n], *grads[1:]], dim=1) * 0.0)  # inf·0 and nan·0 are NaN
+        return torch.where((self.first_bad < 0) & bad, t1, self.first_bad)
+
+    def _move_weights(self, steps) -> None:
+        """The model's weights, in place: w += scale · direction, per level-0 segment."""
+        one = len(self.levels[0].segments) == 1
+        for seg, (d, c) in zip(self.levels[0].segments, steps):
+            view = self.flat if one else self.flat[:, seg.start:seg.stop]
             if isinstance(c, torch.Tensor):
                 view.addcmul_(d, c)
             elif abs(c) <= self._max:
                 view.add_(d, alpha=float(c))
             else:  # a scale beyond the weights' dtype: inf/NaN weights, flagged, as on a device
                 view.add_(d * float(c))
-        for k, lvl in enumerate(levels):
+
+    def _commit(self, out, raws, grads, t1, first_bad) -> None:
+        """Make the step's results the current ones: new values, hypergradients, states and tangents,
+        the step count and the non-finite flags (through the NumPy views in host mode; copied into the
+        same buffers when capturable; else the new tensors replace the old)."""
+        n = len(self.levels) - 1
+        if self.capturable:
+            self._copy(out, raws, grads, t1, first_bad)
+            return
+        for k, lvl in enumerate(self.levels):
             _, states, lazy = out[k]
-            if host:  # the few-number buffers through their NumPy views
-                if k < n:
-                    lvl.host_views["raw"][...] = raws[k]
-                    lvl.host_views["G"][...] = grads[k + 1]
-                self._swap(lvl, states, lazy)
-            elif not self.capturable:
-                if k < n:
-                    lvl.raw, lvl.G = raws[k], grads[k + 1]
-                self._swap(lvl, states, lazy)
-        if host:
+            if k < n and self.host:
+                lvl.host_views["raw"][...] = raws[k]
+                lvl.host_views["G"][...] = grads[k + 1]
+            elif k < n:
+                lvl.raw, lvl.G = raws[k], grads[k + 1]
+            lvl.state = states
+            if lazy:
+                lvl.keep(lazy)
+        if self.host:
             self.t_host = t1
             self.t.add_(1)
-        elif self.capturable:
-            self._copy(out, raws, grads, t1, first_bad)
         else:
             self.t, self.first_bad = t1, first_bad
-
-    @staticmethod
-    def _swap(lvl: Level, states, lazy) -> None:
-        lvl.state = states
-        if lazy:
-            lvl.J = [bases for bases, _, _ in lazy]
-            lvl.Jmap = [entries for _, entries, _ in lazy]
-            lvl.Jc = [coefs for _, _, coefs in lazy]
 
     def _fit_tangent_buffers(self, out) -> None:
         """Capturable layout: the tangents are copied into buffers that a first step allocates. A
@@ -647,9 +708,7 @@ class Engine:
                 pairs += [(lvl.raw, raws[k]), (lvl.G, grads[k + 1])]
             pairs += [(lvl.state[s][name], v) for s, st in enumerate(states) for name, v in st.items()]
             if lazy and lvl.J is None:
-                lvl.J = [[b.clone() for b in bases] for bases, _, _ in lazy]
-                lvl.Jmap = [entries for _, entries, _ in lazy]
-                lvl.Jc = [coefs.clone() for _, _, coefs in lazy]
+                lvl.keep(lazy, copies=True)
             elif lazy:
                 pairs += [(dst, src) for dsts, (bases, _, _) in zip(lvl.J, lazy) for dst, src in zip(dsts, bases)]
                 pairs += [(dst, coefs) for dst, (_, _, coefs) in zip(lvl.Jc, lazy)]

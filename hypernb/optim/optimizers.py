@@ -33,7 +33,8 @@ def _pick(family: str, alpha, lr, default: float):
 
 # torch.optim options that change nothing at these values (how fast torch computes, or a default
 # that is already so here): accepted, so that code passing torch's defaults explicitly runs unchanged
-_NO_OPS = {"foreach": None, "fused": (None, False), "maximize": (False,), "differentiable": (False,), "amsgrad": (False,)}
+_NO_OPS = {"foreach": "any value", "fused": (None, False), "maximize": (False,), "differentiable": (False,),
+           "amsgrad": (False,)}
 
 
 def _no_torch_extras(family: str, extras: dict) -> dict:
@@ -41,7 +42,7 @@ def _no_torch_extras(family: str, extras: dict) -> dict:
     the options without the accepted no-ops."""
     allowed = {"batch", "check_every", "capturable", "cuda_graph", "compiled"}
     extras = {k: v for k, v in extras.items()
-              if not (k in _NO_OPS and (_NO_OPS[k] is None or any(v is x for x in _NO_OPS[k])))}
+              if not (k in _NO_OPS and (_NO_OPS[k] == "any value" or any(v is x for x in _NO_OPS[k])))}
     unknown = sorted(set(extras) - allowed)
     if unknown:
         raise ValueError(f"{family}: unsupported option(s) {unknown}; hypernb optimizers take the step size "
