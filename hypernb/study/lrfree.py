@@ -440,7 +440,9 @@ def verdicts(s: Setup, tasks: dict) -> list:
 def as_first_declared(s: Setup, tasks: dict):
     """The MNIST claims amended after runs had started, judged as first declared (see ``Claim.amended``):
     the sensitivity as the sd of test error over the 7 decades (a diverged run counted as 90 %; the
-    Adam grid is the cosine one, the only one run), and Prodigy at its defaults, without a schedule."""
+    Adam grid is the cosine one, the only one run), Prodigy at its defaults without a schedule, and
+    the three "matches tuned Adam" claims at the first δ, 0.1 pp (Schedule-Free's default lr is the
+    one validation chose, so its runs are the same)."""
     import pandas as pd
 
     mnist = tasks.get("mnist-mlp", {})
@@ -453,6 +455,10 @@ def as_first_declared(s: Setup, tasks: dict):
                     if set(sd["Adam/SGD"]) & set(sd["Adam"]) else None, s.profile),
             C.judge(C.FIRST_DECLARED["peers-prodigy-matches-tuned-adam"],
                     paired(_err(runs["Prodigy"]), _err(runs["Adam (tuned α, cosine)"])), s.profile)]
+    for claim_id, name in (("peers-adam-sgd-matches-tuned-adam", "hypernb Adam/SGD"),
+                           ("peers-schedulefree-matches-tuned-adam", TUNED_PEER)):
+        rows.append(C.judge(C.FIRST_DECLARED[claim_id], paired(_err(runs[name]), _err(runs["Adam (tuned α, cosine)"])),
+                            s.profile))
     return pd.DataFrame([v.row() for v in rows])[["claim", "comparison", "n", "effect", "95 % interval", "verdict"]]
 
 

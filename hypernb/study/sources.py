@@ -104,11 +104,11 @@ HE_RESNET20_ACC = Cited(91.25, " %", HE2016, "full CIFAR-10, crop + flip")
 _CNN_LOGS = {(0.01, 0.09): 64.53, (0.01, 0.9): 81.48, (0.01, 0.99): 81.71, (0.1, 0.09): 81.43, (0.1, 0.9): 82.06,
              (0.1, 0.99): 80.70, (1.0, 0.09): 79.36, (1.0, 0.9): 79.32, (1.0, 0.99): 9.97}
 # its committed logs: κ = 0 (plain SGD with momentum), 50 epochs, no augmentation
-REPORT_CNN_KAPPA0_ACC = {k: Cited(v, " %", REPORT_LOGS, "κ = 0, 50 epochs, no augmentation")
+REPORT_CNN_KAPPA0_ACC = {k: Cited(v, " %", REPORT_LOGS, "full CIFAR-10, κ = 0, 50 epochs, no augmentation")
                          for k, v in _CNN_LOGS.items()}
 _CNN_CSV = {(0.01, 0.09): 70.90, (0.01, 0.9): 81.88, (0.01, 0.99): 82.45, (0.1, 0.09): 79.97, (0.1, 0.9): 83.73,
             (0.1, 0.99): 82.05, (1.0, 0.09): 80.68, (1.0, 0.9): 79.55, (1.0, 0.99): 21.66}
-REPORT_CNN_HYPER_ACC = {k: Cited(v, " %", REPORT_CSV, "hyperoptimized, 200 epochs, no augmentation"
+REPORT_CNN_HYPER_ACC = {k: Cited(v, " %", REPORT_CSV, "full CIFAR-10, hyperoptimized, 200 epochs, no augmentation"
                               + ("; which of μ0 = 0.09 and 0.9 this cell is was read from the CSV's file order only"
                                  if k in ((1.0, 0.09), (1.0, 0.9)) else ""))
                         for k, v in _CNN_CSV.items()}
