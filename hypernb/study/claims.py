@@ -277,7 +277,9 @@ CLAIMS += [
        "declaration's verdict is in the notebook); then, after a second review, restated as the report states "
        "it: its PDF blames its failure on the code it omitted, not on the method, so the claim is about its code. "
        "As stated before (Adam/Adam with the paper's β squashing fails) it was refuted, 0 of 5 runs failing; "
-       "those runs are now the contrast, and the runs without the clamp were declared before they ran"),
+       "those runs are now the contrast. The runs without the clamp were declared before they ran, in the working "
+       "tree, and committed with their records (4e9e811), so that order rests on this account; the demonstration's "
+       "one run without the clamp (seed 0, 3 epochs) had already diverged"),
     _c("towers-less-sensitive", TOWERS, "paper (arXiv v1 §4.3; NeurIPS 2022 via reviews)",
        "Taller towers are less sensitive to the initial α0", "arXiv v1 §4.3; NeurIPS 2022 (BRAZ, JP reviews)",
        "sd over α0 (10⁻⁶…10³) of test error %, a diverged run counted as 90 %",
