@@ -6,8 +6,10 @@ values are w + Δ (the engine adds it in one pass). Tensors are ``[K, n]``: one 
 configuration trained together (K = 1 for an ordinary optimizer); each hyperparameter is a
 ``[K, 1]`` column, so one rule serves every configuration at once. The same rule serves every level
 of a tower: level 0 updates the model's parameters; level k updates the stored hyperparameters of
-level k-1. Running a rule on :class:`~hypernb.optim.dual.Dual` hyperparameters yields the tangents
-the hypergradient needs.
+level k-1 (on a CPU with one configuration those few numbers are NumPy float64 vectors, not tensors:
+a rule uses arithmetic operators and :mod:`~hypernb.optim.dual`'s sqrt, tanh, exp and ema, which
+take both). Running a rule on :class:`~hypernb.optim.dual.Dual` hyperparameters yields the tangents
+the hypergradient needs. README, "Your own update rule", shows how to write one.
 
 Everything that is not a hyperparameter (old weights, gradient, old state) enters as a constant,
 which is exactly where the paper detaches: ``g = p.grad.detach(); p = p.detach()``. Update rules,
@@ -115,8 +117,10 @@ class Rule:
         return {}
 
     def update(self, g, w, state: dict, h: dict, t):
-        """Return (direction, scale, new_state): w_{t+1} = w_t + scale · direction. ``h`` may hold
-        ``weight_decay``."""
+        """Return (direction, scale, new_state): w_{t+1} = w_t + scale · direction, with ``scale``
+        one number per configuration (never full size). ``h`` maps each hyperparameter to its
+        value (a [K, 1] column, or a Dual of one) and may hold ``weight_decay`` (see :func:`decayed`);
+        return a new state instead of changing the old one in place."""
         raise NotImplementedError
 
 
