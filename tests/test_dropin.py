@@ -662,6 +662,28 @@ def test_torch_no_op_flags_are_accepted():
     optim.Adam(p, lr=0.1, foreach=False, amsgrad=False, fused=False)
 
 
+@pytest.mark.parametrize("unpickled", [False, True])
+def test_state_dict_hooks_run_as_in_torch(unpickled):
+    """register_state_dict_pre/post_hook and register_load_state_dict_pre/post_hook: called in torch's
+    order, a post hook's (or a load pre hook's) returned dict replaces the state dict; an unpickled
+    optimizer takes hooks too."""
+    w = nn.Parameter(torch.ones(2, dtype=torch.float64))
+    opt = optim.Adam([w], lr=0.1, hyper=optim.SGD(lr=1e-3))
+    if unpickled:
+        w, opt = pickle.loads(pickle.dumps((w, opt)))
+    calls = []
+    opt.register_state_dict_pre_hook(lambda o: calls.append(("save pre", o is opt)))
+    opt.register_state_dict_post_hook(lambda o, sd: {**sd, "note": "added"})
+    opt.register_load_state_dict_pre_hook(lambda o, sd: {k: v for k, v in sd.items() if k != "note"})
+    opt.register_load_state_dict_post_hook(lambda o: calls.append(("load post", o is opt)))
+    w.grad = torch.ones_like(w)
+    opt.step()
+    sd = opt.state_dict()
+    assert sd["note"] == "added"
+    opt.load_state_dict(sd)  # the pre hook takes the extra key out again: accepted
+    assert calls == [("save pre", True), ("load post", True)]
+
+
 def test_saving_part_of_a_model_with_clones_writes_only_that_part():
     """The README's advice for the one cost of the flat buffer: torch.save writes a view's whole storage."""
     model = nn.Sequential(nn.Linear(512, 512), nn.Linear(512, 2))

@@ -132,7 +132,7 @@ class HyperOptimizer(torch.optim.Optimizer):
         self._steps_since_check = 0
         if params is None:  # unbound: a hyperoptimizer waiting for the level below
             self.defaults, self.state, self.param_groups = dict(values), {}, []
-            self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = {}, {}
+            _no_hooks_yet(self)
             return
         if isinstance(params, (int, float)):
             raise ValueError(f"the first argument of {family} is the parameters; for an unbound "
@@ -409,8 +409,18 @@ class HyperOptimizer(torch.optim.Optimizer):
     # -- checkpointing -------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything needed to resume exactly: every level's stored values, state and tangents,
-        and the groups' settings (``lr``, ``weight_decay``, …)."""
+        and the groups' settings (``lr``, ``weight_decay``, …). Hooks registered with
+        ``register_state_dict_pre_hook``/``_post_hook`` run as in ``torch.optim``."""
         e = self._require_bound()
+        for hook in self._optimizer_state_dict_pre_hooks.values():
+            hook(self)
+        sd = self._state_dict(e)
+        for hook in self._optimizer_state_dict_post_hooks.values():
+            returned = hook(self, sd)
+            sd = sd if returned is None else returned
+        return sd
+
+    def _state_dict(self, e: Engine) -> dict:
         return {
             "format": STATE_DICT_FORMAT,
             "tower": [type(n).__name__ for n in self._chain()],
@@ -426,9 +436,18 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict`; anything that does not fit this optimizer is refused with
-        a message naming it (nothing is half-loaded)."""
+        a message naming it (nothing is half-loaded). Hooks registered with
+        ``register_load_state_dict_pre_hook``/``_post_hook`` run as in ``torch.optim``."""
         e = self._require_bound()
         sd = state_dict
+        for hook in self._optimizer_load_state_dict_pre_hooks.values():
+            returned = hook(self, sd)
+            sd = sd if returned is None else returned
+        self._load_state_dict(e, sd)
+        for hook in self._optimizer_load_state_dict_post_hooks.values():
+            hook(self)
+
+    def _load_state_dict(self, e: Engine, sd: dict) -> None:
         if not isinstance(sd, dict) or sd.get("format") != STATE_DICT_FORMAT:
             got = sd.get("format") if isinstance(sd, dict) else type(sd).__name__
             raise ValueError(f"not a hypernb optimizer state dict (format {got!r}, expected {STATE_DICT_FORMAT!r})")
@@ -511,8 +530,8 @@ class HyperOptimizer(torch.optim.Optimizer):
                              _options=state["options"], hyper=hyper, check_every=state["options"]["check_every"],
                              _engine=None, _owner=None, _steps_since_check=0, _repr_hypers=state["repr"],
                              defaults={**state["values"], "lr": state["values"]["alpha"]}, state={},
-                             param_groups=[], _optimizer_step_pre_hooks=collections.OrderedDict(),
-                             _optimizer_step_post_hooks=collections.OrderedDict())
+                             param_groups=[])
+        _no_hooks_yet(self)
         self._patch_step_function()
         for g, lr0 in zip(state["groups"], state["initial_lr"]):
             wrapped = _Group(g)
@@ -545,6 +564,14 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return " / ".join(node._level_repr() for node in self._chain())
+
+
+def _no_hooks_yet(opt) -> None:
+    """The hook tables ``torch.optim.Optimizer.__init__`` makes, for an optimizer made without it (an
+    unbound hyperoptimizer, an unpickled one), so that every ``register_*_hook`` works on it."""
+    for name in ("step_pre", "step_post", "state_dict_pre", "state_dict_post", "load_state_dict_pre",
+                 "load_state_dict_post"):
+        opt.__dict__[f"_optimizer_{name}_hooks"] = collections.OrderedDict()
 
 
 def _lr_scales(lr_now: list[float], lr_initial: list[float]) -> list[float]:
