@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
 import re
 import socket
@@ -209,9 +210,12 @@ def load_checkpoint(path: Path, device) -> dict:
            "restore it from a backup")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
-    except OSError:
-        raise
-    except Exception as e:  # torch.load reports a damaged file as zip, pickle or EOF errors of many kinds
+    except (EOFError, pickle.UnpicklingError, RuntimeError) as e:
+        # only what a cut-short or overwritten file gives: torch's zip reader, or pickle reading the bytes;
+        # anything else (out of memory, a module missing while unpickling) is not the file's fault
+        if isinstance(e, RuntimeError) and (isinstance(e, torch.OutOfMemoryError)
+                                            or "PytorchStreamReader" not in str(e)):
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DamagedFileError(path, f"{path} should hold a training checkpoint but cannot be read ({first}); "
                                      f"it was probably cut short. {fix}") from None

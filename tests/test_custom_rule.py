@@ -87,3 +87,14 @@ def test_registered_it_joins_tower_strings_and_its_domain_is_checked(monkeypatch
     with pytest.raises(ValueError, match=r"sign_safe=True stores log α, so alpha must be > 0, got 0.0"):
         Nesterov([torch.nn.Parameter(torch.ones(3))], alpha=0.0, sign_safe=True)
     copy.deepcopy(opt)  # pickles like the stock optimizers
+
+
+@pytest.mark.parametrize("domain", ["0..1", "(0, ∞)", "(1, 0)", "", "[0, 1"])
+def test_a_malformed_domain_is_refused_where_it_is_written(domain):
+    with pytest.raises(ValueError, match=r"a domain is an interval written as in mathematics"):
+        optim.Hyper("beta", "β", optim.IDENTITY, domain=domain)
+
+
+def test_a_log_stored_hyperparameter_of_another_name_is_named_in_its_message():
+    with pytest.raises(ValueError, match=r"Lion: eps \(ε\) is stored as its log, so eps must be > 0, got 0.0"):
+        optim.Hyper("eps", "ε", optim.LOG).check(0.0, "Lion")

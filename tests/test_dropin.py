@@ -566,7 +566,9 @@ def _sd():
     (lambda sd: sd["levels"][0]["fixed"].pop("lr_scale"), r"level 0 \(Adam\): fixed values missing \['lr_scale'\]"),
     (lambda sd: sd["levels"][0].update(names=["alpha"]), r"hyperparameters \['alpha'\], expected"),
     (lambda sd: sd.update(format="torch"), r"not a hypernb optimizer state dict"),
-    (lambda sd: sd.update(initial_lr=[[0.1], [0.2]]), r"initial_lr \[\[0.1\], \[0.2\]\] does not fit"),
+    (lambda sd: sd.update(initial_lr=[[0.1], [0.2]]), r"initial_lr \[\[0.1\], \[0.2\]\] is not one list"),
+    (lambda sd: sd.update(initial_lr=[[float("nan")]]), r"initial_lr \[\[nan\]\] is not one list of finite"),
+    (lambda sd: sd.update(initial_lr=[["x"]]), r"initial_lr \[\['x'\]\] is not one list"),
 ])
 def test_a_state_dict_that_does_not_fit_is_refused_naming_what(edit, match):
     opt, sd = _sd()
@@ -619,6 +621,18 @@ def test_loading_and_dict_style_group_writes_act_like_torch(case, family):
     assert ours == pytest.approx(theirs, rel=1e-12), (ours, theirs)
 
 
+def test_a_refused_group_update_changes_nothing():
+    """group.update(...) is all or nothing: a refused key leaves the keys before it unwritten."""
+    w = nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = optim.Adam([w], lr=0.1, eps=1e-300)
+    with pytest.raises(ValueError, match=r"writing 'betas' cannot take effect"):
+        opt.param_groups[0].update(lr=0.05, betas=(0.9, 0.99))
+    assert opt.param_groups[0]["lr"] == 0.1
+    w.grad = torch.ones_like(w)
+    opt.step()
+    assert 1.0 - w.item() == pytest.approx(0.1, rel=1e-9)  # the step still uses lr 0.1
+
+
 def test_a_step_without_any_gradient_does_nothing_like_torch():
     """torch.optim skips parameters without a gradient, so a step with none moves no step count: Adam's
     bias correction at the next real step is its first."""
@@ -637,8 +651,12 @@ def test_parameters_appended_to_a_group_list_or_listed_twice_are_refused():
     opt = optim.SGD(model[0].parameters(), lr=0.1)
     opt.param_groups[0]["params"].extend(model[1].parameters())
     model(torch.ones(1, 2)).sum().backward()
-    with pytest.raises(RuntimeError, match=r"parameters were added to or removed from a group's 'params' list.*"
+    with pytest.raises(RuntimeError, match=r"a group's 'params' list was changed after the optimizer was built.*"
                                            r"add_param_group"):
+        opt.step()
+    opt = optim.SGD(model[0].parameters(), lr=0.1)
+    opt.param_groups[0]["params"][0] = model[1].weight  # replaced, same length: torch would train the new one
+    with pytest.raises(RuntimeError, match=r"parameters added, removed or replaced"):
         opt.step()
     w = nn.Parameter(torch.ones(2))
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"a parameter appears more than once"):
@@ -682,6 +700,11 @@ def test_state_dict_hooks_run_as_in_torch(unpickled):
     assert sd["note"] == "added"
     opt.load_state_dict(sd)  # the pre hook takes the extra key out again: accepted
     assert calls == [("save pre", True), ("load post", True)]
+    opt.register_load_state_dict_pre_hook(lambda o, sd: sd.pop("initial_lr") and None)
+    opt.load_state_dict(sd)
+    assert "initial_lr" in sd and "note" in sd  # the hooks got a copy, as in torch
+    copy.deepcopy(opt)  # pickling runs no user hook (torch runs none), so the extra key does not get in its way
+    pickle.loads(pickle.dumps(opt))
 
 
 def test_saving_part_of_a_model_with_clones_writes_only_that_part():

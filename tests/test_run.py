@@ -174,6 +174,25 @@ def test_a_damaged_checkpoint_is_named_with_the_fix(tmp_path, capsys, damage):
     assert run(config).ok
 
 
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CPU out of memory"), ModuleNotFoundError("numpy._core")])
+def test_a_checkpoint_that_fails_to_load_for_another_reason_is_not_called_damaged(tmp_path, monkeypatch, error):
+    """Only a cut-short or overwritten file is damage (which a sweep sets aside and redoes); running out of
+    memory or a missing module while loading is not the file's fault, so its error goes through as it is."""
+    from hypernb import io
+
+    path = tmp_path / "checkpoint.pt"
+    io.save_checkpoint(path, {k: 0 for k in io.CHECKPOINT_KEYS})
+    assert io.load_checkpoint(path, "cpu")["epoch"] == 0
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(torch, "load", failing)
+    with pytest.raises(type(error)) as caught:
+        io.load_checkpoint(path, "cpu")
+    assert not isinstance(caught.value, io.DamagedFileError)
+
+
 def test_rerun_of_a_finished_run_does_no_work(tmp_path):
     require("mnist")
     first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))

@@ -77,8 +77,15 @@ class _Group(dict):
             opt._write_group_key(self, key, value)
         super().__setitem__(key, value)
 
-    def update(self, *args, **kwargs):  # group.update(lr=…) writes through __setitem__ too
-        for key, value in dict(*args, **kwargs).items():
+    def update(self, *args, **kwargs):
+        """group.update(lr=…) writes through __setitem__ too, all or nothing: every key is checked
+        before any is written."""
+        items = dict(*args, **kwargs)
+        opt = self.__dict__.get("_opt")
+        if opt is not None and opt._engine is not None:
+            for key, value in items.items():
+                opt._write_group_key(self, key, value, write=False)
+        for key, value in items.items():
             self[key] = value
 
     def __ior__(self, other):
@@ -250,7 +257,7 @@ class HyperOptimizer(torch.optim.Optimizer):
         self._engine = Engine(groups, chain, self._batch, self._options["capturable"], self._options["cuda_graph"],
                               self._options.get("compiled", False))
         self._segment_index = segment_of
-        self._group_sizes = [len(g["params"]) for g in self.param_groups]
+        self._param_ids = _param_ids(self.param_groups)
 
     def _segments(self, below_names: list[str]) -> list[Segment]:
         """Segments of the vector below for an unbound hyperoptimizer: one (the whole vector)."""
@@ -258,8 +265,9 @@ class HyperOptimizer(torch.optim.Optimizer):
         return [Segment(0, len(below_names), "all", values)]
 
     # -- group keys ------------------------------------------------------------------------------
-    def _write_group_key(self, group: _Group, key, value) -> None:
-        """What writing ``group[key]`` means on a running optimizer (see the module docstring)."""
+    def _write_group_key(self, group: _Group, key, value, write: bool = True) -> None:
+        """What writing ``group[key]`` means on a running optimizer (see the module docstring);
+        ``write=False`` only checks that it can."""
         family = type(self).__name__
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         level = self._engine.levels[0]
@@ -274,20 +282,20 @@ class HyperOptimizer(torch.optim.Optimizer):
                 if a == 0 and n != 0:
                     raise ValueError(f"{family}: this group started with lr = 0, so a schedule (a multiple of "
                                      "the initial lr) cannot change it; start from lr > 0")
-            for s in seg:
+            for s in seg if write else ():
                 level.set_fixed("lr_scale", s, _lr_scales(now, group._initial_lr))
         elif name == "weight_decay":
             vals = _per_member(value, self._batch, f"{family}: weight_decay")
             if any(not math.isfinite(v) or v < 0 for v in vals):
                 raise ValueError(f"{family}: weight_decay must be a finite number >= 0, got {value!r}")
-            for s in seg:
+            for s in seg if write else ():
                 level.set_fixed("weight_decay", s, vals)
         elif name in hypers:
             h = hypers[name]
             vals = _per_member(value, self._batch, f"{family}: {name}")
             for v in vals:
                 _check_hyper(h, v, family, f"group {index}")
-            for s in seg:
+            for s in seg if write else ():
                 self._set_values(level, s, h, vals)
         elif key in ("params", "param_names"):
             raise ValueError(f"{family}: to add parameters use add_param_group(); a group's parameters "
@@ -322,9 +330,9 @@ class HyperOptimizer(torch.optim.Optimizer):
     def step(self, closure=None):
         """One step of every level: hypergradients, then hyperparameters top-down, then weights."""
         engine = self._require_bound()
-        if [len(g["params"]) for g in self.param_groups] != self._group_sizes:
-            raise RuntimeError(f"{type(self).__name__}: parameters were added to or removed from a group's "
-                               "'params' list after the optimizer was built; add parameters with "
+        if _param_ids(self.param_groups) != self._param_ids:
+            raise RuntimeError(f"{type(self).__name__}: a group's 'params' list was changed after the optimizer was "
+                               "built (parameters added, removed or replaced); add parameters with "
                                "add_param_group({'params': [...]}), or build the optimizer again")
         loss = None
         if closure is not None:
@@ -439,7 +447,7 @@ class HyperOptimizer(torch.optim.Optimizer):
         a message naming it (nothing is half-loaded). Hooks registered with
         ``register_load_state_dict_pre_hook``/``_post_hook`` run as in ``torch.optim``."""
         e = self._require_bound()
-        sd = state_dict
+        sd = dict(state_dict) if isinstance(state_dict, dict) else state_dict  # hooks get a copy, as in torch
         for hook in self._optimizer_load_state_dict_pre_hooks.values():
             returned = hook(self, sd)
             sd = sd if returned is None else returned
@@ -464,9 +472,12 @@ class HyperOptimizer(torch.optim.Optimizer):
                              f"has {sizes}")
         lr0 = sd.get("initial_lr")
         if lr0 is not None and not (isinstance(lr0, list) and len(lr0) == len(self.param_groups) and all(
-                isinstance(x, list) and len(x) == len(g._initial_lr) for x, g in zip(lr0, self.param_groups))):
-            raise ValueError(f"state dict's initial_lr {lr0!r} does not fit this optimizer's "
-                             f"{len(self.param_groups)} group(s); pass what this optimizer's state_dict() returned")
+                isinstance(x, list) and len(x) == len(g._initial_lr)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                        for v in x) for x, g in zip(lr0, self.param_groups))):
+            raise ValueError(f"state dict's initial_lr {lr0!r} is not one list of finite numbers >= 0 per group "
+                             f"({len(self.param_groups)} group(s) here, one number per configuration); pass what this "
+                             "optimizer's state_dict() returned")
         if len(sd["levels"]) != len(e.levels):
             raise ValueError(f"state dict has {len(sd['levels'])} levels, this tower has {len(e.levels)}")
         for k, (lvl, saved) in enumerate(zip(e.levels, sd["levels"])):
@@ -515,7 +526,7 @@ class HyperOptimizer(torch.optim.Optimizer):
         return {"_unpickle": True, "cls": type(self), "groups": [dict(g) for g in self.param_groups],
                 "initial_lr": [g._initial_lr for g in self.param_groups],
                 "rule": self._rule, "values": self._values, "batch": self._batch, "options": self._options,
-                "hyper": self.hyper, "state": self.state_dict(), "repr": self._repr_hypers}
+                "hyper": self.hyper, "state": self._state_dict(self._engine), "repr": self._repr_hypers}
 
     def __setstate__(self, state):  # (pickles of older versions also hold a "chain" entry: not needed)
         if not state.get("_unpickle"):
@@ -540,7 +551,7 @@ class HyperOptimizer(torch.optim.Optimizer):
         self._build()
         for g in self.param_groups:
             g.__dict__["_opt"] = self
-        self.load_state_dict(state["state"])
+        self._load_state_dict(self._engine, state["state"])  # (no user hooks: torch runs none when unpickling)
 
     # -- display -----------------------------------------------------------------------------
     def _level_repr(self) -> str:
@@ -564,6 +575,11 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return " / ".join(node._level_repr() for node in self._chain())
+
+
+def _param_ids(groups) -> list[int]:
+    """Which parameters the groups list, in order (what the engine was built on)."""
+    return [id(p) for g in groups for p in g["params"]]
 
 
 def _no_hooks_yet(opt) -> None:

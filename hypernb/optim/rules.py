@@ -63,6 +63,10 @@ class Hyper:
     trainable: bool = True
     domain: str | None = None
 
+    def __post_init__(self):
+        if self.domain is not None:
+            _bounds(self.domain)  # a malformed interval fails here, where it is written
+
     def check(self, value, family: str, where: str = "") -> None:
         at = f" ({where})" if where else ""
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -73,7 +77,8 @@ class Hyper:
                              f"must {_described(self.domain)}, got {value!r}{why}")
         storable = _STORAGE_DOMAIN.get(self.param.kind)
         if storable is not None and not _inside(value, storable):
-            stored = "sign_safe=True stores log α" if self.param is LOG else f"{self.name} is stored as its {self.param.kind}"
+            stored = ("sign_safe=True stores log α" if self.param is LOG and self.name == "alpha"
+                      else f"{self.name} ({self.symbol}) is stored as its {self.param.kind}")
             raise ValueError(f"{family}: {stored}, so {self.name}{at} must {_described(storable)}, got {value!r}")
 
 
@@ -82,7 +87,16 @@ _STORAGE_DOMAIN = {"squash": "(0, 1)", "log": "(0, inf)", "sqrt": "[0, inf)"}
 
 
 def _bounds(interval: str) -> tuple[float, float]:
-    low, high = (float(x) for x in interval[1:-1].split(","))
+    """(low, high) of an interval written ``"(0, 1)"``, ``"[0, inf)"``, …; anything else is refused."""
+    try:
+        if not isinstance(interval, str) or len(interval) < 5 or interval[0] not in "[(" or interval[-1] not in "])":
+            raise ValueError
+        low, high = (float(x) for x in interval[1:-1].split(","))
+        if not low < high:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"a domain is an interval written as in mathematics, such as '(0, 1)', '[0, 1)' or "
+                         f"'[0, inf)', got {interval!r}") from None
     return low, high
 
 

@@ -180,8 +180,8 @@ PEERS = "06_vs_lr_free"
 # At 0.1 pp the Adam/SGD verdict would be inconclusive, and Prodigy and Schedule-Free would be refuted.)
 PEER_MARGIN = 0.25
 _PEER_DELTA = ("δ first declared as 0.1 pp at n ≥ 3 (527e5d0), as notebook 01's 'matches tuned' claims; set to "
-               "0.25 pp at n ≥ 5 (9540cf7) after smoke runs of this notebook and before its full runs, because an "
-               "interval of 3–5 seeds cannot be as narrow as 0.1 pp (the verdict as first declared is in the notebook)")
+               "0.25 pp at n ≥ 5 (9540cf7), about an eighth of the ~2 % error itself, after smoke runs of this notebook "
+               "and before its full runs (the verdict as first declared is in the notebook)")
 _NEURIPS_MNIST = "NeurIPS 2022, MNIST experiments (hyperoptimized SGD, AdaGrad, RMSProp, Adam); numbers re-measured " \
                  "with the official code by Huang et al."
 _OPT_NAMES = {"sgd": "SGD", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam"}
@@ -265,8 +265,8 @@ CLAIMS += [
                   "RMSProp/RMSProp on every seed, two more on seed 2), so that the verdict rested on 13–15 of the 16 "
                   "cells; they now count as collapsed (the first computation's verdict is in the notebook)")),
     _c("report-adam-adam-fails", MNIST, "COMP6258 report",
-       "Adam/Adam, as the report ran it (without the β clamp, the 'section of code' it omitted), fails (NaN from "
-       "the first epoch, 9.8 % accuracy)",
+       "Adam/Adam, as the report ran it (without the β clamp, the 'section of code' it omitted), fails (its log: "
+       "NaN from the first epoch, 9.8 % accuracy)",
        "COMP6258 report PDF §3.1 ('failed due to the omission of a section of code from the original "
        "implementation'); its MAKE/OUT/NN/Adam/Adam.out", "runs that diverge or end at chance",
        "Adam/Adam (κ = 10⁻³) with β stored raw, as the report's code, in the report's setting (ReLU MLP, "

@@ -548,7 +548,8 @@ def verdicts(s: Setup, table: dict, tuned: dict, retrained: dict, adam_adam) -> 
     failed, n = _failures(adam_adam.clamped)
     out.append(C.judge(claims["report-adam-adam-fails"], None, s.profile, failures=_failures(adam_adam.unclamped),
                        evidence="figures/adam_adam.png",
-                       detail=f"with the clamp (the paper's code), on the same seeds: {failed} of {n} runs failed"))
+                       detail=f"without the clamp: {_outcomes(adam_adam.unclamped)}; with the clamp (the paper's code), "
+                              f"on the same seeds: {failed} of {n} runs failed"))
     return out
 
 
@@ -616,6 +617,21 @@ def first_declared(s: Setup, table: dict, first: FirstModel | None):
     if first is not None:
         return as_first_declared(first.s, first.table)
     return None if s["OUTPUT_TANH"] else as_first_declared(s, table)
+
+
+def _outcomes(res) -> str:
+    """Per seed, where a run stopped or how it ended, e.g. 'seed 0 diverged at step 326, after 1 complete
+    epoch(s)'."""
+    out = []
+    for sd in res.seeds:
+        if sd.status == "diverged" and sd.diverged_at_step is not None:
+            out.append(f"seed {sd.seed} diverged at step {sd.diverged_at_step}, after {len(sd.epochs)} complete "
+                       "epoch(s)")
+        elif sd.status == "ok":
+            out.append(f"seed {sd.seed} ended at {100 * sd.final['test_acc']:.1f} % accuracy")
+        else:
+            out.append(f"seed {sd.seed}: {sd.status}")
+    return ", ".join(out)
 
 
 def _failures(res) -> tuple[int, int]:
