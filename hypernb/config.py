@@ -93,8 +93,8 @@ class RunConfig:
     seeds: list = _f((0,), "seeds; several give mean ± std")
     device: str = _f("auto", f"{', '.join(DEVICES)} (auto: cuda if available)")
     dtype: str = _f("float32", f"parameter dtype: {', '.join(DTYPES)}")
-    compiled: bool = _f(False, "on a CPU, compile the optimizer step with torch.compile (seconds once, then about 4× "
-                               "faster; needs a C++ compiler); on CUDA the step is a CUDA graph anyway")
+    compiled: bool = _f(False, "on a CPU, compile the optimizer step with torch.compile (seconds once, then about 2× "
+                               "faster for Adam/SGD; needs a C++ compiler); on CUDA the step is a CUDA graph anyway")
     autocast: str = _f("none", f"mixed precision for forward/backward: {', '.join(AUTOCAST)}")
     data_root: str | None = _f(None, "data folder (default: $HYPERNB_DATA, else the first of ./data, this checkout's "
                                          "data/ and shared/data next to this checkout that holds a dataset, else "

@@ -13,7 +13,8 @@ the step (every level's hyperparameters, the levels above the first entirely) ar
 numbers instead of small tensors: 0.1 µs per op instead of 2–5 µs, rounded exactly as the tensor
 step rounds (tested bit for bit in float64). With ``compiled=True`` (CPU) the step is traced once
 into a graph of tensor ops and compiled by ``torch.compile``, which fuses its full-size passes
-into a few loops and drops the Python of the Duals: about 4× faster than the eager step.
+into a few loops and drops the Python of the Duals: about 2× faster than the eager step
+(Adam/SGD on the MNIST MLP, one thread; benchmarks/RESULTS.md).
 
 One step, for a tower of levels 0..n (level 0 trains the model, level k learns level k−1):
 
