@@ -210,6 +210,13 @@ class RunConfig:
         choice("text_split", ("contiguous", "shuffled"))
         choice("compiled", (True, False))
         choice("output_tanh", (True, False))
+        for name in ("sign_safe", "keep_checkpoint"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.augment is not None and not isinstance(self.augment, bool):
+            raise ValueError(f"augment must be True, False or None (the task's default), got {self.augment!r}")
+        if self.augment and not self.dataset.startswith("cifar"):
+            raise ValueError(f"augment is CIFAR's crop and flip; {self.task} has no CIFAR images: drop augment")
         if self.output_tanh and self.model_name != "mlp":
             raise ValueError(f"output_tanh squashes the MLP's logits; {self.task} has no MLP: drop output_tanh")
         self.tower_names()  # raises on unknown optimizer names
@@ -233,6 +240,9 @@ class RunConfig:
         if not self.seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0
                                      for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated:  # the same seed twice is the same run twice: it would count as two in the summary's n
+            raise ValueError(f"seeds {list(self.seeds)} repeat {repeated}; each seed is one run, so list each once")
         if not isinstance(self.val_examples, numbers.Integral) or isinstance(self.val_examples, bool) \
                 or self.val_examples < 0:
             raise ValueError(f"val_examples must be an integer >= 0, got {self.val_examples!r}")
@@ -241,7 +251,8 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.height is not None and (not isinstance(self.height, numbers.Integral) or self.height < 0):
+        if self.height is not None and (not isinstance(self.height, numbers.Integral) or isinstance(self.height, bool)
+                                        or self.height < 0):
             raise ValueError(f"height must be an integer >= 0, got {self.height!r}")
         for name, lo, hi in (("beta1", 0, 1), ("beta2", 0, 1), ("gamma", 0, 1)):
             v = getattr(self, name)

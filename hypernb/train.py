@@ -374,8 +374,12 @@ def run(config=None, *, batch: int | None = None, on_epoch_end=None, **given):
     single = not isinstance(config, (list, tuple))
     configs = [config] if single else list(config)
     configs = [(c if isinstance(c, RunConfig) else RunConfig.from_dict(c)).validate().resolved() for c in configs]
-    if batch is not None and (not isinstance(batch, int) or batch < 1):
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
         raise ValueError(f"batch must be a positive int (runs trained together), got {batch!r}")
+    outs = [str(Path(c.out_dir).resolve()) for c in configs if c.out_dir]
+    shared = sorted({o for o in outs if outs.count(o) > 1})
+    if shared:  # checked before any record is written: a refused call leaves no file behind
+        raise ValueError(f"several configurations share out_dir {shared[0]}; each run needs a folder of its own")
     records = [_Record(c) for c in configs]
     members, everyone = [], {}
     for i, (c, rec) in enumerate(zip(configs, records)):
@@ -775,7 +779,8 @@ def _peak_memory_mb(device) -> float:
 def summarize(results: list) -> dict:
     """Mean ± std (sample) over the seeds that finished, for every final metric. ``epoch_time_s`` is
     the wall time of an epoch of the loop that trained a seed: seeds trained together (batched, see
-    ``SeedResult.trained_with``) share it, so it is not one run's cost alone."""
+    ``SeedResult.trained_with``) share it, so it is not one run's cost alone. ``diverged`` is the
+    number of seeds that diverged (under "mean", of "n" seeds), not a fraction."""
     finished = [r for r in results if r is not None and r.status == "ok"]
     keys = sorted({k for r in finished for k, v in r.final.items() if isinstance(v, (int, float))})
     summary = {}
@@ -787,6 +792,7 @@ def summarize(results: list) -> dict:
     if times:
         summary["epoch_time_s"] = {"mean": statistics.fmean(times), "std": statistics.stdev(times) if len(times) > 1
                                    else 0.0, "n": len(times)}
+    # a count under "mean" (not a fraction): the committed records keep it so, and tables read it as a count
     summary["diverged"] = {"mean": float(sum(r.status == "diverged" for r in results if r is not None)),
                            "std": 0.0, "n": len(results)}
     return summary

@@ -107,6 +107,9 @@ P, Q = [torch.nn.Parameter(torch.ones(2))], [torch.nn.Parameter(torch.ones(2))]
     (lambda: optim.tower("adam/sgd", P, hyper_options=[{"alpha": 1e-3}]), r"gives \['alpha'\].*use kappa="),
     (lambda: optim.tower("adam/sgd", P, hyper_options=[{"hyper": optim.SGD()}]), r"gives \['hyper'\]"),
     (lambda: optim.tower("sgd*", P), r"repeat count in 'sgd\*'"),
+    (lambda: optim.tower("sgdperparam/sgd", P, alpha={"0": 0.1}, kappa="paper"), r"kappa='paper' is a rule that "
+                                                                                  r"starts from one α0"),
+    (lambda: optim.SGD(P, sign_safe="no"), r"sign_safe must be True or False, got 'no'"),
     (lambda: optim.SGD(P, check_every=True), r"check_every must be a positive int"),
     (lambda: optim.SGD([{"params": P, "momentum": 0.9}, {"params": Q}], hyper=optim.SGD()), r"μ₀\) is 0 for some"),
 ])
@@ -316,6 +319,64 @@ def test_recorder_keeps_every_kth_step():
     assert traj["step"] == [0, 3, 6, 9]
     assert traj["alpha"][0] == pytest.approx(0.05) and traj["alpha"][-1] == pytest.approx(opt.hyperparameters()["alpha"].item())
     assert set(traj) == {"step", "alpha", "mu", "hyper.alpha", "hyper.mu"}
+
+
+def test_recorder_labels_the_optimizers_own_steps_and_skips_steps_that_did_nothing():
+    model = mlp(dtype=torch.float32)
+    opt = optim.SGD(model.parameters(), alpha=0.05, hyper=optim.SGD(alpha=1e-3))
+    step_n(model, opt, batches(5, dtype=torch.float32))
+    rec = optim.Recorder(opt)  # attached after 5 steps
+    opt.zero_grad()
+    opt.step()  # no gradient: nothing happens, nothing is recorded
+    step_n(model, opt, batches(2, dtype=torch.float32))
+    assert rec.read()["step"] == [5, 6, 7] and int(opt.steps) == 7
+
+
+def test_recorder_stops_with_a_warning_when_the_hyperparameters_change():
+    """add_param_group renames and adds hyperparameters: the recorder keeps what it has and stops,
+    instead of breaking the optimizer's step."""
+    model = mlp(dtype=torch.float32)
+    opt = optim.SGD(list(model.parameters())[:2], alpha=0.05, hyper=optim.SGD(alpha=1e-3))
+    rec = optim.Recorder(opt)
+    step_n(model, opt, batches(2, dtype=torch.float32))
+    opt.add_param_group({"params": list(model.parameters())[2:], "name": "head"})
+    with pytest.warns(UserWarning, match=r"Recorder: the optimizer's hyperparameters changed at step 3"):
+        step_n(model, opt, batches(1, dtype=torch.float32))
+    step_n(model, opt, batches(1, dtype=torch.float32))  # the optimizer goes on
+    assert rec.read()["step"] == [0, 1, 2]
+
+
+def test_recorder_reads_one_member_and_checks_only_it():
+    from hypernb import models
+
+    together = models.batched([mlp(seed=0), mlp(seed=1)])
+    opt = optim.SGD(together.parameters(), alpha=[0.05, 0.1], hyper=optim.SGD(alpha=[1e-3, 1e308]), batch=2)
+    rec = optim.Recorder(opt)
+    for x, y in batches(6):
+        opt.zero_grad()
+        out = together(x.expand(2, *x.shape))
+        sum(torch.nn.functional.cross_entropy(out[k], y) for k in range(2)).backward()
+        opt.step()
+    assert 1 in opt.nonfinite() and 0 not in opt.nonfinite()
+    assert len(rec.read(member=0)["alpha"]) == 7  # member 1 went non-finite: it does not hide member 0
+    with pytest.raises(optim.NonFiniteError):
+        rec.read(member=1)
+    for member in (None, 2, -1):
+        with pytest.raises(ValueError, match=r"read\(member=k\) with k in 0…1"):
+            rec.read(member=member)
+    single = optim.Recorder(optim.SGD([torch.nn.Parameter(torch.ones(2))]))
+    with pytest.raises(ValueError, match=r"one configuration"):
+        single.read(member=0)
+
+
+def test_set_hyperparameters_is_all_or_nothing_and_takes_what_hyperparameters_returns():
+    w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = optim.Adam([w], alpha=0.1, hyper=optim.SGD(alpha=1e-3))
+    with pytest.raises(ValueError, match=r"beta1 \(β1\) \(set_hyperparameters\) must lie in the open interval"):
+        opt.set_hyperparameters(alpha=0.5, beta1=1.5)
+    assert opt.hyperparameters()["alpha"].item() == pytest.approx(0.1)
+    opt.set_hyperparameters(alpha=opt.hyperparameters()["alpha"] * 0.5)
+    assert opt.hyperparameters()["alpha"].item() == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("mode", ["host", "tensor", "compiled"])  # NumPy few numbers, all tensors, torch.compile

@@ -193,6 +193,14 @@ def test_a_checkpoint_that_fails_to_load_for_another_reason_is_not_called_damage
     assert not isinstance(caught.value, io.DamagedFileError)
 
 
+def test_configurations_sharing_an_out_dir_are_refused_before_anything_is_written(tmp_path):
+    configs = [dict(SMOKE, seeds=[0], out_dir=str(tmp_path / "x")), dict(SMOKE, seeds=[0], kappa=1e-3,
+                                                                          out_dir=str(tmp_path / "x"))]
+    with pytest.raises(ValueError, match=r"several configurations share out_dir .*x; each run needs a folder"):
+        run(configs)
+    assert not (tmp_path / "x").exists()
+
+
 def test_rerun_of_a_finished_run_does_no_work(tmp_path):
     require("mnist")
     first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
@@ -344,6 +352,10 @@ def test_several_seeds_give_mean_and_std():
     ({"optimizer": "adam/sdg"}, r"unknown optimizer 'sdg'"),
     ({"optimizer": "adam/sgd", "kappa": [1e-5, 1e-6]}, r"one value per hyper level: 1 for 'adam/sgd', got 2"),
     ({"beta2": 1.0}, r"beta2 must lie in the open interval"),
+    ({"seeds": [0, 0, 1]}, r"seeds \[0, 0, 1\] repeat \[0\]; each seed is one run"),
+    ({"augment": True}, r"augment is CIFAR's crop and flip; mnist-mlp has no CIFAR images"),
+    ({"sign_safe": "no"}, r"sign_safe must be True or False, got 'no'"),
+    ({"height": True}, r"height must be an integer >= 0, got True"),
     ({"epochs": 0}, r"epochs must be a positive integer"),
     ({"kappa": [1e-5, 1e-6]}, r"one value per hyper level"),
     ({"kappa": "paperr"}, r"kappa rule must be one of"),

@@ -114,6 +114,8 @@ class HyperOptimizer(torch.optim.Optimizer):
         if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
             raise ValueError(f"batch must be a positive int (the number of configurations), got {batch!r}")
         self._rule, self._values, self._batch = rule, dict(values), batch
+        if not isinstance(getattr(rule, "sign_safe", False), bool):
+            raise ValueError(f"{family}: sign_safe must be True or False, got {rule.sign_safe!r}")
         if not isinstance(compiled, bool):
             raise ValueError(f"compiled must be True or False, got {compiled!r}")
         self._options = {"check_every": check_every, "capturable": capturable, "cuda_graph": cuda_graph,
@@ -374,8 +376,10 @@ class HyperOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def set_hyperparameters(self, **values) -> None:
         """Overwrite current effective values, e.g. ``opt.set_hyperparameters(alpha=0.01)``, or
-        ``**{"hyper.alpha": 1e-6}`` one level up (a number, or K numbers with ``batch=K``)."""
+        ``**{"hyper.alpha": 1e-6}`` one level up (a number, K numbers with ``batch=K``, or a tensor
+        as :meth:`hyperparameters` returns it). All or nothing: every value is checked first."""
         levels = self._require_bound().levels
+        writes = []
         for key, value in values.items():
             k, name = key.count("hyper."), key.replace("hyper.", "")
             lvl = levels[k] if k < len(levels) else None
@@ -384,9 +388,11 @@ class HyperOptimizer(torch.optim.Optimizer):
                 raise ValueError(f"no learnable hyperparameter {key!r}; choose from {known}")
             s, j = divmod(lvl.names.index(name), len(lvl.trainable))
             hyper = lvl.trainable[j]
-            vals = _per_member(value, self._batch, key)
+            vals = _per_member(value.tolist() if isinstance(value, torch.Tensor) else value, self._batch, key)
             for v in vals:
                 hyper.check(v, type(lvl.opt).__name__, "set_hyperparameters")
+            writes.append((lvl, s, hyper, vals))
+        for lvl, s, hyper, vals in writes:
             self._set_values(lvl, s, hyper, vals)
 
     def hypergradients(self) -> dict[str, torch.Tensor]:

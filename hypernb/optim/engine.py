@@ -404,6 +404,7 @@ class Engine:
             lvl.learned = True
         self.t = torch.zeros((), dtype=torch.long, device=self.device)
         self.t_host = 0  # the same count, on the host (host mode)
+        self.count = 0  # steps taken, counted on the host in every mode (for labels; never read from the device)
         # what first_bad's columns watch: the gradient, then every learned value, then their hypergradients
         self.check_names = [(0, "gradient", "gradient")]
         for what in ("hyperparameter", "hypergradient"):
@@ -510,6 +511,7 @@ class Engine:
         g, present = self.gather_grad()
         if not any(present):
             return
+        self.count += 1
         key = (present, tuple(self.levels[0].decays(s) for s in range(len(self.levels[0].segments))))
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         if self.cuda_graph and not capturing:  # inside the caller's own capture: record plain ops instead
@@ -721,8 +723,8 @@ class Engine:
 
     # -- reading ---------------------------------------------------------------------------------
     def sync_host(self) -> None:
-        """After the tensors were written from outside (load_state_dict): the host-side step count."""
-        self.t_host = int(self.t)
+        """After the tensors were written from outside (load_state_dict): the host-side step counts."""
+        self.t_host = self.count = int(self.t)
 
     def nonfinite(self) -> dict[int, NonFiniteError]:
         """Per configuration, the first value that stopped being finite (one host sync), ignoring

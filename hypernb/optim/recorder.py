@@ -1,6 +1,8 @@
 """Keep the trajectory of every hyperparameter without a host sync per step."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -9,7 +11,10 @@ class Recorder:
 
     Attaches to the optimizer as a step post-hook, so the training loop does not change. Values
     stay on the device until :meth:`read`, which copies them once and also checks for NaN/inf
-    (raising :class:`~hypernb.optim.NonFiniteError`).
+    (raising :class:`~hypernb.optim.NonFiniteError`). Steps are labelled with the optimizer's own
+    step count (a recorder attached after 5 steps starts at 5); a step call without any gradient,
+    which does nothing, records nothing. If the optimizer's hyperparameters change (a parameter
+    group added), the recorder stops with a warning and keeps what it recorded.
     """
 
     def __init__(self, opt, every: int = 1, capacity: int = 256, attach: bool = True):
@@ -21,32 +26,47 @@ class Recorder:
         first = next(iter(values.values()))
         self._buf = torch.empty(max(capacity, 1), len(self.names), *first.shape, dtype=first.dtype,
                                 device=first.device)
-        self._n, self._count, self.steps = 0, 0, []
+        self._n, self._count, self.steps = 0, opt._require_bound().count, []
         self._handle = opt.register_step_post_hook(self._hook) if attach else None
-        self.record(step=0)
+        self.record()
 
     def _hook(self, opt, args, kwargs) -> None:
-        self._count += 1
-        if self._count % self.every == 0:
-            self.record()
+        count = opt._require_bound().count
+        if count != self._count:  # (a step without any gradient did nothing)
+            self._count = count
+            if count % self.every == 0:
+                self.record()
 
     def record(self, step: int | None = None) -> None:
         """Store the current values (called by the hook; call it yourself with attach=False)."""
+        values = self.opt.hyperparameters()
+        if list(values) != self.names:
+            warnings.warn(f"Recorder: the optimizer's hyperparameters changed at step {self._count} (now "
+                          f"{list(values)}, e.g. after add_param_group); this recorder stops here and keeps what it "
+                          "recorded: attach a new Recorder for what follows", stacklevel=2)
+            self.close()
+            return
         if self._n == self._buf.shape[0]:
             self._buf = torch.cat([self._buf, torch.empty_like(self._buf)])
-        self._buf[self._n].copy_(torch.stack(list(self.opt.hyperparameters().values())))
+        self._buf[self._n].copy_(torch.stack(list(values.values())))
         self._n += 1
         self.steps.append(self._count if step is None else step)
 
     def read(self, check: bool = True, member: int | None = None) -> dict[str, list[float]]:
         """The trajectory as ``{"step": [...], name: [...]}`` (one device→host copy); with
         several configurations (``batch=K``), that of configuration ``member``."""
-        if check:
-            self.opt.check_finite()
+        batch = self.opt._batch
+        if batch is None and member is not None:
+            raise ValueError("read(member=…) is for an optimizer with batch=K; this one trains one configuration")
+        if batch is not None and (member is None or not isinstance(member, int) or not 0 <= member < batch):
+            raise ValueError(f"this optimizer trains {batch} configurations: read(member=k) with k in 0…{batch - 1}, "
+                             f"got {member!r}")
+        if check:  # only the configuration read: another one's NaN does not hide this one's values
+            bad = self.opt.nonfinite().get(member if batch is not None else 0)
+            if bad is not None:
+                raise bad
         data = self._buf[: self._n].double().cpu()
         if data.dim() == 3:
-            if member is None:
-                raise ValueError("this optimizer trains several configurations: read(member=k)")
             data = data[:, :, member]
         out = {"step": list(self.steps)}
         out.update({name: data[:, j].tolist() for j, name in enumerate(self.names)})

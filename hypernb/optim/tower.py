@@ -126,8 +126,14 @@ def tower(spec: str, params, alpha=None, kappa=1e-5, *, hyper_options: list[dict
     alpha = lr if alpha is None else alpha
     if alpha is None:
         alpha = 0.001 if issubclass(base_cls, Adam) else 0.01
-    alpha0 = alpha if not isinstance(alpha, dict) else 1.0
-    kappas = kappa_schedule(kappa, alpha0, height)
+    # SGDPerParam's α per tensor (a dict; a list without batch=; a list of lists with it) has no single α0
+    per_tensor = isinstance(alpha, dict) or (issubclass(base_cls, SGDPerParam) and isinstance(alpha, (list, tuple))
+                                             and (batch is None or any(isinstance(a, (list, tuple, dict))
+                                                                       for a in alpha)))
+    if per_tensor and isinstance(kappa, str):
+        raise ValueError(f"kappa={kappa!r} is a rule that starts from one α0, but {names[0]}'s α is given per tensor "
+                         f"({alpha!r}); give kappa as a number or a list (one value per hyper level)")
+    kappas = kappa_schedule(kappa, 1.0 if per_tensor else alpha, height)
     if isinstance(kappa, dict) and names[-1] != "sgdperparam":
         raise ValueError("a dict of κ per hyperparameter needs an sgdperparam hyperoptimizer, e.g. 'sgd/sgdperparam'")
     hyper_options = _hyper_options(hyper_options, height)
