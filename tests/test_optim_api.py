@@ -369,6 +369,14 @@ def test_recorder_reads_one_member_and_checks_only_it():
         single.read(member=0)
 
 
+def test_repr_of_per_tensor_alphas_per_configuration():
+    from hypernb import models
+
+    together = models.batched([torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)])
+    opt = optim.SGDPerParam(together.parameters(), alpha=[[0.1, 0.2], [0.3, 0.4]], batch=2)
+    assert repr(opt) == "SGDPerParam(α=[[0.1, 0.2], [0.3, 0.4]])"
+
+
 def test_set_hyperparameters_is_all_or_nothing_and_takes_what_hyperparameters_returns():
     w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
     opt = optim.Adam([w], alpha=0.1, hyper=optim.SGD(alpha=1e-3))

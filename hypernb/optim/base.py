@@ -611,6 +611,8 @@ def _fmt(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
+        if any(isinstance(v, (list, tuple, dict)) for v in value):  # per configuration and per tensor (batch=K)
+            return "[" + ", ".join(_fmt(v) for v in value) + "]"
         vals = {float(v) for v in value}
         return _fmt(vals.pop()) if len(vals) == 1 else "[" + ", ".join(_fmt(v) for v in value) + "]"
     return f"{float(value):g}"
