@@ -26,12 +26,19 @@ class Recorder:
         first = next(iter(values.values()))
         self._buf = torch.empty(max(capacity, 1), len(self.names), *first.shape, dtype=first.dtype,
                                 device=first.device)
-        self._n, self._count, self.steps = 0, opt._require_bound().count, []
+        self._n, self._count, self.steps = 0, self._steps_taken() or 0, []
         self._handle = opt.register_step_post_hook(self._hook) if attach else None
         self.record()
 
+    def _steps_taken(self) -> int | None:
+        """The optimizer's own step count, kept on the host (no sync); None for an optimizer without
+        one (a peer's), whose every step call then counts."""
+        engine = getattr(self.opt, "_engine", None)
+        return None if engine is None else engine.count
+
     def _hook(self, opt, args, kwargs) -> None:
-        count = opt._require_bound().count
+        count = self._steps_taken()
+        count = self._count + 1 if count is None else count
         if count != self._count:  # (a step without any gradient did nothing)
             self._count = count
             if count % self.every == 0:
@@ -55,7 +62,7 @@ class Recorder:
     def read(self, check: bool = True, member: int | None = None) -> dict[str, list[float]]:
         """The trajectory as ``{"step": [...], name: [...]}`` (one device→host copy); with
         several configurations (``batch=K``), that of configuration ``member``."""
-        batch = self.opt._batch
+        batch = getattr(self.opt, "_batch", None)
         if batch is None and member is not None:
             raise ValueError("read(member=…) is for an optimizer with batch=K; this one trains one configuration")
         if batch is not None and (member is None or not isinstance(member, int) or not 0 <= member < batch):
