@@ -199,13 +199,10 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-CHECKPOINT_KEYS = ("model", "optimizer", "recorder", "results", "alive", "first_loss", "stopped", "epoch",
-                   "global_step", "window", "window_n")
-
-
-def load_checkpoint(path: Path, device) -> dict:
-    """A training checkpoint written by :func:`save_checkpoint`; one that cannot be read (cut short,
-    overwritten) is a :class:`DamagedFileError` naming it and the way out, not torch's traceback."""
+def load_checkpoint(path: Path, device, keys: tuple = ()) -> dict:
+    """A training checkpoint written by :func:`save_checkpoint`, a mapping that holds ``keys``; one that
+    cannot be read (cut short, overwritten) is a :class:`DamagedFileError` naming it and the way out, not
+    torch's traceback."""
     fix = ("Delete it to train its runs again from their first epoch (their finished seeds are kept), or "
            "restore it from a backup")
     try:
@@ -219,7 +216,7 @@ def load_checkpoint(path: Path, device) -> dict:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DamagedFileError(path, f"{path} should hold a training checkpoint but cannot be read ({first}); "
                                      f"it was probably cut short. {fix}") from None
-    missing = [k for k in CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+    missing = [k for k in keys if k not in state] if isinstance(state, dict) else ["a mapping"]
     if missing:
         raise DamagedFileError(path, f"{path} should hold a training checkpoint but lacks {missing}. {fix}")
     return state

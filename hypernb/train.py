@@ -151,6 +151,9 @@ def _short(kappa) -> str:
 
 
 METRICS, CONFIG = "a run's metrics", "a run's configuration"
+# what a group's checkpoint holds (written in _train_group, checked when a resume loads it)
+CHECKPOINT_KEYS = ("model", "optimizer", "recorder", "results", "alive", "first_loss", "stopped", "epoch",
+                   "global_step", "window", "window_n")
 _SEED_FIELDS = {f.name for f in fields(SeedResult)}
 
 
@@ -540,7 +543,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     window_n = 0
     first_step = None  # the first step's losses, on the device until the epoch's end
     if ckpt is not None and ckpt.exists():
-        ck = io.load_checkpoint(ckpt, device)
+        ck = io.load_checkpoint(ckpt, device, CHECKPOINT_KEYS)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         recorder.load_state_dict(ck["recorder"])
@@ -674,7 +677,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
         if ckpt is not None:
             if epoch == start_epoch:
                 io.write_json(_members_file(ckpt), {"members": [m.key() for m in group]})
-            io.save_checkpoint(ckpt, {
+            io.save_checkpoint(ckpt, {  # (CHECKPOINT_KEYS: what a resume checks that it finds)
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "recorder": recorder.state_dict(),
                 "results": [asdict(r) for r in results], "alive": alive, "first_loss": first_loss,
                 "stopped": stopped, "epoch": epoch,
