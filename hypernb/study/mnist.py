@@ -548,7 +548,7 @@ def verdicts(s: Setup, table: dict, tuned: dict, retrained: dict, adam_adam) -> 
     failed, n = _failures(adam_adam.clamped)
     out.append(C.judge(claims["report-adam-adam-fails"], None, s.profile, failures=_failures(adam_adam.unclamped),
                        evidence="figures/adam_adam.png",
-                       detail=f"without the clamp: {_outcomes(adam_adam.unclamped)}; with the clamp (the paper's code), "
+                       detail=f"without the clamp: {outcomes(adam_adam.unclamped)}; with the clamp (the paper's code), "
                               f"on the same seeds: {failed} of {n} runs failed"))
     return out
 
@@ -619,7 +619,7 @@ def first_declared(s: Setup, table: dict, first: FirstModel | None):
     return None if s["OUTPUT_TANH"] else as_first_declared(s, table)
 
 
-def _outcomes(res) -> str:
+def outcomes(res) -> str:
     """Per seed, where a run stopped or how it ended, e.g. 'seed 0 diverged at step 326, after 1 complete
     epoch(s)'."""
     out = []
