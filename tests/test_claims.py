@@ -106,6 +106,16 @@ def test_verdicts_need_the_full_protocol_and_enough_seeds():
     assert C.judge(LOWER, None, "full", missing="needs a GPU").reason == "needs a GPU"
 
 
+def test_rate_interval_is_the_exact_clopper_pearson_one():
+    from hypernb.study.stats import rate_interval
+
+    for (k, n), (lo, hi) in {(4, 5): (0.2836, 0.9949), (0, 5): (0.0, 0.5218), (1, 10): (0.0025, 0.4450),
+                             (24, 24): (0.8575, 1.0)}.items():  # published Clopper–Pearson tables
+        assert rate_interval(k, n) == pytest.approx((lo, hi), abs=1e-4)
+    row = C.judge(C.BY_ID["report-adam-adam-fails"], None, "full", failures=(4, 5)).row()
+    assert row["effect"] == "4 of 5 failed" and row["95 % interval"] == "[28 %, 99 %] of runs fail"
+
+
 def test_rate_rule():
     claim = C.BY_ID["report-adam-adam-fails"]
     assert C.judge(claim, None, "full", failures=(5, 5)).verdict == "reproduced"

@@ -13,8 +13,9 @@ over seeds (same seed: same initial weights and data order) with its 95 % t inte
 * ``higher``: the mirror image;
 * ``within`` (the claim: the difference is at most +δ, e.g. "matches", "costs ≤ 2 %"):
   reproduced if the interval lies below +δ; refuted if it lies above +δ; inconclusive otherwise;
-* ``rate`` (the claim: a failure happens): the fraction of runs that fail; reproduced if at least
-  80 % of them do, refuted if none does, inconclusive otherwise.
+* ``rate`` (the claim: a failure happens): the fraction of runs that fail (shown with its exact
+  Clopper–Pearson 95 % interval); reproduced if at least 80 % of them do, refuted if none does,
+  inconclusive otherwise.
 
 A declaration changed after runs had started says so in ``amended``: what it was, what it is, and
 why; the notebooks and the summary show it beside the verdict.
@@ -27,7 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from . import sources as S
-from .stats import Interval
+from .stats import Interval, rate_interval
 
 VERDICTS = ("reproduced", "refuted", "inconclusive")
 INDICATIVE = "indicative — reduced protocol"
@@ -83,7 +84,9 @@ class Verdict:
             effect = f"{e.mean:+.3g}{c.unit}"
         return {"id": c.id, "claim": c.statement, "claimant": c.claimant, "metric": c.metric,
                 "comparison": c.comparison, "rule": c.rule, "n": self.n, "effect": effect,
-                "95 % interval": "–" if e is None or e.n < 2 or c.kind == "rate" else f"[{e.lo:+.3g}, {e.hi:+.3g}]{c.unit}",
+                "95 % interval": "–" if e is None or e.n < 2 else (
+                    f"[{100 * e.lo:.0f} %, {100 * e.hi:.0f} %] of runs fail" if c.kind == "rate"
+                    else f"[{e.lo:+.3g}, {e.hi:+.3g}]{c.unit}"),
                 "verdict": self.verdict, "why": self.reason, "amended": c.amended}
 
     def to_dict(self) -> dict:
@@ -101,7 +104,9 @@ def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tupl
         return v
     if claim.kind == "rate":
         failed, n = failures
-        v.n, v.effect = n, Interval(failed / n if n else 0.0, failed / n if n else 0.0, failed / n if n else 0.0, n)
+        rate = failed / n if n else 0.0
+        lo, hi = rate_interval(failed, n) if n else (0.0, 1.0)
+        v.n, v.effect = n, Interval(rate, lo, hi, n)  # the rate of failure, with its exact 95 % interval
         if profile != "full":
             v.verdict, v.reason = INDICATIVE, f"{failed} of {n} runs failed on the {profile} profile"
             return v

@@ -52,6 +52,26 @@ def interval(values) -> Interval:
     return Interval(m, m - half, m + half, len(values))
 
 
+def rate_interval(k: int, n: int) -> tuple[float, float]:
+    """The exact (Clopper–Pearson) 95 % interval of a rate seen as k of n: the rates p under which k or
+    more (for the lower end), or k or fewer (for the upper end), would happen with probability 2.5 %."""
+    def tail(p: float, at_least: bool) -> float:
+        ks = range(k, n + 1) if at_least else range(0, k + 1)
+        return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in ks)
+
+    def solve(at_least: bool) -> float:  # bisection: the tail grows with p (at least k) or falls (at most k)
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if (tail(mid, at_least) < 0.025) == at_least:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    return (0.0 if k == 0 else solve(True)), (1.0 if k == n else solve(False))
+
+
 def differences(a: dict, b: dict) -> dict:
     """seed → a − b over the seeds both have (dicts seed → value), in seed order."""
     return {s: a[s] - b[s] for s in sorted(set(a) & set(b))}
