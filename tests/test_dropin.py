@@ -533,6 +533,47 @@ def test_pickled_optimizer_and_model_resume_exactly(how):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
 
 
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_copies_keep_every_setting_of_the_optimizer(how):
+    """A copy is the same optimizer: SGDPerParam's step sizes (its repr), SGD's torch-style names
+    ('momentum' writes μ), a group's lr after a schedule."""
+    copy_of = (lambda x: pickle.loads(pickle.dumps(x))) if how == "pickle" else copy.deepcopy
+    w = torch.nn.Parameter(torch.ones(3))
+    per = copy_of(optim.SGDPerParam([w], alpha=0.1, hyper=optim.SGD(alpha=1e-4)))
+    assert repr(per) == "SGDPerParam(α=0.1) / SGD(α=0.0001)"
+    sgd = optim.SGD([w], lr=0.1, momentum=0.9)
+    sgd.param_groups[0]["lr"] = 0.05
+    twin = copy_of(sgd)
+    twin.param_groups[0]["momentum"] = 0.5
+    assert float(twin.hyperparameters()["mu"]) == 0.5 and float(sgd.hyperparameters()["mu"]) == 0.9
+    twin.zero_grad()
+    w.grad = None
+    p = twin.param_groups[0]["params"][0]
+    p.grad = torch.ones(3)
+    twin.step()  # lr 0.05 of a group that started at 0.1: half the learned α (0.1)
+    assert torch.allclose(p.detach(), torch.full((3,), 1 - 0.05, dtype=p.dtype))
+    model, opt = _build()
+    _steps(model, opt, batches(2))
+    hyper, twin = copy_of((opt.hyper, opt))  # the level above first: it is bound again by its owner
+    assert twin.hyper is hyper and repr(twin) == repr(opt)
+
+
+def test_a_pickle_of_the_earlier_layout_still_loads():
+    """Optimizers pickled before the pickle kept the whole object held their parts by name."""
+    model, opt = _build()
+    _steps(model, opt, batches(3))
+    earlier = {"_unpickle": True, "cls": type(opt), "groups": [dict(g) for g in opt.param_groups],
+               "initial_lr": [g._initial_lr for g in opt.param_groups], "rule": opt._rule, "values": opt._values,
+               "batch": opt._batch, "options": opt._options, "hyper": opt.hyper,
+               "state": opt._state_dict(opt._engine), "repr": opt._repr_hypers}
+    loaded = pickle.loads(pickle.dumps((model, earlier)))
+    twin = optim.Adam.__new__(optim.Adam)
+    twin.__setstate__(loaded[1])
+    assert repr(twin) == repr(opt)
+    for (k, a), b in zip(opt.hyperparameters().items(), twin.hyperparameters().values()):
+        assert torch.equal(a, b), k
+
+
 def test_deepcopy_of_the_optimizer_alone_trains_its_own_copy_of_the_parameters():
     model, opt = _build()
     _steps(model, opt, batches(2))

@@ -22,6 +22,7 @@ key that cannot take effect raises.
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import numbers
 
@@ -55,6 +56,18 @@ def _number(v, what: str) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):  # a tensor is not a numbers.Real either
         raise ValueError(f"{what} must be a number, got {v!r}")
     return float(v)
+
+
+def _nonneg(v, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def _positive_int(v, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{what} must be a positive int, got {v!r}")
+    return v
 
 
 def _check_hyper(hyper, value: float, family: str, where: str = "") -> None:
@@ -106,13 +119,14 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     _repr_hypers: tuple[str, ...] | None = None  # shown by repr; None: every hyperparameter of the rule
     _aliases: dict = {"lr": "alpha"}
+    _per_tensor = False  # SGDPerParam: one group per tensor, named after it
 
     def __init__(self, params, rule: Rule, values: dict, hyper: "HyperOptimizer | None" = None,
                  *, batch: int | None = None, check_every: int | None = None, capturable: bool | None = None,
                  cuda_graph: bool | None = None, compiled: bool = False):
         family = type(self).__name__
-        if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
-            raise ValueError(f"batch must be a positive int (the number of configurations), got {batch!r}")
+        if batch is not None:
+            _positive_int(batch, "batch (the number of configurations)")
         self._rule, self._values, self._batch = rule, dict(values), batch
         if not isinstance(getattr(rule, "sign_safe", False), bool):
             raise ValueError(f"{family}: sign_safe must be True or False, got {rule.sign_safe!r}")
@@ -132,9 +146,8 @@ class HyperOptimizer(torch.optim.Optimizer):
                     "hyper= must be an unbound optimizer (built without parameters, e.g. SGD(alpha=1e-5)) "
                     "that is not already part of another tower"
                 )
-        if check_every is not None and (not isinstance(check_every, int) or isinstance(check_every, bool)
-                                        or check_every < 1):
-            raise ValueError(f"check_every must be a positive int or None, got {check_every!r}")
+        if check_every is not None:
+            _positive_int(check_every, "check_every")
         self.hyper, self.check_every = hyper, check_every
         self._engine: Engine | None = None
         self._owner = None
@@ -158,9 +171,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             for v in _per_member(values[h.name], K, f"{family}: {h.name}"):
                 _check_hyper(h, v, family, where)
         for v in _per_member(values.get("weight_decay", 0.0), K, f"{family}: weight_decay"):
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{family}: weight_decay{' (' + where + ')' if where else ''} must be a "
-                                 f"finite number >= 0, got {v!r}")
+            _nonneg(v, f"{family}: weight_decay{' (' + where + ')' if where else ''}")
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group (torch.optim's API). Its hyperparameters start from the group's own values
@@ -220,12 +231,9 @@ class HyperOptimizer(torch.optim.Optimizer):
             lr0 = group._initial_lr
             now = _per_member(group["lr"], self._batch, "lr")
             values["lr_scale"] = _lr_scales(now, lr0)
-            out.append((list(zip(params, pnames)), values, str(group.get("name", pnames[0] if self._per_tensor()
+            out.append((list(zip(params, pnames)), values, str(group.get("name", pnames[0] if self._per_tensor
                                                                                else f"group{i}"))))
         return out
-
-    def _per_tensor(self) -> bool:
-        return False
 
     def _chain(self) -> list:
         chain, node = [self], self.hyper
@@ -240,11 +248,6 @@ class HyperOptimizer(torch.optim.Optimizer):
         groups = self._groups()
         if not any(ps for ps, _, _ in groups):
             raise ValueError(f"{family} got an empty parameter list")
-        # a group without parameters (torch.optim allows one) has no segment: group i is not segment i
-        segment_of, s = [], 0
-        for ps, _, _ in groups:
-            segment_of.append([s] if ps else [])
-            s += bool(ps)
         groups = [g for g in groups if g[0]]
         names = [name for _, _, name in groups]
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -258,7 +261,9 @@ class HyperOptimizer(torch.optim.Optimizer):
             node._check_values(node._values, type(node).__name__, self._batch)
         self._engine = Engine(groups, chain, self._batch, self._options["capturable"], self._options["cuda_graph"],
                               self._options.get("compiled", False))
-        self._segment_index = segment_of
+        # group i's level-0 segment ([s]), none for a group without parameters (torch.optim allows one)
+        starts = itertools.accumulate((bool(g["params"]) for g in self.param_groups), initial=0)
+        self._segments_of = [[s] if g["params"] else [] for s, g in zip(starts, self.param_groups)]
         self._param_ids = _param_ids(self.param_groups)
 
     def _segments(self, below_names: list[str]) -> list[Segment]:
@@ -273,23 +278,21 @@ class HyperOptimizer(torch.optim.Optimizer):
         family = type(self).__name__
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         level = self._engine.levels[0]
-        seg = self._segment_of(index)
+        seg = self._segments_of[index]
         name = self._aliases.get(key, key)
         hypers = {h.name: h for h in self._rule.hypers()}
         if key == "lr":
             now = _per_member(value, self._batch, f"{family}: lr")
             for n, a in zip(now, group._initial_lr):
-                if not math.isfinite(n) or n < 0:
-                    raise ValueError(f"{family}: lr must be a finite number >= 0, got {n!r}")
+                _nonneg(n, f"{family}: lr")
                 if a == 0 and n != 0:
                     raise ValueError(f"{family}: this group started with lr = 0, so a schedule (a multiple of "
                                      "the initial lr) cannot change it; start from lr > 0")
             for s in seg if write else ():
                 level.set_fixed("lr_scale", s, _lr_scales(now, group._initial_lr))
         elif name == "weight_decay":
-            vals = _per_member(value, self._batch, f"{family}: weight_decay")
-            if any(not math.isfinite(v) or v < 0 for v in vals):
-                raise ValueError(f"{family}: weight_decay must be a finite number >= 0, got {value!r}")
+            what = f"{family}: weight_decay"
+            vals = [_nonneg(v, what) for v in _per_member(value, self._batch, what)]
             for s in seg if write else ():
                 level.set_fixed("weight_decay", s, vals)
         elif name in hypers:
@@ -307,10 +310,6 @@ class HyperOptimizer(torch.optim.Optimizer):
                     "momentum": "; its momentum is 'mu'" if "mu" in hypers else ""}.get(key, "")
             raise ValueError(f"{family}: writing '{key}' cannot take effect: {family} has no such "
                              f"hyperparameter (it has {sorted(hypers)}, weight_decay and lr){hint}")
-
-    def _segment_of(self, group_index: int) -> list[int]:
-        """The level-0 segments of a parameter group (none for a group without parameters)."""
-        return self._segment_index[group_index]
 
     @staticmethod
     def _set_values(level, s: int, hyper, values: list[float]) -> None:
@@ -350,9 +349,6 @@ class HyperOptimizer(torch.optim.Optimizer):
         return loss
 
     # -- hyperparameters ---------------------------------------------------------------------------
-    def _out(self, v: torch.Tensor) -> torch.Tensor:
-        return v if self._batch is not None else v[0]
-
     def hyperparameters(self) -> dict[str, torch.Tensor]:
         """Current effective values of every level, on the parameters' device (no host sync):
         0-d tensors, or [K] tensors with ``batch=K``.
@@ -371,7 +367,7 @@ class HyperOptimizer(torch.optim.Optimizer):
         """Copies, in one op: many values are views of buffers the next step overwrites in place,
         and a caller keeping them (a history of values) must not see them change."""
         fresh = torch.stack(list(values.values())).unbind(0)
-        return {name: self._out(v) for name, v in zip(values, fresh)}
+        return {name: v if self._batch is not None else v[0] for name, v in zip(values, fresh)}
 
     @torch.no_grad()
     def set_hyperparameters(self, **values) -> None:
@@ -502,7 +498,7 @@ class HyperOptimizer(torch.optim.Optimizer):
             for key, value in saved.items():
                 dict.__setitem__(g, key, value)  # settings only: the values were loaded above
             now = _per_member(g["lr"], self._batch, "lr")
-            for s in self._segment_of(i):
+            for s in self._segments_of[i]:
                 e.levels[0].set_fixed("lr_scale", s, _lr_scales(now, g._initial_lr))
 
     def _rebuild(self) -> None:
@@ -527,37 +523,31 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     # -- pickling: rebuilt from its parts (a CUDA graph or live views cannot be pickled) ------------
     def __getstate__(self):
-        if self._engine is None:
-            return {k: v for k, v in self.__dict__.items()}
-        return {"_unpickle": True, "cls": type(self), "groups": [dict(g) for g in self.param_groups],
-                "initial_lr": [g._initial_lr for g in self.param_groups],
-                "rule": self._rule, "values": self._values, "batch": self._batch, "options": self._options,
-                "hyper": self.hyper, "state": self._state_dict(self._engine), "repr": self._repr_hypers}
+        """Everything but the engine (views, a CUDA graph), which is rebuilt from the state dict."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_engine", "_owner") and not k.startswith("_optimizer_")}
+        return state if self._engine is None else {**state, "_saved": self._state_dict(self._engine)}
 
-    def __setstate__(self, state):  # (pickles of older versions also hold a "chain" entry: not needed)
-        if not state.get("_unpickle"):
-            self.__dict__.update(state)
-            return
-        hyper = state["hyper"]
-        node = hyper
-        while node is not None:  # the unpickled chain is unbound again
-            node._owner, node._engine = None, None
-            node = node.hyper
-        self.__dict__.update(_rule=state["rule"], _values=state["values"], _batch=state["batch"],
-                             _options=state["options"], hyper=hyper, check_every=state["options"]["check_every"],
-                             _engine=None, _owner=None, _steps_since_check=0, _repr_hypers=state["repr"],
-                             defaults={**state["values"], "lr": state["values"]["alpha"]}, state={},
-                             param_groups=[])
-        _no_hooks_yet(self)
+    def __setstate__(self, state):
+        if state.get("_unpickle"):  # pickled by hypernb before 2026-12 (its parts by name)
+            state = {"_rule": state["rule"], "_values": state["values"], "_batch": state["batch"],
+                     "_options": state["options"], "hyper": state["hyper"], "_owner": None, "_steps_since_check": 0,
+                     "check_every": state["options"]["check_every"], "_repr_hypers": state["repr"], "state": {},
+                     "defaults": {**state["values"], "lr": state["values"]["alpha"]}, "param_groups": state["groups"],
+                     "_saved": {**state["state"], "initial_lr": state["initial_lr"]}}
+        saved = state.pop("_saved", None)
+        self.__dict__.update(state, _engine=None, _owner=None)  # (its owner, if pickled with it, binds it again)
+        _no_hooks_yet(self)  # (torch pickles no hook either)
         self._patch_step_function()
-        for g, lr0 in zip(state["groups"], state["initial_lr"]):
-            wrapped = _Group(g)
-            wrapped._initial_lr = lr0
-            self.param_groups.append(wrapped)
+        if saved is None:
+            return
+        self.param_groups = [_Group(g) for g in self.param_groups]  # (they pickle as plain dicts)
+        for g, lr0 in zip(self.param_groups, saved["initial_lr"]):
+            g._initial_lr = lr0
         self._build()
         for g in self.param_groups:
             g.__dict__["_opt"] = self
-        self._load_state_dict(self._engine, state["state"])  # (no user hooks: torch runs none when unpickling)
+        self._load_state_dict(self._engine, saved)  # (no user hooks: torch runs none when unpickling)
 
     # -- display -----------------------------------------------------------------------------
     def _level_repr(self) -> str:

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .base import HyperOptimizer, _per_member
+from .base import HyperOptimizer, _nonneg, _per_member
 from .engine import Segment
 from .rules import AdaGradRule, AdamRule, RMSPropRule, SGDPerParamRule, SGDRule
 
@@ -138,6 +138,8 @@ class SGDPerParam(HyperOptimizer):
         alpha (or lr): the step sizes (default 0.01 each), as above.
     """
 
+    _per_tensor = True
+
     def __init__(self, params=None, alpha=None, hyper=None, *, lr=None, weight_decay: float = 0.0,
                  sign_safe: bool = False, **options):
         family = type(self).__name__
@@ -145,12 +147,13 @@ class SGDPerParam(HyperOptimizer):
         alpha = _pick(family, alpha, lr, 0.01)
         if isinstance(alpha, tuple):
             alpha = list(alpha)
-        for a in (alpha.values() if isinstance(alpha, dict) else [alpha]):
-            _check_alpha(a, family)
+        rule = SGDPerParamRule(sign_safe=sign_safe)
+        for a in _leaves(list(alpha.values()) if isinstance(alpha, dict) else alpha):
+            rule.hypers()[0].check(a, family)  # its domain, and log-storable with sign_safe=True
         self._alphas = alpha
         if params is not None:
             params = self._one_group_per_tensor(params, alpha, options.get("batch"))
-        super().__init__(params, SGDPerParamRule(sign_safe=sign_safe),
+        super().__init__(params, rule,
                          {"alpha": alpha if not isinstance(alpha, (list, dict)) else 0.01,
                           "weight_decay": weight_decay}, hyper, **options)
 
@@ -166,9 +169,6 @@ class SGDPerParam(HyperOptimizer):
         return [{"params": [(n, p)] if with_names else [p], "alpha": a, "name": n}
                 for (n, p), a in zip(named, alphas)]
 
-    def _per_tensor(self) -> bool:
-        return True
-
     def _segments(self, below_names: list[str]) -> list[Segment]:
         """One segment per entry of the vector below, each with its own κ."""
         alphas = _per_segment_values(self._alphas, below_names, type(self).__name__, self._batch)
@@ -182,13 +182,9 @@ class SGDPerParam(HyperOptimizer):
         return f"{type(self).__name__}(α={_fmt(self._alphas)})"
 
 
-def _check_alpha(a, family: str) -> None:
-    """Every number of a step size given as a number or (nested) list."""
-    if isinstance(a, (list, tuple)):
-        for v in a:
-            _check_alpha(v, family)
-    elif isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
-        raise ValueError(f"{family}: every alpha must be a finite number >= 0, got {a!r}")
+def _leaves(x) -> list:
+    """Every number of a value given as a number or (nested) lists."""
+    return [v for item in x for v in _leaves(item)] if isinstance(x, (list, tuple)) else [x]
 
 
 def _per_segment_values(alpha, names: list[str], family: str, K: int | None) -> list:
@@ -236,7 +232,7 @@ class AdaGrad(HyperOptimizer):
             raise ValueError(f"{family}: give initial_accumulator once")
         start = 0.1 if initial_accumulator is None and initial_accumulator_value is None else (
             initial_accumulator if initial_accumulator is not None else initial_accumulator_value)
-        _check_nonnegative(family, eps=eps, initial_accumulator=start)
+        _nonneg(eps, f"{family}: eps"), _nonneg(start, f"{family}: initial_accumulator")
         super().__init__(params, AdaGradRule(eps, start, sign_safe),
                          {"alpha": _pick(family, alpha, lr, 0.01), "weight_decay": weight_decay}, hyper, **options)
 
@@ -265,7 +261,7 @@ class RMSProp(HyperOptimizer):
         if alpha is not None and lr is not None:
             raise ValueError(f"{family}: got alpha={alpha!r} and lr={lr!r}. In hypernb alpha IS the step size "
                              "(lr); torch.optim.RMSprop's alpha (the smoothing constant) is gamma= here")
-        _check_nonnegative(family, eps=eps)
+        _nonneg(eps, f"{family}: eps")
         super().__init__(params, RMSPropRule(self._learn_gamma, eps, sign_safe),
                          {"alpha": _pick(family, alpha, lr, 0.01), "gamma": gamma, "weight_decay": weight_decay},
                          hyper, **options)
@@ -344,12 +340,6 @@ class AdamUnclamped(Adam):
     :class:`Adam`."""
 
     _squash = False
-
-
-def _check_nonnegative(family: str, **values) -> None:
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{family}: {name} must be a finite number >= 0, got {v!r}")
 
 
 for _cls in (SGD, SGDPerParam, AdaGrad, RMSProp, Adam):  # (the variants below them say "arguments as …")

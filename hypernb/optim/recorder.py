@@ -5,6 +5,8 @@ import warnings
 
 import torch
 
+from .base import _positive_int
+
 
 class Recorder:
     """Snapshot ``opt.hyperparameters()`` every ``every`` steps into a device buffer.
@@ -18,8 +20,8 @@ class Recorder:
     """
 
     def __init__(self, opt, every: int = 1, capacity: int = 256, attach: bool = True):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
+        _positive_int(every, "every")
+        _positive_int(capacity, "capacity")
         self.opt, self.every = opt, every
         values = opt.hyperparameters()
         self.names = list(values)

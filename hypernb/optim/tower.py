@@ -6,9 +6,9 @@ rightmost one's hyperparameters are fixed. ``name*N`` repeats a level (``"sgd/sg
 """
 from __future__ import annotations
 
-import math
 import numbers
 
+from .base import _nonneg
 from .optimizers import SGD, AdaGrad, Adam, AdamBaydin, AdamUnclamped, AdamW, RMSProp, RMSPropAlpha, SGDPerParam
 
 FAMILIES = {
@@ -102,8 +102,7 @@ def kappa_schedule(kappa, alpha0, height: int) -> list:
 
 def _check_kappa(k) -> None:
     for v in (k if isinstance(k, (list, tuple)) else [k]):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"κ must be a finite number >= 0, got {v!r}")
+        _nonneg(v, "κ")
 
 
 def tower(spec: str, params, alpha=None, kappa=1e-5, *, hyper_options: list[dict] | None = None,
