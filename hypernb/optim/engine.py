@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -63,6 +64,25 @@ class Segment:
     values: dict
 
 
+class Tangents(NamedTuple):
+    """One segment's tangents ∂Δ/∂(its learned values), kept as the lazy sums the Duals produced:
+    the tangent with respect to the j-th value is Σ coefs[e]·bases[i] over the terms e = (j, i) of
+    ``entries``. No tangent is ever materialised: the next hypergradient takes one dot product per
+    base, and a base shared by several values (Adam's direction, for α and the β's) counts once."""
+
+    bases: list  # distinct vectors: [K, n] tensors, or [n] NumPy vectors above level 0 in host mode
+    entries: list  # (j, index into bases) per term
+    coefs: object  # one coefficient per term: [K, terms] (a NumPy vector in host mode)
+
+
+class Update(NamedTuple):
+    """What one level's rules computed for the vector below, per segment; nothing is written yet."""
+
+    steps: list  # (direction, scale): Δ = scale · direction
+    states: list  # the rule's new state
+    tangents: list  # Tangents, when a level above learns this one; else empty
+
+
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise dot products of [K, n] matrices ([K]): a BLAS dot per row on a CPU (no temporary;
     each configuration rounds exactly as it would alone), one batched product on a GPU."""
@@ -79,9 +99,8 @@ class Level:
     * ``raw`` [K, S·H]: stored hyperparameters, segment-major (S segments, H learned values each);
       ``G``: their last hypergradients; ``fixed``: values that are not learned ([K, S] each);
     * ``state[s]``: the rule's state for segment s (NumPy vectors in host mode above level 0);
-    * tangents of the last update, when a level above learns this one: segment s's tangent with
-      respect to its j-th value is Σ_e Jc[s][e]·J[s][i_e] over the entries e = (j, i_e) of
-      ``Jmap[s]`` — the lazy sum the Duals produced, so no tangent is ever materialised.
+    * ``tangents[s]``: segment s's :class:`Tangents` of the last update, when a level above
+      learns this one (None before the first step).
     """
 
     def __init__(self, opt, index: int, segments: list[Segment], below: torch.Tensor, hdtype, host: bool):
@@ -111,7 +130,7 @@ class Level:
         if self.small:
             self.state = [{k: v.numpy()[0].copy() for k, v in st.items()} for st in self.state]
         self.learned = False  # set when a level above learns this one: then tangents are kept
-        self.J = self.Jc = self.Jmap = None  # filled by the first step
+        self.tangents: list[Tangents] | None = None  # filled by the first step
         # host mode: NumPy views of the few-number buffers (the step reads and writes through them)
         self.host_views = {"raw": self.raw.numpy()[0], "G": self.G.numpy()[0],
                            "fixed": {k: v.numpy()[0] for k, v in self.fixed.items()}} if host else None
@@ -134,20 +153,20 @@ class Level:
     def hypergradient(self, g_below):
         """d loss / d raw = Σ_i g_i ∂w_i/∂raw from the tangents of the previous update: [K, S·H]
         (a NumPy vector in host mode)."""
-        if self.J is None:  # the first step: the weights did not depend on the hyperparameters yet
+        if self.tangents is None:  # the first step: the weights did not depend on the hyperparameters yet
             return np.zeros(self.raw.shape[1]) if self.host else torch.zeros_like(self.raw)
         H, out = len(self.trainable), []
-        for s, seg in enumerate(self.segments):
+        for seg, tan in zip(self.segments, self.tangents):
             g = self._part(g_below, seg)
             if self.small:
-                dots = [(b * g).sum() for b in self.J[s]]
+                dots = [(b * g).sum() for b in tan.bases]
             else:
-                dots = [_dot(b, g) for b in self.J[s]]
+                dots = [_dot(b, g) for b in tan.bases]
                 if self.host:
                     dots = [d.item() for d in dots]
             total = [0.0] * H
-            for e, (j, i) in enumerate(self.Jmap[s]):
-                c = self.Jc[s][e] if self.host else self.Jc[s][:, e]
+            for e, (j, i) in enumerate(tan.entries):
+                c = tan.coefs[e] if self.host else tan.coefs[:, e]
                 total[j] = total[j] + c * dots[i]
             out += total
         if self.host:
@@ -155,13 +174,12 @@ class Level:
         return torch.stack([x if isinstance(x, torch.Tensor) else torch.zeros_like(self.raw[:, 0]) for x in out],
                            dim=1)
 
-    def apply(self, g, w, raw, t, keep=None):
+    def apply(self, g, w, raw, t, keep=None) -> Update:
         """This level's update of the vector below (``w``, gradient ``g``) with the stored values
-        ``raw``: (the step per segment as (direction, scale), new state per segment, tangents per
-        segment as (bases, map, coefficients)). ``keep`` (optional, per segment) masks entries
-        that get no update (parameters whose grad is None)."""
+        ``raw``. ``keep`` (optional, per segment) masks entries that get no update (parameters
+        whose grad is None)."""
         H, keep_tangents = len(self.trainable), self.learned
-        steps, states, lazy = [], [], []
+        steps, states, tangents = [], [], []
         for s, seg in enumerate(self.segments):
             gs, ws = self._part(g, seg), self._part(w, seg)
             h = {}
@@ -183,16 +201,14 @@ class Level:
             steps.append((d, value_of(scale)))
             states.append(state)
             if keep_tangents:
-                lazy.append(self._tangents(scaled(scale, direction), gs, ws, mask, raw))
-        return steps, states, lazy
+                tangents.append(self._tangents(scaled(scale, direction), gs, ws, mask, raw))
+        return Update(steps, states, tangents)
 
-    def keep(self, lazy, copies: bool = False) -> None:
-        """Keep the tangents of an update (per segment: bases, map, coefficients), for the next
-        hypergradient; ``copies``: as buffers of their own (the capturable layout's first step)."""
+    def keep(self, tangents: list[Tangents], copies: bool = False) -> None:
+        """Keep the tangents of an update for the next hypergradient; ``copies``: as buffers of their
+        own (the capturable layout's first step)."""
         own = (lambda x: x.clone()) if copies else (lambda x: x)
-        self.J = [[own(b) for b in bases] for bases, _, _ in lazy]
-        self.Jmap = [entries for _, entries, _ in lazy]
-        self.Jc = [own(coefs) for _, _, coefs in lazy]
+        self.tangents = [Tangents([own(b) for b in tan.bases], tan.entries, own(tan.coefs)) for tan in tangents]
 
     def delta(self, steps):
         """Δ = scale · direction of a level above the first, as one vector (few numbers)."""
@@ -201,8 +217,8 @@ class Level:
             return parts[0]
         return np.concatenate(parts) if self.small else torch.cat(parts, dim=1)
 
-    def _tangents(self, tangents: dict, like, w, mask, raw):
-        """The lazy tangents of one segment's Δ: (distinct bases, (j, base index) per term, coefficients)."""
+    def _tangents(self, tangents: dict, like, w, mask, raw) -> Tangents:
+        """The lazy tangents of one segment's Δ, from the Duals' {j: [(coefficient, base), …]}."""
         bases, where, entries, coefs = [], {}, [], []
         for j in range(len(self.trainable)):
             for coef, base in tangents.get(j, ()):
@@ -225,11 +241,11 @@ class Level:
                 entries.append((j, where[key]))
                 coefs.append(coef)
         if self.host:
-            return bases, entries, np.array([np.asarray(c, dtype=np.float64).reshape(-1)[0] for c in coefs])
+            return Tangents(bases, entries, np.array([np.asarray(c, dtype=np.float64).reshape(-1)[0] for c in coefs]))
         K = raw.shape[0]
-        return bases, entries, torch.cat([c.expand(K, 1) if isinstance(c, torch.Tensor)
-                                          else torch.full((K, 1), c, dtype=raw.dtype, device=raw.device)
-                                          for c in coefs], dim=1) if coefs else raw.new_zeros(K, 0)
+        return Tangents(bases, entries, torch.cat([c.expand(K, 1) if isinstance(c, torch.Tensor)
+                                                   else torch.full((K, 1), c, dtype=raw.dtype, device=raw.device)
+                                                   for c in coefs], dim=1) if coefs else raw.new_zeros(K, 0))
 
     # -- reading and writing values outside the step ------------------------------------------------
     def values(self) -> dict[str, torch.Tensor]:
@@ -259,12 +275,14 @@ class Level:
         def t(x):
             return torch.from_numpy(np.array(x)).unsqueeze(0) if isinstance(x, np.ndarray) else x.clone()
 
+        tangents = self.tangents
         return {"names": list(self.names), "stored": self.stored(), "raw": self.raw.clone(), "G": self.G.clone(),
                 "fixed": {k: v.clone() for k, v in self.fixed.items()},
                 "state": [{k: t(v) for k, v in st.items()} for st in self.state],
-                "J": None if self.J is None else [[t(b) for b in bases] for bases in self.J],
-                "Jmap": None if self.Jmap is None else [[list(e) for e in m] for m in self.Jmap],
-                "Jc": None if self.Jc is None else [t(c) for c in self.Jc]}
+                # the tangents' bases, entries and coefficients (as the format has always named them)
+                "J": None if tangents is None else [[t(b) for b in tan.bases] for tan in tangents],
+                "Jmap": None if tangents is None else [[list(e) for e in tan.entries] for tan in tangents],
+                "Jc": None if tangents is None else [t(tan.coefs) for tan in tangents]}
 
     def stored(self) -> list[str]:
         """How each learned value is stored (``log`` for α with sign_safe=True, …): a saved raw value
@@ -327,13 +345,12 @@ class Level:
             return x.cpu().numpy()[0].astype(np.float64) if self.small else x.to(device=dev, dtype=self.vdtype).clone()
 
         self.state = [{k: own(sv[k]) for k in st} for st, sv in zip(self.state, saved["state"])]
-        if saved["J"] is None:
-            self.J = self.Jmap = self.Jc = None
-            return
-        self.J = [[own(b) for b in bases] for bases in saved["J"]]
-        self.Jmap = [[tuple(e) for e in m] for m in saved["Jmap"]]
-        self.Jc = [c.cpu().numpy()[0].astype(np.float64) if self.host
-                   else c.to(device=dev, dtype=self.raw.dtype).clone() for c in saved["Jc"]]
+        def coefs(c):
+            return c.cpu().numpy()[0].astype(np.float64) if self.host else c.to(device=dev, dtype=self.raw.dtype).clone()
+
+        self.tangents = None if saved["J"] is None else [
+            Tangents([own(b) for b in bases], [tuple(e) for e in entries], coefs(c))
+            for bases, entries, c in zip(saved["J"], saved["Jmap"], saved["Jc"])]
 
 
 def check_keys(saved: dict, required: set, optional: set, where: str = "") -> None:
@@ -360,9 +377,8 @@ def _check_params(params: list, batch: int | None) -> None:
                 f"{first.dtype} on {first.device} and {p.dtype} on {p.device}. "
                 "Move the model first (model.to(...)), then build the optimizer."
             )
-        if p.is_sparse or p.is_complex() or not p.is_floating_point():
-            raise ValueError(f"parameters must be dense real floating-point tensors, got {p.dtype}"
-                             + (" (sparse)" if p.is_sparse else ""))
+        if p.is_complex() or not p.is_floating_point():
+            raise ValueError(f"parameters must be real floating-point tensors, got {p.dtype}")
         if batch is not None and (p.dim() == 0 or p.shape[0] != batch):
             raise ValueError(f"batch={batch}: every parameter needs a leading configuration dimension of "
                              f"size {batch}, got shape {tuple(p.shape)}")
@@ -403,8 +419,7 @@ class Engine:
         for lvl in self.levels[:-1]:  # a level keeps tangents iff the level above learns it
             lvl.learned = True
         self.t = torch.zeros((), dtype=torch.long, device=self.device)
-        self.t_host = 0  # the same count, on the host (host mode)
-        self.count = 0  # steps taken, counted on the host in every mode (for labels; never read from the device)
+        self.count = 0  # the same count on the host (host mode's t; labels; never read from the device)
         # what first_bad's columns watch: the gradient, then every learned value, then their hypergradients
         self.check_names = [(0, "gradient", "gradient")]
         for what in ("hyperparameter", "hypergradient"):
@@ -491,17 +506,10 @@ class Engine:
         """Per level-0 segment, a mask of the entries whose parameter has a gradient (None: all)."""
         if all(present):
             return None
-        if present not in self._keep_cache:
-            masks, i = [], 0
-            for seg in self.levels[0].segments:
-                flags, n_at = [], seg.start
-                while n_at < seg.stop:
-                    flags.append(torch.full((self.sizes[i],), present[i], dtype=torch.bool))
-                    n_at += self.sizes[i]
-                    i += 1
-                mask = torch.cat(flags)  # decided on the host: no sync with the device
-                masks.append(None if bool(mask.all()) else mask.to(self.device).unsqueeze(0))
-            self._keep_cache[present] = masks
+        if present not in self._keep_cache:  # decided on the host: no sync with the device
+            mask = torch.tensor(present).repeat_interleave(torch.tensor(self.sizes))
+            self._keep_cache[present] = [None if bool(m.all()) else m.to(self.device).unsqueeze(0)
+                                         for m in (mask[seg.start:seg.stop] for seg in self.levels[0].segments)]
         return self._keep_cache[present]
 
     # -- the step --------------------------------------------------------------------------------
@@ -511,7 +519,10 @@ class Engine:
         g, present = self.gather_grad()
         if not any(present):
             return
+        self._run(g, present)
         self.count += 1
+
+    def _run(self, g, present) -> None:
         key = (present, tuple(self.levels[0].decays(s) for s in range(len(self.levels[0].segments))))
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         if self.cuda_graph and not capturing:  # inside the caller's own capture: record plain ops instead
@@ -530,7 +541,7 @@ class Engine:
                 self._graph = graph
                 graph.replay()
                 return
-        if self.compiled and all(lvl.J is not None for lvl in self.levels if lvl.learned):
+        if self.compiled and all(lvl.tangents is not None for lvl in self.levels if lvl.learned):
             self._run_compiled(key, g, present)
             return
         self._step(g, self._keep(present))
@@ -541,8 +552,8 @@ class Engine:
         out = [self.flat, self.t, self.first_bad]
         for lvl in self.levels:
             out += [lvl.raw, lvl.G, *lvl.fixed.values(), *(v for st in lvl.state for v in st.values())]
-            if lvl.J is not None:
-                out += [b for bases in lvl.J for b in bases] + list(lvl.Jc)
+            if lvl.tangents is not None:
+                out += [b for tan in lvl.tangents for b in tan.bases] + [tan.coefs for tan in lvl.tangents]
         return out
 
     def _bind(self, buffers) -> None:
@@ -553,9 +564,9 @@ class Engine:
             lvl.raw, lvl.G = next(it), next(it)
             lvl.fixed = {name: next(it) for name in lvl.fixed}
             lvl.state = [{name: next(it) for name in st} for st in lvl.state]
-            if lvl.J is not None:
-                lvl.J = [[next(it) for _ in bases] for bases in lvl.J]
-                lvl.Jc = [next(it) for _ in lvl.Jc]
+            if lvl.tangents is not None:  # (every base, then every coefficient vector)
+                bases = [[next(it) for _ in tan.bases] for tan in lvl.tangents]
+                lvl.tangents = [Tangents(b, tan.entries, next(it)) for b, tan in zip(bases, lvl.tangents)]
 
     def _run_compiled(self, key, g: torch.Tensor, present: tuple) -> None:
         """The step as one compiled function of (gradient, buffers), made once per structure.
@@ -567,7 +578,8 @@ class Engine:
         gradient, which segments decay, and the tangent buffers it reads), never on the values,
         which stay arguments. A step that changes the tangent buffers' structure runs eagerly,
         which allocates them anew; the next step compiles for the new structure."""
-        key = (key, tuple(tuple(tuple(m) for m in lvl.Jmap) for lvl in self.levels if lvl.J is not None))
+        key = (key, tuple(tuple(tuple(tan.entries) for tan in lvl.tangents)
+                          for lvl in self.levels if lvl.tangents is not None))
         buffers = self._buffers()
         step = self._compiled_steps.get(key)
         if step is None:
@@ -602,18 +614,18 @@ class Engine:
 
     def _step(self, g: torch.Tensor, keep) -> None:
         """One step of the tower (the module docstring's 1–4), then its results committed."""
-        t1 = self.t_host + 1 if self.host else self.t + 1
+        t1 = self.count + 1 if self.host else self.t + 1
         with np.errstate(all="ignore") if self.host else contextlib.nullcontext():  # inf/NaN are flagged below
             grads, raws, out = self._compute(g, keep, t1)
             first_bad = self._flag_nonfinite(g, grads, raws, t1)
         if self.capturable:
             self._fit_tangent_buffers(out)
-        self._move_weights(out[0][0])
+        self._move_weights(out[0].steps)
         self._commit(out, raws, grads, t1, first_bad)
 
     def _compute(self, g: torch.Tensor, keep, t1):
         """Hypergradients bottom-up, then each level's update top-down: (hypergradients per level,
-        new stored values per level, per level its (steps, states, tangents)). Nothing is written."""
+        new stored values per level, the :class:`Update` per level). Nothing is written."""
         levels, n = self.levels, len(self.levels) - 1
         t = t1 if self.host else t1.to(g.dtype)
         grads = [g]  # grads[k]: the gradient of what level k updates (the model's, or level k-1's values)
@@ -625,18 +637,18 @@ class Engine:
             below = self.flat if k == 0 else raws[k - 1]
             out[k] = levels[k].apply(grads[k], below, raws[k], t, keep if k == 0 else None)
             if k > 0:
-                raws[k - 1] = raws[k - 1] + levels[k].delta(out[k][0])
+                raws[k - 1] = raws[k - 1] + levels[k].delta(out[k].steps)
         return grads, raws, out
 
     def _flag_nonfinite(self, g, grads, raws, t1):
         """The first step at which each value of each configuration stopped being finite: written in
         place in host mode (returns None), else returned as the new ``first_bad`` (no host sync).
 
-        A non-finite gradient shows in level 0's first hypergradient, g · J (one number instead of a
+        A non-finite gradient shows in level 0's first hypergradient, g · (its tangents) (one number instead of a
         pass over g; the other columns may be non-finite for their own reasons and are checked as what
         they are), except at a first step, where it is 0 without looking at g."""
         n = len(self.levels) - 1
-        gsum = g.sum(dim=1, keepdim=True) if n == 0 or self.levels[0].J is None else grads[1][..., :1] * 0.0
+        gsum = g.sum(dim=1, keepdim=True) if n == 0 or self.levels[0].tangents is None else grads[1][..., :1] * 0.0
         if self.host:
             bad = ~np.isfinite(np.concatenate([np.asarray(gsum, dtype=np.float64).reshape(1), *raws[:n],
                                                *grads[1:]]))
@@ -667,18 +679,16 @@ class Engine:
         if self.capturable:
             self._copy(out, raws, grads, t1, first_bad)
             return
-        for k, lvl in enumerate(self.levels):
-            _, states, lazy = out[k]
+        for k, (lvl, update) in enumerate(zip(self.levels, out)):
             if k < n and self.host:
                 lvl.host_views["raw"][...] = raws[k]
                 lvl.host_views["G"][...] = grads[k + 1]
             elif k < n:
                 lvl.raw, lvl.G = raws[k], grads[k + 1]
-            lvl.state = states
-            if lazy:
-                lvl.keep(lazy)
+            lvl.state = update.states
+            if update.tangents:
+                lvl.keep(update.tangents)
         if self.host:
-            self.t_host = t1
             self.t.add_(1)
         else:
             self.t, self.first_bad = t1, first_bad
@@ -688,8 +698,9 @@ class Engine:
         change of the step's structure can change theirs (AdamW's weight decay switched on adds the
         weights as a base, switched off drops it): then they are allocated again (by :meth:`_copy`).
         Decided before the weights change, so that a refusal leaves nothing half-applied."""
-        for lvl, (_, _, lazy) in zip(self.levels, out):
-            if not lazy or lvl.J is None or [entries for _, entries, _ in lazy] == lvl.Jmap:
+        for lvl, update in zip(self.levels, out):
+            if (not update.tangents or lvl.tangents is None
+                    or [tan.entries for tan in update.tangents] == [tan.entries for tan in lvl.tangents]):
                 continue
             if self._tracing:  # a traced graph cannot allocate its own arguments: see _run_compiled
                 raise _Restructure
@@ -697,7 +708,7 @@ class Engine:
                 raise RuntimeError("the optimizer step changed its structure (e.g. AdamW's weight_decay switched "
                                    "on or off) inside a CUDA graph capture; run one step outside the capture after "
                                    "such a change, then capture again")
-            lvl.J = lvl.Jmap = lvl.Jc = None
+            lvl.tangents = None
 
     def _copy(self, out, raws, grads, t1, first_bad) -> None:
         """Static addresses (capturable): every result copied into the existing buffers; a result
@@ -705,16 +716,15 @@ class Engine:
         out first. Tangent buffers are allocated by the first step (and again after a change of
         their structure, see :meth:`_fit_tangent_buffers`)."""
         pairs = [(self.t, t1), (self.first_bad, first_bad)]
-        for k, lvl in enumerate(self.levels):
-            _, states, lazy = out[k]
+        for k, (lvl, update) in enumerate(zip(self.levels, out)):
             if k < len(self.levels) - 1:
                 pairs += [(lvl.raw, raws[k]), (lvl.G, grads[k + 1])]
-            pairs += [(lvl.state[s][name], v) for s, st in enumerate(states) for name, v in st.items()]
-            if lazy and lvl.J is None:
-                lvl.keep(lazy, copies=True)
-            elif lazy:
-                pairs += [(dst, src) for dsts, (bases, _, _) in zip(lvl.J, lazy) for dst, src in zip(dsts, bases)]
-                pairs += [(dst, coefs) for dst, (_, _, coefs) in zip(lvl.Jc, lazy)]
+            pairs += [(lvl.state[s][name], v) for s, st in enumerate(update.states) for name, v in st.items()]
+            if update.tangents and lvl.tangents is None:
+                lvl.keep(update.tangents, copies=True)
+            elif update.tangents:
+                for old, new in zip(lvl.tangents, update.tangents):
+                    pairs += [*zip(old.bases, new.bases), (old.coefs, new.coefs)]
         targets = {id(dst) for dst, _ in pairs}
         values = [v.clone() if id(v) in targets and v is not dst else v for dst, v in pairs]
         for (dst, _), value in zip(pairs, values):
@@ -724,7 +734,7 @@ class Engine:
     # -- reading ---------------------------------------------------------------------------------
     def sync_host(self) -> None:
         """After the tensors were written from outside (load_state_dict): the host-side step counts."""
-        self.t_host = self.count = int(self.t)
+        self.count = int(self.t)
 
     def nonfinite(self) -> dict[int, NonFiniteError]:
         """Per configuration, the first value that stopped being finite (one host sync), ignoring
@@ -732,17 +742,14 @@ class Engine:
         bad = self.first_bad.tolist()
         out = {}
         for k, row in enumerate(bad):
-            hits = [(s, i) for i, s in enumerate(row) if s >= 0 and self._counts(k, i)]
+            hits = [(s, i) for i, s in enumerate(row)
+                    if s >= 0 and (self.check_names[i][2] == "gradient" or self.check_names[i][0] < self.heights[k])]
             if hits:
                 step, i = min(hits)
                 level, name, what = self.check_names[i]
                 out[k] = NonFiniteError(level, self.levels[level].family, name, step, what,
                                         member=k if self.batch is not None else None)
         return out
-
-    def _counts(self, member: int, check: int) -> bool:
-        level, _, what = self.check_names[check]
-        return what == "gradient" or level < self.heights[member]
 
     def check_finite(self) -> None:
         bad = self.nonfinite()
