@@ -28,6 +28,12 @@ One step, for a tower of levels 0..n (level 0 trains the model, level k learns l
    update for the next step's hypergradients, kept lazily as Σ coefficient × base vector;
 4. a record of the first step at which anything of configuration k stopped being finite (on the
    device; read only when asked).
+
+To follow one step of Adam/SGD: ``HyperOptimizer.step`` (base.py) → :meth:`Engine.step` (the
+gradient as one [K, P] matrix; the CUDA graph or the compiled step, if any, replays what follows)
+→ :meth:`Engine._step` → :meth:`Engine._compute` → :meth:`Level.hypergradient` (1) and
+:meth:`Level.apply` (2, 3), which calls ``AdamRule.update`` (rules.py) on Duals (dual.py) →
+:meth:`Engine._move_weights` → :meth:`Engine._commit`.
 """
 from __future__ import annotations
 
