@@ -329,7 +329,8 @@ def evaluate(model, loader: D.DeviceLoader, kind: str, K: int = 1, single: bool 
 
 
 # -- the run -----------------------------------------------------------------------------------------
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """The torch device a config names ("auto": CUDA where there is one), or a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -393,7 +394,7 @@ def run(config=None, *, batch: int | None = None, on_epoch_end=None, **given):
                 members.append(m)
     by_device: dict = {}
     for m in members:
-        by_device.setdefault(str(_device(m.config.device)), []).append(m)
+        by_device.setdefault(str(resolve_device(m.config.device)), []).append(m)
     for device_name, ms in by_device.items():
         device = torch.device(device_name)
         saved = _interrupted_groups(ms, everyone, records)

@@ -163,16 +163,22 @@ def _levels(result) -> list[str]:
     return sorted(keys, key=lambda k: k.count("hyper."))
 
 
-def _learned_momenta(result) -> list[str]:
-    """μ and β keys of level 0 that a hyper level learns in this Result (μ only when it is not 0)."""
+def learned_momenta(result) -> list[str]:
+    """The μ, γ and β keys of level 0 that a hyper level learned in this Result: those whose recorded
+    value moved (Adam_α records β₁, β₂ that it never learns; SGD records μ = 0 without momentum)."""
     if not _levels(result):
         return []
     keys = []
-    for key in ("mu", "beta1", "beta2"):
+    for key in ("mu", "gamma", "beta1", "beta2"):
         values = [v for s in result.seeds for v in s.trajectory.get(key, [])]
-        if values and (key != "mu" or any(v != 0 for v in values)):
+        if values and any(v != values[0] for v in values):
             keys.append(key)
     return keys
+
+
+# the panel's colours: tab10, then the dark and middle shades of tab20b's five hues (20 before one repeats)
+PANEL_COLORS = [f"C{i}" for i in range(10)] + ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
+                                               "#6b6ecf", "#b5cf6b", "#e7ba52", "#d6616b", "#ce6dbd"]
 
 
 def _epoch_metric(result, metric: str):
@@ -195,7 +201,12 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    fig = Figure(figsize=(11.5, 6.9), dpi=PANEL_DPI)  # fixed margins: a constrained layout doubles the time
+    wrapped = [textwrap.fill(label, 36, subsequent_indent="   ") for _, label, _, _ in entries]
+    rows = sum(label.count("\n") + 1 for label in wrapped)  # the runs' legend: one column, never cut
+    size = 8.5 if rows <= 16 else 7.5
+    # the key is one of six cells (about 37 % of the figure's height): a longer legend makes the figure taller
+    height = max(6.9, rows * size * 1.45 / 72 / 0.37 + 0.6)
+    fig = Figure(figsize=(11.5, height), dpi=PANEL_DPI)  # fixed margins: a constrained layout doubles the time
     top = 0.95
     if header:
         fig.text(0.01, 0.995, header, fontsize=9.5, ha="left", va="top", wrap=True)
@@ -204,15 +215,21 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                             wspace=0.3, hspace=0.38)
     ax_loss, ax_metric, ax_key = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[0, 2])
     ax_alpha, ax_kappa, ax_mom = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1]), fig.add_subplot(grid[1, 2])
-    palette = [f"C{i}" for i in range(10)]
+    palette = PANEL_COLORS
     styles = ["-", "--", ":", "-."]
     handles, labels, losses, alphas, kappas, moms = [], [], [], [], [], []
+    early = []  # runs that diverged before their first logged loss
     max_levels = 0
     for number, label, result, highlight in entries:
         color = palette[(number - 1) % len(palette)]
         lw = 2.6 if highlight else 1.4
         diverged = [s for s in result.seeds if s.status == "diverged"]
         c = _mean_curve(result, "loss")
+        if c is None and diverged:  # stopped before its first logged loss: say so where the curve would be
+            first = min(s.diverged_at_step or 0 for s in diverged)
+            ax_loss.text(0.02, 0.97 - 0.07 * len(early), f"#{number} diverged at step {first}, before its first "
+                         "logged loss", transform=ax_loss.transAxes, va="top", fontsize=8, color=color)
+            early.append(number)
         if c is not None:
             x, y = c[0], c[1]
             losses.append(y)
@@ -238,7 +255,7 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                 ax_kappa.plot(k[0], k[1], color=color, lw=lw * (1 if i == 0 else 0.8), ls=styles[i % len(styles)],
                               marker="o" if len(k[0]) <= 2 else None, ms=3)
                 kappas.append(k[1])
-        for key in _learned_momenta(result):
+        for key in learned_momenta(result):
             ls = "--" if key == "beta2" else "-"
             mm = _mean_curve(result, key)
             if mm is not None:
@@ -249,24 +266,24 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                 for ax in (ax_loss, ax_alpha, ax_kappa):
                     ax.axvline(s.diverged_at_step, color=color, ls=":", lw=1)
         handles.append(Line2D([], [], color=color, lw=lw))
-        labels.append(textwrap.fill(label, 40, subsequent_indent="   "))
+        labels.append(wrapped[len(labels)])
     metric_label = _METRICS.get(metric, (metric.replace("_", " "), 1.0))[0]
-    for ax, title, ylabel in ((ax_loss, "training loss", "training loss (mean over the last logged steps)"),
+    for ax, title, ylabel in ((ax_loss, "training loss (mean over the logged steps)", "training loss"),
                               (ax_metric, f"{metric_label} after each epoch", metric_label),
                               (ax_alpha, "learned step size α (level 0, symmetric log)", "α"),
                               (ax_kappa, "hyper levels' step sizes κ₁, κ₂, … (symmetric log)", "κ"),
-                              (ax_mom, "learned μ / β (level 0)", "value")):
+                              (ax_mom, "learned μ, γ or β (level 0)", "value")):
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(ylabel, fontsize=9)
         ax.set_xlabel("epoch" if ax is ax_metric else "step", fontsize=9)
         ax.tick_params(labelsize=8)
-        if not ax.lines:
+        if not ax.lines and not (ax is ax_loss and early):
             empty = note if not entries else "nothing recorded yet"
             if entries and ax is ax_kappa:
                 empty = "no hyper level in these runs (height 0)"
             if entries and ax is ax_mom:
-                empty = ("no μ or β learned in these runs (SGD's μ is learned when μ ≠ 0, Adam's β₁, β₂ whenever "
-                         "the height is ≥ 1)")
+                empty = ("no μ, γ or β learned in these runs (SGD's μ is learned when μ ≠ 0, RMSProp's γ and "
+                         "Adam's β₁, β₂ whenever the height is ≥ 1; Adam_α learns α only)")
             ax.text(0.5, 0.5, textwrap.fill(empty, 36), transform=ax.transAxes, ha="center", va="center",
                     fontsize=9, color="0.45")
     finite = np.concatenate([v[np.isfinite(v)] for v in losses]) if losses else np.array([])
@@ -286,9 +303,11 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
 
         ax_metric.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (ax_loss, ax_metric, ax_alpha, ax_kappa, ax_mom):
-        if not ax.lines:
+        if not ax.lines and not (ax is ax_loss and early):
             ax.set_xticks([])
             ax.set_yticks([])
+        elif ax is not ax_metric:
+            ax.set_xlim(left=0)  # steps start at 0 (a lone marker would centre the axis on itself)
     ax_key.axis("off")
     if handles:
         extra_h, extra_l = [], []
@@ -297,15 +316,17 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                 extra_h.append(Line2D([], [], color="0.3", ls=styles[i]))
                 extra_l.append(f"κ{str(i + 1).translate(_SUB)}" + (" (and every 4th above)" if max_levels > 4 else ""))
         if moms:
-            for key, ls in zip(("μ or β₁", "β₂"), ("-", "--")):
+            for key, ls in zip(("μ, γ or β₁", "β₂"), ("-", "--")):
                 extra_h.append(Line2D([], [], color="0.3", ls=ls))
                 extra_l.append(key)
-        if extra_h:  # the line styles first (added as an artist), then the runs (the axes' legend)
-            styles_legend = ax_key.legend(extra_h, extra_l, loc="lower left", fontsize=8.5, frameon=False,
-                                          title="line styles", title_fontsize=9, borderaxespad=0, ncol=2)
-            ax_key.add_artist(styles_legend)
-        ax_key.legend(handles, labels, loc="upper left", fontsize=8.5, frameon=False, title="runs",
-                      title_fontsize=9, borderaxespad=0)
+        # each axis keys its own line styles; the key holds the runs alone, smaller as they grow
+        if extra_h[:len(extra_h) - 2 * bool(moms)]:
+            ax_kappa.legend(extra_h[:len(extra_h) - 2 * bool(moms)], extra_l[:len(extra_l) - 2 * bool(moms)],
+                            fontsize=7.5, loc="best", framealpha=0.8)
+        if moms:
+            ax_mom.legend(extra_h[-2:], extra_l[-2:], fontsize=7.5, loc="best", framealpha=0.8)
+        ax_key.legend(handles, labels, loc="upper left", fontsize=size, frameon=False, title="runs",
+                      title_fontsize=9, borderaxespad=0, alignment="left")
     else:
         ax_key.text(0, 1, textwrap.fill(note, 36), va="top", fontsize=9, color="0.45", transform=ax_key.transAxes)
     return fig

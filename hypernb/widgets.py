@@ -123,6 +123,55 @@ def _in_kernel() -> bool:
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
+def _tidy(v: float) -> float:
+    """A slider's value without the float noise of its frontend (a log slider moved back to 1e-3
+    reads 0.000999999999999999), so that the setting finds its cached run."""
+    return float(f"{v:.12g}")
+
+
+@contextlib.contextmanager
+def _interruptible(asked: list):
+    """Kernel → Interrupt (SIGINT) stops a Run: it sets ``asked``, which the epoch callback turns into
+    KeyboardInterrupt; where the Run trains in the main thread it also raises at once.
+
+    Why not rely on ipykernel: it installs Python's handler only around the message it is handling
+    (a click that arrives while another widget message is handled had none: SIGINT was ignored), and
+    JupyterLab sends widget messages to a kernel *subshell*, a thread of its own, where no signal
+    arrives: there the main thread's handler (installed through the kernel's loop) sets the flag,
+    and the run stops at the end of its epoch."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+
+    def interrupt(signum, frame):
+        asked.append(True)
+        if main:
+            raise KeyboardInterrupt
+
+    if main:
+        before = signal.signal(signal.SIGINT, interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, before)
+        return
+    loop = None
+    with contextlib.suppress(ImportError):
+        from IPython import get_ipython
+
+        loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)  # the main thread's
+    if loop is None:
+        yield
+        return
+    saved = []
+    loop.add_callback(lambda: saved.append(signal.signal(signal.SIGINT, interrupt)))
+    try:
+        yield
+    finally:
+        loop.add_callback(lambda: signal.signal(signal.SIGINT, saved.pop()) if saved else None)
+
+
 def _num(v) -> str:
     return "–" if v is None else f"{v:.3g}"
 
@@ -145,6 +194,7 @@ class PanelRun:
     epoch: int = 0
     error: str | None = None
     label: str | None = None  # fixed label (examples); otherwise made from what changed
+    trained_with: int = 1  # an example trained in a batch of this many runs: its time is the batch's
     live: list = field(default_factory=list)
 
     def view(self):
@@ -248,7 +298,7 @@ class Explorer:
     def settings(self) -> dict:
         """The controls' values, with those that do not apply set to None (μ outside SGD, κ without a
         hyper level)."""
-        s = {name: w.value for name, w in self.controls.items()}
+        s = {name: _tidy(w.value) if isinstance(w.value, float) else w.value for name, w in self.controls.items()}
         if s["hyperoptimizer"] == "none" or s["height"] == 0:
             s.update(hyperoptimizer="none", height=0, kappa=None, kappa_rule=None)
         elif s["kappa_rule"] in ("paper", "report"):
@@ -275,15 +325,19 @@ class Explorer:
     def _key(cfg) -> str:
         from .train import semantic
 
+        from .optim.tower import kappa_schedule, parse_tower
+
         d = semantic(cfg.to_dict())
-        if "/" not in d["optimizer"]:
-            d.pop("kappa", None)  # no hyper level: κ does not matter
+        height = len(parse_tower(d["optimizer"])) - 1
+        # κ as every level gets it: a rule's name, one number or a list that give the same values are one run
+        d["kappa"] = [float(k) for k in kappa_schedule(d["kappa"], d["alpha"], height)] if height else None
         return json.dumps(d, sort_keys=True, default=str)
 
     def _sync_controls(self) -> None:
         c, s = self.controls, self.settings()
         c["mu"].disabled = s["optimizer"] != "sgd"
         tower = s["height"] > 0
+        c["height"].disabled = c["hyperoptimizer"].value == "none"
         c["kappa_rule"].disabled = not tower
         c["kappa"].disabled = not tower or s["kappa_rule"] in ("paper", "report")
         if not tower:
@@ -296,6 +350,12 @@ class Explorer:
         self.kappa_info.value = f"<span style='font-size:12px'>{shown}{more}{frozen}</span>"
 
     def _on_change(self, change) -> None:
+        c = self.controls
+        if change.get("owner") in (c["optimizer"], c["hyperoptimizer"]):
+            rule = default_kappa_rule(c["optimizer"].value, c["hyperoptimizer"].value)
+            if c["kappa_rule"].value != rule:  # (this observer runs again for it, and does the rest there)
+                c["kappa_rule"].value = rule
+                return
         self._sync_controls()
         if self._busy:
             return
@@ -312,9 +372,11 @@ class Explorer:
             self._highlight = hit
             self.status.value = (f"This setting ran before as <b>#{hit.number}</b> ({hit.status}); it is shown from "
                                  "the cache, highlighted.")
+            self.message.value = self._divergence_html(hit)
         else:
             self._highlight = None
             self.status.value = "Press <b>Run</b> to train this setting and add it to the comparison."
+            self.message.value = ""
         if hit is not before or (hit is not None and hit not in self.runs):
             self._refresh()
 
@@ -338,6 +400,7 @@ class Explorer:
                 self.runs.append(entry)
             self._highlight = entry
             self.status.value = f"<b>#{entry.number}</b> was run before with these settings: shown from the cache."
+            self.message.value = self._divergence_html(entry)
             self._refresh()
             return entry
         self._count = max([self._count] + [r.number for r in self.runs]) + 1
@@ -349,13 +412,19 @@ class Explorer:
         self.message.value = ""
         self.progress.max, self.progress.value = max(1, cfg.resolved().epochs), 0
         self.progress.layout.visibility = "visible"
-        what = f"#{entry.number} {cfg.optimizer} on {self.task} ({self.profile})"
+        what = (f"#{entry.number} {tower_label(settings['optimizer'], settings['hyperoptimizer'], settings['height'])} "
+                f"on {self.task} ({self.profile})")
         self.progress_text.value = f"training {html.escape(what)}: epoch 1 of {self.progress.max}…"
-        self.status.value = f"Training <b>{html.escape(what)}</b>…"
+        self.status.value = (f"Training <b>{html.escape(what)}</b>… (to stop it: Kernel → Interrupt, or ■ in the "
+                             "toolbar)")
         self._refresh(figure=False)  # its row; the curves come after the first epoch
         t0 = time.perf_counter()
 
+        interrupt_asked = []
+
         def on_epoch_end(seed_results, epoch):
+            if interrupt_asked:
+                raise KeyboardInterrupt
             entry.live, entry.epoch = list(seed_results), epoch + 1
             entry.time_s = time.perf_counter() - t0
             self.progress.value = epoch + 1
@@ -375,15 +444,26 @@ class Explorer:
             run_cfg = cfg.replace(quiet=False)
             self.steps.clear_output()
             steps = self.steps
-        try:
-            with steps:
+        result, failure = None, None
+        with steps, _interruptible(interrupt_asked):  # (in a kernel an Output widget swallows what is raised inside it: so nothing is)
+            try:
                 result = train.run(run_cfg, on_epoch_end=on_epoch_end)
+            except BaseException as e:  # noqa: B036 (Kernel → Interrupt too: the run is marked, then it goes on)
+                failure, trace = e, traceback.format_exc()
+        try:
+            if failure is not None:
+                raise failure
+        except KeyboardInterrupt:
+            entry.status, entry.time_s = "interrupted", time.perf_counter() - t0
+            self.status.value = (f"<b>#{entry.number}</b> interrupted after {entry.epoch} epoch(s): it stays in the "
+                                 "comparison with what it recorded; press Run to train it again.")
+            raise
         except Exception as e:  # shown in the panel (a traceback in the log would go unseen)
             entry.status, entry.error = "error", f"{type(e).__name__}: {e}"
             entry.time_s = time.perf_counter() - t0
             self.message.value = (f"<div style='color:#b00'><b>#{entry.number} failed</b>: {html.escape(entry.error)}"
                                   f"<details><summary>traceback</summary><pre style='white-space:pre-wrap'>"
-                                  f"{html.escape(traceback.format_exc())}</pre></details></div>")
+                                  f"{html.escape(trace)}</pre></details></div>")
             self.status.value = f"#{entry.number} failed: see the message below."
         else:
             entry.result, entry.live = result, []
@@ -397,8 +477,7 @@ class Explorer:
             self._busy = False
             self.run_button.disabled = self.clear_button.disabled = False
             self.progress.layout.visibility = "hidden"
-            if entry.status != "running":
-                self.progress_text.value = ""
+            self.progress_text.value = ""
             if live:
                 self.steps.clear_output()
             self._refresh()
@@ -429,8 +508,8 @@ class Explorer:
                         "</li>" for s in seeds)
         lines += "".join(f"<li>{html.escape(f'seed {s.seed}: warning: {s.warning}')}</li>" for s in warned)
         what = "diverged</b> — it stays in the comparison, marked ×" if seeds else "finished, with a warning</b>"
-        return (f"<div style='color:#8a1c00;white-space:normal'><b>#{entry.number} "
-                f"({html.escape(self.label(entry))}) {what}:<ul style='margin:2px 0'>{lines}</ul></div>")
+        return (f"<div style='color:#8a1c00;white-space:normal'><b>{html.escape(self.label(entry))} "
+                f"{what}:<ul style='margin:2px 0'>{lines}</ul></div>")
 
     def _changed(self) -> list[str]:
         """The settings that differ between the runs in the comparison."""
@@ -476,6 +555,8 @@ class Explorer:
     def _status_text(self, entry: PanelRun) -> str:
         if entry.status == "running":
             return f"running (epoch {entry.epoch} of {self.progress.max} done)"
+        if entry.status == "interrupted":
+            return f"interrupted after {entry.epoch} epoch(s)"
         if entry.status == "error":
             return f"error: {entry.error}"
         out = []  # per seed that did not simply finish: diverged, or finished with a warning
@@ -490,9 +571,17 @@ class Explorer:
                 out.append(f"ok, but its loss exploded early{which}")
         return "; ".join(out) or "ok"
 
+    @staticmethod
+    def _time_text(entry: PanelRun) -> str:
+        if entry.time_s is None:
+            return "–"
+        if entry.trained_with > 1:  # not this run's own cost: compare it with runs batched alike only
+            return f"{entry.time_s:.1f}\u00a0s, batched with {entry.trained_with - 1} other run(s)"
+        return f"{entry.time_s:.1f}\u00a0s"
+
     def _learned_text(self, entry: PanelRun) -> str:
-        """Final learned values (mean over the seeds that finished): α, κ₁…, μ/β where learned."""
-        from .viz import level_name
+        """Final learned values (mean over the seeds that finished): α, κ₁…, μ, γ, β where learned."""
+        from .viz import learned_momenta, level_name
 
         r = entry.result
         if r is None or not r.summary:
@@ -503,15 +592,12 @@ class Explorer:
         height = max(n.count("hyper.") for n in names)
         if height == 0:
             return "nothing learned (height 0)"
-        order = {"alpha": 0, "mu": 1, "beta1": 2, "beta2": 3}
+        order = {"alpha": 0, "mu": 1, "gamma": 1, "beta1": 2, "beta2": 3}
+        moved = set(learned_momenta(r))  # level 0's μ, γ, β that were learned (Adam_α's β are not)
         keep = []
         for n in sorted(names, key=lambda n: (n.count("hyper."), order.get(n.rsplit(".", 1)[-1], 9))):
             base, level = n.rsplit(".", 1)[-1], n.count("hyper.")
-            if base == "alpha" and level < height:  # the top level's κ is fixed
-                keep.append(n)
-            elif base in ("beta1", "beta2") and level == 0:
-                keep.append(n)
-            elif base == "mu" and level == 0 and (entry.settings or {}).get("mu"):
+            if (base == "alpha" and level < height) or n in moved:  # (the top level's κ is fixed)
                 keep.append(n)
         return ", ".join(f"{level_name(n)} = {r.summary[f'final_{n}']['mean']:.3g}" for n in keep) or "–"
 
@@ -533,10 +619,10 @@ class Explorer:
             color = {"diverged": "color:#a11;", "error": "color:#a11;"}.get(entry.status, "")
             cells = (html.escape(self.label(entry, changed)), html.escape(self._full(entry)),
                      html.escape(self._status_text(entry)), shown, html.escape(self._learned_text(entry)),
-                     "–" if entry.time_s is None else f"{entry.time_s:.1f} s")
+                     self._time_text(entry))
             nowrap = td.replace("white-space:normal", "white-space:nowrap")  # a number and its unit stay together
             rows.append(f"<tr class='hypernb-row hypernb-row-{entry.status}' style='{bg}{color}'>"
-                        + "".join(f"<td {nowrap if i in (3, 5) else td}>{c}</td>" for i, c in enumerate(cells))
+                        + "".join(f"<td {nowrap if i == 3 else td}>{c}</td>" for i, c in enumerate(cells))
                         + "</tr>")
         return ("<table class='hypernb-runs' style='border-collapse:collapse;width:100%;font-size:12px;"
                 f"table-layout:auto'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
@@ -565,6 +651,7 @@ class Explorer:
             entry = PanelRun(self._count, None, result=result, status="ok" if result.ok else "diverged",
                              label=f"#{self._count} {label or result.config.get('optimizer', '')}")
             entry.time_s = sum(s.time_s for s in result.seeds) or None
+            entry.trained_with = max((getattr(s, "trained_with", 1) or 1) for s in result.seeds)
             out.append(entry)
         return out
 
@@ -621,6 +708,16 @@ def explorer(task: str = "mnist-mlp", profile: str = "smoke", optimizer: str = "
         raise ValueError(f"unknown κ rule {rule!r}; choose from {list(KAPPA_RULES)}")
     if not (0 < kappa_decay <= 1):
         raise ValueError(f"kappa_decay must be in (0, 1], got {kappa_decay!r}")
+    for name, value, (lo, hi), why in (("alpha", alpha, ALPHA_EXPONENTS, ""),
+                                       ("kappa", kappa, KAPPA_EXPONENTS, "; for no hyper level use height=0 or "
+                                                                         "hyperoptimizer='none'")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+            raise ValueError(f"{name} must be a number > 0 (its slider is logarithmic, 1e{lo} to 1e{hi}), got "
+                             f"{value!r}{why}")
+    if "device" in fixed:  # a device this machine lacks fails here, not at every Run
+        from .train import resolve_device
+
+        resolve_device(fixed["device"])
     values = dict(optimizer=optimizer, hyperoptimizer=hyperoptimizer, alpha=float(alpha), mu=float(mu),
                   kappa=float(kappa), kappa_rule=rule, height=int(height), epochs=int(epochs))
     panel_config(task, profile, optimizer, hyperoptimizer, alpha, mu, kappa, height, epochs, kappa_rule=rule,

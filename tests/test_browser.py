@@ -224,6 +224,24 @@ def test_panel_in_jupyterlab(lab, tmp_path):
             figure.scroll_into_view_if_needed()
             page.screenshot(path=str(shots / "3-two-runs.png"), full_page=True)
 
+            # the slider moved back (its value carries float noise in the browser) finds run #1 in the cache
+            move("alpha", "ArrowRight", 1)
+            expect(panel.locator(".hypernb-status")).to_contain_text("ran before as #1")
+            panel.locator(".hypernb-run").click()
+            expect(panel.locator(".hypernb-status")).to_contain_text("#1 was run before")
+            expect(rows).to_have_count(2)
+
+            # a long run, stopped by Kernel → Interrupt: marked in the table, and the panel works again
+            move("epochs", "End", 1)
+            panel.locator(".hypernb-run").click()
+            expect(panel.locator(".hypernb-progress")).to_contain_text(re.compile(r"epoch \d+ of 50 done"), timeout=120_000)
+            page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='interrupt'] button").click()  # ■
+            expect(panel.locator(".hypernb-table tr.hypernb-row-interrupted")).to_have_count(1, timeout=60_000)
+            expect(panel.locator(".hypernb-run")).to_be_enabled(timeout=60_000)
+            assert "interrupted after" in panel.locator(".hypernb-table").inner_text()
+            timings["interrupted"] = time.monotonic() - t0
+            page.screenshot(path=str(shots / "4-interrupted.png"), full_page=True)
+
             # no error anywhere: no stderr/traceback output, no failed widget, no message from the panel
             assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
             assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0
@@ -232,4 +250,4 @@ def test_panel_in_jupyterlab(lab, tmp_path):
         finally:
             ctx.close()
     print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
-    assert len(list(shots.glob("*.png"))) == 3
+    assert len(list(shots.glob("*.png"))) == 4

@@ -263,3 +263,119 @@ def test_examples_are_shown_from_the_start():
     assert [(r.number, r.status) for r in panel.runs] == [(1, "ok"), (2, "diverged")]
     assert "#1 Adam/SGD (the notebook&#x27;s run)" in panel.table.value and rows(panel, "diverged") == 1
     assert panel.figure.value and png_size(panel.preview_png())[0] >= 1000
+
+
+def test_a_slider_moved_back_finds_its_cached_run(monkeypatch):
+    """A browser's log slider moved back to 1e-3 reads 0.000999999999999999; a rule's name, a number
+    and a list that give every level the same κ are one run."""
+    require("mnist")
+    calls = counting(monkeypatch)
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="sgd", hyperoptimizer="sgd", alpha=1e-3,
+                             kappa=1e-3, height=1, epochs=1, kappa_rule="same")
+    first = panel.run()
+    panel.controls["alpha"].value = 0.01
+    panel.controls["alpha"].value = 0.000999999999999999
+    assert "ran before as <b>#1</b>" in panel.status.value and panel._highlight is first
+    assert panel.run() is first and len(calls) == 1
+    panel.controls["kappa_rule"].value = "decay"  # height 1: κ₁ alone, the same run
+    assert panel._highlight is first and panel.run() is first and len(calls) == 1
+    key = widgets.Explorer._key
+    same = widgets.panel_config("mnist-mlp", "smoke", "sgd", "sgd", 0.01, 0, 0.01, 2, 1, kappa_rule="same")
+    paper = widgets.panel_config("mnist-mlp", "smoke", "sgd", "sgd", 0.01, 0, 1e-3, 2, 1, kappa_rule="paper")
+    assert key(same) == key(paper)  # the paper's rule starts every level at α0 = 0.01
+    other = widgets.panel_config("mnist-mlp", "smoke", "sgd", "sgd", 0.01, 0, 1e-3, 2, 1, kappa_rule="same")
+    assert key(other) != key(same)
+
+
+def test_the_message_belongs_to_the_run_shown():
+    require("mnist")
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="adam", hyperoptimizer="sgd", alpha=1e-3,
+                             kappa=1e-5, height=1, epochs=1)
+    panel.run()
+    panel.controls["height"].value = 3
+    panel.controls["kappa_rule"].value = "same"  # κ = 1e-5 at every level diverges
+    assert panel.run().status == "diverged" and "diverged" in panel.message.value
+    panel.controls["height"].value = 1
+    assert "ran before as <b>#1</b>" in panel.status.value and panel.message.value == ""
+    panel.controls["height"].value = 3
+    assert "diverged" in panel.message.value  # its own message again
+
+
+def test_the_kappa_rule_follows_the_optimizer_menus():
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", optimizer="adam", hyperoptimizer="sgd", height=3)
+    assert panel.controls["kappa_rule"].value == "decay"
+    panel.controls["optimizer"].value = "sgd"  # SGD above SGD trains at every height with one κ
+    assert panel.controls["kappa_rule"].value == "same" and panel.kappas() == [1e-3] * 3
+    panel.controls["optimizer"].value = "rmsprop"
+    assert panel.controls["kappa_rule"].value == "decay"
+    panel.controls["hyperoptimizer"].value = "none"
+    assert panel.controls["height"].disabled and panel.settings()["height"] == 0
+
+
+@pytest.mark.parametrize("given, match", [
+    (dict(alpha=0), r"alpha must be a number > 0 \(its slider is logarithmic"),
+    (dict(kappa=0.0), r"kappa must be a number > 0 .*use height=0 or hyperoptimizer='none'"),
+    (dict(kappa=float("nan")), r"kappa must be a number > 0"),
+    (dict(alpha="0.1"), r"alpha must be a number > 0"),
+])
+def test_values_a_slider_cannot_show_are_refused(given, match):
+    with pytest.raises(ValueError, match=match):
+        widgets.explorer(**given)
+
+
+def test_a_device_this_machine_lacks_is_refused_when_the_panel_is_built():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ValueError, match="device='cuda' but no CUDA GPU is available"):
+        widgets.explorer(device="cuda")
+
+
+def test_an_interrupted_run_is_marked_and_the_interrupt_goes_on(monkeypatch):
+    """Kernel → Interrupt stops a run: it stays in the comparison, marked, the buttons work again, and
+    the KeyboardInterrupt reaches the caller (the panel's step bar, an Output widget, would swallow it)."""
+    import hypernb.train
+
+    def run(cfg, on_epoch_end=None, **kw):
+        seed = fake_result([1e-3], [2.3]).seeds[0]
+        seed.epochs[0]["train_loss"] = 2.3
+        on_epoch_end([seed], 0)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hypernb.train, "run", run)
+    monkeypatch.setattr(widgets, "_in_kernel", lambda: True)  # the step bar is an Output widget
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        panel.run()
+    entry = panel.runs[0]
+    assert entry.status == "interrupted" and rows(panel, "interrupted") == 1
+    assert "interrupted after 1 epoch(s)" in panel.table.value and "interrupted" in panel.status.value
+    assert not panel._busy and not panel.run_button.disabled and panel.progress_text.value == ""
+    assert panel.cache == {}  # not finished: Run trains it again
+
+
+def test_learned_values_are_those_that_moved_and_colours_do_not_repeat_before_20():
+    def result(trajectory):
+        seed = SeedResult(0, status="ok", steps=[10], loss=[2.3], epochs=[{"epoch": 1, "test_acc": 0.5}],
+                          trajectory={"step": [0, 10], "alpha": [1e-3, 2e-3], "hyper.alpha": [1e-5, 1e-5],
+                                      **trajectory})
+        return Result({"task": "mnist-mlp", "optimizer": "x/sgd"}, [seed], {}, {})
+
+    assert viz.learned_momenta(result({"beta1": [0.9, 0.9], "beta2": [0.999, 0.999]})) == []  # Adam_α: fixed β
+    assert viz.learned_momenta(result({"gamma": [0.99, 0.98]})) == ["gamma"]  # RMSProp's γ
+    assert viz.learned_momenta(result({"mu": [0.0, 0.0]})) == []
+    assert viz.learned_momenta(result({"mu": [0.9, 0.91], "beta1": [0.9, 0.9]})) == ["mu"]
+    assert len(set(viz.PANEL_COLORS)) == 20
+    fig = viz.panel_figure([(n, f"#{n} run", result({"gamma": [0.99, 0.98]}), False) for n in range(1, 21)])
+    colours = [line.get_color() for line in fig.axes[2].get_legend().get_lines()]
+    assert len(set(colours)) == 20
+    mom = [ax for ax in fig.axes if ax.get_title().startswith("learned μ, γ or β")][0]
+    assert mom.lines and mom.get_legend() is not None  # γ drawn, its line styles keyed on its own axes
+
+
+def test_a_batched_examples_time_says_it_was_shared():
+    r = fake_result([1e-3, 2e-3], [2.3])
+    r.seeds[0].time_s, r.seeds[0].trained_with = 40.0, 10
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", examples={"Adam (batched)": r})
+    assert "40.0\u00a0s, batched with 9 other run(s)" in panel.table.value
