@@ -1,6 +1,7 @@
 """Files a run leaves behind, written atomically: config.json, env.json, metrics.json, checkpoints."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -207,11 +208,14 @@ def load_checkpoint(path: Path, device, keys: tuple = ()) -> dict:
            "restore it from a backup")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
-    except (EOFError, pickle.UnpicklingError, RuntimeError) as e:
-        # only what a cut-short or overwritten file gives: torch's zip reader, or pickle reading the bytes;
-        # anything else (out of memory, a module missing while unpickling) is not the file's fault
+    except (EOFError, pickle.UnpicklingError, RuntimeError, OSError) as e:
+        # only what a cut-short or overwritten file gives: torch's zip reader (a RuntimeError, or EINVAL when
+        # its directory would lie before the file's start), or pickle reading the bytes; anything else (out of
+        # memory, a module missing while unpickling, a file that cannot be opened) is not the file's fault
         if isinstance(e, RuntimeError) and (isinstance(e, torch.OutOfMemoryError)
                                             or "PytorchStreamReader" not in str(e)):
+            raise
+        if isinstance(e, OSError) and e.errno != errno.EINVAL:
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DamagedFileError(path, f"{path} should hold a training checkpoint but cannot be read ({first}); "

@@ -1,5 +1,6 @@
 """run(): real data, the paper's models, divergence, checkpoints and exact resume, the CLI."""
 import json
+import os
 
 import pytest
 import torch
@@ -560,3 +561,24 @@ def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
                              [], {}, {}) for o, h in (("sgd*2", None), ("sgd/sgd", 0))]  # κ where a level learns
     assert [repr(r) for r in towers] == ["Result(mnist-mlp, sgd*2, α0=0.1, κ=1e-05; ok)",
                                          "Result(mnist-mlp, sgd/sgd, α0=0.1; ok)"]
+
+
+def test_a_checkpoint_cut_short_anywhere_is_named_damaged(tmp_path):
+    """Every length a crash can leave: torch's reader fails in several ways (a RuntimeError, EOF, or
+    EINVAL when its directory would start before the file), and each is the same one-line error."""
+    from hypernb import io
+    from hypernb.train import CHECKPOINT_KEYS
+
+    whole = tmp_path / "whole.pt"
+    io.save_checkpoint(whole, {**{k: 0 for k in CHECKPOINT_KEYS}, "model": torch.randn(20_000)})
+    data = whole.read_bytes()
+    cut = tmp_path / "checkpoint.pt"
+    for n in range(0, len(data), 97):
+        cut.write_bytes(data[:n])
+        with pytest.raises(io.DamagedFileError, match="should hold a training checkpoint"):
+            io.load_checkpoint(cut, "cpu", CHECKPOINT_KEYS)
+    cut.chmod(0)  # a file that cannot be opened is not damaged
+    if os.access(cut, os.R_OK):
+        return  # (root reads it anyway)
+    with pytest.raises(PermissionError):
+        io.load_checkpoint(cut, "cpu", CHECKPOINT_KEYS)
