@@ -240,7 +240,27 @@ def load_spec(path) -> Spec:
     local, slurm = _executor(path, raw)
     spec = Spec(name, target, dict(fixed), grid, zipped, seeds, local, slurm, str(path))
     _check_parameters(spec)
+    _check_distinct(spec)
     return spec
+
+
+def _check_distinct(spec: Spec) -> None:
+    """No two points are one run: a repeated value would give two points one folder (and one id), and
+    every point sharing it would fail after the queue wait. The error names the list that repeats."""
+    def canonical(v):
+        return json.dumps(v, sort_keys=True, default=str)  # as point_id sees it: 1.0e-3 and 0.001 are one number
+
+    lists = [("seeds", spec.seeds)] + [(f"grid '{k}'", v) for k, v in spec.grid.items()]
+    lists.append(("zip", [list(row) for row in zip(*spec.zipped.values())]))
+    for where, values in lists:
+        seen = [canonical(v) for v in values]
+        twice = sorted({v for v in seen if seen.count(v) > 1})
+        if twice:
+            raise ValueError(f"{spec.source}: {where} repeats {', '.join(twice)} (equal numbers written differently "
+                             "are one value): two points would be one run; give each value once")
+    ids = [point_id(p) for p in spec.points()]
+    if len(set(ids)) < len(ids):  # (a safeguard: distinct lists give distinct points)
+        raise ValueError(f"{spec.source}: several points are the same run; give each value once")
 
 
 def _check_parameters(spec: Spec) -> None:

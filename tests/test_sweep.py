@@ -299,6 +299,9 @@ def test_slurm_array_task_trains_a_group_and_writes_each_point(slurm, tmp_path):
     ("fixed: {epochs: 1.5}\n", r"epochs must be a positive integer, got 1.5 \(in the point"),
     ("grid: {alpha: [0.1, 0.2]\nseeds: [0]\n", r"spec.yaml, line 2, column 1: not valid YAML"),
     ("fixed:\n  task: mnist-mlp\n   epochs: 1\n", r"spec.yaml, line 3, column 10: not valid YAML"),
+    ("grid: {alpha: [1.0e-3, 0.001]}\n", r"grid 'alpha' repeats 0.001 \(equal numbers written differently are one"),
+    ("seeds: [0, 1, 0]\n", r"seeds repeats 0 .*two points would be one run"),
+    ("zip: {alpha: [0.1, 0.1], kappa: [1.0e-3, 0.001]}\n", r"zip repeats \[0.1, 0.001\]"),
 ])
 def test_wrong_spec_entries_are_clear_errors_naming_file_and_key(tmp_path, text, match):
     path = tmp_path / "spec.yaml"
