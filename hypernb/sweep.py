@@ -6,7 +6,7 @@ A spec (YAML) names a target, fixed parameters, a grid (cartesian product), zipp
     target: run                     # or {notebook: notebooks/04_towers.ipynb}
     fixed: {task: mnist-mlp, profile: smoke, epochs: 1}
     grid: {optimizer: [sgd, sgd/sgd], alpha: [0.01, 0.1]}
-    zip: {kappa: [1e-3, 1e-2], mu: [0.0, 0.5]}      # varied together (optional)
+    zip: {kappa: [1.0e-3, 1.0e-2], mu: [0.0, 0.5]}  # varied together (optional)
     seeds: [0]
     executor:
       local: {workers: 2}

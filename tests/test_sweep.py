@@ -1,5 +1,6 @@
 """Sweeps: spec validation, the local executor, collection, and a real local Slurm cluster."""
 import json
+import textwrap
 import os
 import subprocess
 import sys
@@ -771,3 +772,13 @@ def test_collect_writes_parquet_where_a_parquet_package_is_installed(tmp_path, c
     out = tmp_path / "x.parquet"
     assert main(["collect", str(tmp_path), "--out", str(out)]) == 0
     assert list(pd.read_parquet(out).status) == ["missing"] and not list(tmp_path.glob(".x.parquet.*"))
+
+
+def test_the_spec_shown_by_sweep_help_loads(tmp_path):
+    """The example in the module's docstring (what `python -m hypernb sweep --help` shows) is a valid spec."""
+    doc = S.__doc__
+    block = doc.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(textwrap.dedent(block) + "\n")
+    spec = S.load_spec(path)
+    assert len(spec.points()) == 2 * 2 * 2 and spec.slurm["partition"] == "gpu"
