@@ -872,7 +872,7 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
              else "") + ")", flush=True)
     res = {"ran": [], "failed": [], "busy": []}
     if pending and not spec.is_notebook:
-        check_data([read_point(d)["params"] for d in pending])
+        check_data([read_point(d)["params"] for d in pending], missing_ok=executor != "local")
     if pending:
         if executor == "local":
             res = run_local(spec, groups, workers or int(spec.local.get("workers", 1)), batch, quiet)
@@ -889,11 +889,12 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
     return {"done": done, **res}
 
 
-def check_data(points: list[dict]) -> None:
+def check_data(points: list[dict], missing_ok: bool = True) -> None:
     """Verify here, once, the data the points train on: a damaged file fails the sweep at once (as
     ``run`` would, naming the file and the fix) instead of failing every task on its node after its
-    wait in the queue. Data missing here is left to the tasks: a cluster's nodes may see a folder that
-    this machine does not."""
+    wait in the queue. Data missing here is left to the tasks when ``missing_ok`` (Slurm: a cluster's
+    nodes may see a folder that this machine does not); the local executor's tasks run here, so
+    there it fails at once too."""
     from . import data as D
 
     seen = set()
@@ -904,9 +905,9 @@ def check_data(points: list[dict]) -> None:
             continue
         seen.add((c.dataset, root))
         if c.is_text:
-            if (root / D.CORPORA[c.dataset]).exists():
+            if not missing_ok or (root / D.CORPORA[c.dataset]).exists():
                 D.load_corpus(c.dataset, root, download_ok=False)
-        elif D.available(c.dataset, root):
+        elif not missing_ok or D.available(c.dataset, root):
             D.load_images(c.dataset, root, download_ok=False)
 
 

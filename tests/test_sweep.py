@@ -109,8 +109,13 @@ def test_damaged_data_fails_the_sweep_once_before_any_point_is_run(tmp_path, mon
     err = capsys.readouterr().err
     assert err.startswith(f"error: corrupt data file {images}") and err.count("\n") == 1
     assert not list((tmp_path / "out").glob("points/*/log.txt"))  # no point was started
-    shutil.rmtree(copy / "MNIST")  # missing here: left to the tasks (a cluster's nodes may have it)
+    shutil.rmtree(copy / "MNIST")  # missing here: left to Slurm's tasks (a cluster's nodes may have it) …
     S.check_data(S.load_spec(EXAMPLE).points())
+    with pytest.raises(data.DataError, match="MNIST was not found under the data root"):
+        S.check_data(S.load_spec(EXAMPLE).points(), missing_ok=False)
+    assert main(["sweep", str(EXAMPLE), "--out", str(tmp_path / "out")]) == 2  # … not the local executor's
+    err = capsys.readouterr().err
+    assert err.startswith("error: MNIST was not found") and not list((tmp_path / "out").glob("points/*/log.txt"))
 
 
 # -- local executor -------------------------------------------------------------------------------------
