@@ -301,7 +301,15 @@ def point_id(params: dict) -> str:
 
 
 def prepare(spec: Spec, out: Path) -> list[Path]:
-    """Write <out>/points/<id>/point.json for every point (idempotent) and the sweep's index."""
+    """Write <out>/points/<id>/point.json for every point (idempotent) and the sweep's index. A folder
+    holds one sweep: another spec's (by name) is refused, since collect would mix their tables."""
+    index = out / "sweep.json"
+    if index.exists():
+        before = io.read_json(index, what="a sweep's index")
+        theirs = before.get("name") if isinstance(before, dict) else None
+        if theirs not in (None, spec.name):
+            raise ValueError(f"{out} holds the sweep {theirs!r} (from {before.get('spec')}), not {spec.name!r}: give "
+                             "this spec a folder of its own (--out), or the same name to extend that sweep")
     out.mkdir(parents=True, exist_ok=True)
     dirs = []
     for params in spec.points():
@@ -924,8 +932,19 @@ def _dry_groups(spec: Spec, points: list[dict], batch) -> list:
         return groups_of(spec, dirs, batch)
 
 
-def collect(directory) -> "pandas.DataFrame":  # noqa: F821
-    """One row per point and seed: its parameters, status, final metrics and learned hyperparameters.
+def listed_points(directory: Path) -> set[str] | None:
+    """The points of the spec last swept into a folder (its ``sweep.json``); None without one."""
+    path = Path(directory) / "sweep.json"
+    if not path.exists():
+        return None
+    index = io.read_json(path, what="a sweep's index")
+    return set(index.get("points", [])) if isinstance(index, dict) else None
+
+
+def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
+    """One row per point and seed: its parameters, status, final metrics and learned hyperparameters,
+    for the points of the spec last swept into the folder (``sweep.json``); ``every``: every point in
+    ``points/`` (those of a grid since shrunk too).
 
     ``time_s`` is the wall time of the training loop that trained it, which it shared with
     ``trained_with − 1`` other runs when the sweep batched them: compare costs only between rows
@@ -939,8 +958,11 @@ def collect(directory) -> "pandas.DataFrame":  # noqa: F821
         raise ValueError(f"{directory} is not a sweep folder: it has no points/ (give the --out of a sweep, "
                          "or run the sweep first)")
     rows = []
+    listed = None if every else listed_points(directory)
     for point in sorted((directory / "points").glob("*/point.json")):
         d = point.parent
+        if listed is not None and d.name not in listed:
+            continue
         info = read_point(d)
         params = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in info["params"].items()}
         metrics = d / "run" / "metrics.json"
@@ -990,7 +1012,13 @@ def cmd_collect(args) -> int:
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise ValueError(f"--out must end in .csv or .parquet (the two formats collect writes), got {out.name!r}")
     engine = _parquet_engine() if out.suffix.lower() == ".parquet" else None  # before any work
-    df = collect(args.dir)
+    df = collect(args.dir, every=args.all)
+    listed = None if args.all else listed_points(Path(args.dir))
+    left = 0 if listed is None else sum(1 for p in Path(args.dir).glob("points/*/point.json")
+                                        if p.parent.name not in listed)
+    if left:
+        print(f"({left} point(s) in {Path(args.dir) / 'points'} are not in the spec last swept here: --all "
+              "includes them)")
     io.check_out_dir(out.parent, "the folder of --out")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name such as results.csv or results.parquet")
@@ -1050,6 +1078,8 @@ def add_commands(sub) -> None:
                                    "in .parquet (needs pyarrow or fastparquet).")
     c.add_argument("dir", help="the sweep folder")
     c.add_argument("--out", default=None, help="output file, .csv or .parquet [default: <dir>/results.csv]")
+    c.add_argument("--all", action="store_true", help="every point in the folder, also those the spec last swept "
+                                                      "there no longer has (a grid since shrunk)")
     c.set_defaults(func=cmd_collect)
     for name in HIDDEN_COMMANDS:  # what a sweep's worker runs (point: the older name); no help: not listed
         q = sub.add_parser(name)

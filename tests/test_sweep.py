@@ -143,12 +143,17 @@ def test_local_sweep_runs_collects_and_reruns_nothing(tmp_path, capsys):
 
 
 def test_failed_point_is_listed_with_its_log_and_not_as_run(tmp_path, capsys):
-    spec = write_spec(tmp_path, name="bad", fixed={"task": "mnist-mlp", "profile": "smoke", "download": False},
-                      grid={"data_root": [str(tmp_path / "nothing-here")]})
+    import torch
+
+    require("mnist")
+    if torch.cuda.is_available():
+        pytest.skip("the point fails for want of a GPU")
+    spec = write_spec(tmp_path, name="bad", fixed={"task": "mnist-mlp", "profile": "smoke"},
+                      grid={"device": ["cuda"]})
     res = S.sweep(spec, tmp_path / "out")
     (d, log), = res["failed"]
     assert res["ran"] == []  # a failed point is not listed as run
-    assert Path(log).exists() and "MNIST was not found" in Path(log).read_text()
+    assert Path(log).exists() and "no CUDA GPU is available" in Path(log).read_text()
     assert "Traceback" not in Path(log).read_text()
     assert f"FAILED {d.name}: see {log}" in capsys.readouterr().out
     assert not (d / S.CLAIM).exists()  # released: a rerun may try again
@@ -787,3 +792,24 @@ def test_the_spec_shown_by_sweep_help_loads(tmp_path):
     path.write_text(textwrap.dedent(block) + "\n")
     spec = S.load_spec(path)
     assert len(spec.points()) == 2 * 2 * 2 and spec.slurm["partition"] == "gpu"
+
+
+def test_a_folder_holds_one_sweep_and_collect_reads_the_spec_last_swept(tmp_path, capsys):
+    """A grid since shrunk leaves its points; collect reads the current spec's (--all: every point), and
+    another spec's sweep into the same folder is refused (collect would mix their tables)."""
+    out = tmp_path / "out"
+    big = write_spec(tmp_path, name="grid", fixed={"task": "mnist-mlp", "profile": "smoke"},
+                     grid={"alpha": [0.01, 0.1]})
+    S.prepare(S.load_spec(big), out)
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump({"name": "grid", "fixed": {"task": "mnist-mlp", "profile": "smoke"},
+                                     "grid": {"alpha": [0.01]}}))
+    S.prepare(S.load_spec(small), out)
+    assert len(S.collect(out)) == 1 and len(S.collect(out, every=True)) == 2
+    assert main(["collect", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 point(s) in" in printed and "--all includes them" in printed and "1 row(s) from 1 point(s)" in printed
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"name": "towers", "fixed": {"task": "mnist-mlp", "profile": "smoke"}}))
+    with pytest.raises(ValueError, match=r"holds the sweep 'grid' .* not 'towers': give this spec a folder"):
+        S.prepare(S.load_spec(other), out)
