@@ -18,7 +18,8 @@ def notebook_paths(only: str = "") -> list[Path]:
     if not paths:
         raise FileNotFoundError(f"no notebooks found in {NOTEBOOK_DIR}")
     if only:
-        wanted = [w.strip() for w in only.split(",") if w.strip()]
+        # "4" means 04, as the notebooks are numbered
+        wanted = [w.strip().zfill(2) if w.strip().isdigit() else w.strip() for w in only.split(",") if w.strip()]
         chosen = [p for p in paths if any(p.stem.startswith(w) for w in wanted)]
         unknown = [w for w in wanted if not any(p.stem.startswith(w) for p in paths)]
         if unknown:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import typing
@@ -185,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no real file behind stdout
+        return False
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -200,6 +213,12 @@ def main(argv=None) -> int:
         if args.command in ("notebooks", "records"):
             check_notebook_selection(args)
         return args.func(args)
+    except BrokenPipeError as e:
+        if _reader_gone():  # the reader of our output stopped reading (`… --dry-run | head`): nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nor at exit)
+            return 0
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as e:  # user mistakes, each explained in its message
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -158,6 +158,7 @@ def test_overrides_are_checked_against_the_notebooks(tmp_path):
         {"SEEDS": [0, 1], "LEVEL": "rmsprop", "EPOCHS": 3, "KAPPA": 1e-5}
     with pytest.raises(ValueError, match="no notebook matches"):
         batch.notebook_paths("09")
+    assert batch.notebook_paths("1, 4") == paths  # the numbers as a person writes them
 
 
 def test_notebooks_command_runs_papermill_and_writes_outputs(tmp_path, capsys):

@@ -813,3 +813,18 @@ def test_a_folder_holds_one_sweep_and_collect_reads_the_spec_last_swept(tmp_path
     other.write_text(yaml.safe_dump({"name": "towers", "fixed": {"task": "mnist-mlp", "profile": "smoke"}}))
     with pytest.raises(ValueError, match=r"holds the sweep 'grid' .* not 'towers': give this spec a folder"):
         S.prepare(S.load_spec(other), out)
+
+
+def test_a_reader_that_stops_reading_is_no_error(tmp_path):
+    """`sweep … --dry-run | head -1`: the listing stops quietly (it said "error: [Errno 32] Broken pipe")."""
+    import subprocess
+    import sys
+
+    spec = write_spec(tmp_path, name="long", fixed={"task": "mnist-mlp", "profile": "smoke"},
+                      grid={"alpha": [round(0.001 * (i + 1), 6) for i in range(600)]}, seeds=[0, 1])
+    proc = subprocess.Popen([sys.executable, "-m", "hypernb", "sweep", str(spec), "--dry-run"],  # more than a pipe holds
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().startswith(b"sweep long: 1200 point(s)")
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0 and proc.stderr.read() == b""
