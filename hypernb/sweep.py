@@ -941,6 +941,18 @@ def listed_points(directory: Path) -> set[str] | None:
     return set(index.get("points", [])) if isinstance(index, dict) else None
 
 
+def _recorded_commit(env_path: Path) -> str | None:
+    """The code version a run recorded (its env.json's git_commit; ``-dirty``: with uncommitted changes),
+    so that a table mixing versions shows it; "unreadable" for a damaged env.json."""
+    if not env_path.exists():
+        return None
+    try:
+        env = io.read_json(env_path, what="a run's environment")
+    except io.DamagedFileError:
+        return "unreadable"
+    return env.get("git_commit") if isinstance(env, dict) else "unreadable"
+
+
 def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
     """One row per point and seed: its parameters, status, final metrics and learned hyperparameters,
     for the points of the spec last swept into the folder (``sweep.json``); ``every``: every point in
@@ -971,12 +983,14 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
 
             fix = "Delete it and rerun the sweep to redo that point, or restore it from a backup"
             seeds = read_seeds(read_metrics(metrics, fix), metrics, fix)
+            commit = _recorded_commit(d / "run" / "env.json")
             for s in seeds:
                 if not isinstance(s.final, dict) or not isinstance(s.epochs, list):
                     raise io.wrong_json(metrics, METRICS, f"seed {s.seed} has no mapping 'final' or list 'epochs'", fix)
                 rows.append({"point": d.name, **params, "seed": s.seed, "status": s.status,
                              "diverged_at_step": s.diverged_at_step, **s.final,
-                             "epochs_done": len(s.epochs), "time_s": s.time_s, "trained_with": s.trained_with})
+                             "epochs_done": len(s.epochs), "time_s": s.time_s, "trained_with": s.trained_with,
+                             "git_commit": commit})
         else:
             rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "missing"})
     return pd.DataFrame(rows)

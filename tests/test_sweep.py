@@ -132,6 +132,9 @@ def test_local_sweep_runs_collects_and_reruns_nothing(tmp_path, capsys):
     assert set(table.optimizer) == {"sgd", "sgd/sgd"} and "final_hyper.alpha" in table
     # the 4 MLP points train as one group on a CPU: time_s is the wall time of that one shared loop
     assert list(table.trained_with) == [4] * 4 and table.time_s.nunique() == 1
+    from hypernb.io import git_commit
+
+    assert set(table.git_commit) == {git_commit()}  # the code version each row ran (a mixed table shows it)
     assert main(["collect", str(out), "--out", str(tmp_path / "results.xlsx")]) == 2  # not a CSV in disguise
     assert "--out must end in .csv or .parquet" in capsys.readouterr().err and not (tmp_path / "results.xlsx").exists()
     learned = (table.final_alpha - table.alpha).abs() > 1e-6 * table.alpha  # only hyperoptimized points learn α
