@@ -314,6 +314,13 @@ def prepare(spec: Spec, out: Path) -> list[Path]:
     dirs = []
     for params in spec.points():
         d = out / "points" / point_id(params)
+        if (d / "point.json").exists():
+            try:
+                read_point(d)
+            except io.DamagedFileError as e:  # the spec says what it held: written again, the damaged one kept
+                aside = io.set_aside(d / "point.json")
+                print(f"{e}\n(nothing to do: the sweep set it aside as {io.shown(aside)} and wrote it again from the "
+                      "spec)", flush=True)
         if not (d / "point.json").exists():
             io.write_json(d / "point.json", {"target": spec.target, "params": params})
         dirs.append(d)

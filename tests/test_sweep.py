@@ -831,3 +831,16 @@ def test_a_reader_that_stops_reading_is_no_error(tmp_path):
     assert proc.stdout.readline().startswith(b"sweep long: 1200 point(s)")
     proc.stdout.close()
     assert proc.wait(timeout=120) == 0 and proc.stderr.read() == b""
+
+
+@pytest.mark.parametrize("content", ["{", "[1, 2]"])
+def test_a_damaged_point_json_is_written_again_from_the_spec(tmp_path, capsys, content):
+    """The spec says what a point is: a sweep sets a damaged point.json aside and writes it again (it stopped)."""
+    spec = S.load_spec(EXAMPLE)
+    out = tmp_path / "out"
+    dirs = S.prepare(spec, out)
+    (dirs[0] / "point.json").write_text(content)
+    again = S.prepare(spec, out)
+    assert again == dirs and S.read_point(dirs[0])["params"] == spec.points()[0]
+    assert (dirs[0] / "point.json.damaged").read_text() == content
+    assert "wrote it again from the spec" in capsys.readouterr().out
