@@ -201,7 +201,7 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    wrapped = [textwrap.fill(label, 36, subsequent_indent="   ") for _, label, _, _ in entries]
+    wrapped = [textwrap.fill(label, 32, subsequent_indent="   ") for _, label, _, _ in entries]
     rows = sum(label.count("\n") + 1 for label in wrapped)  # the runs' legend: one column, never cut
     size = 8.5 if rows <= 16 else 7.5
     # the key is one of six cells (about 37 % of the figure's height): a longer legend makes the figure taller
