@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import NotebookFailed, optional
+from .errors import NotebookFailed, did_you_mean, optional
 from .study.common import REPO, resolve_profile, training_allowed
 
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -158,8 +158,9 @@ def check_overrides(paths: list[Path], overrides: dict, profile: str = "auto") -
         used |= set(per_nb[p])
     unknown = sorted(set(overrides) - used)
     if unknown:
+        declared = {name for p in paths for name in notebook_parameters(p)}
         raise ValueError(f"parameter(s) {unknown} are not in the parameters cell of any selected notebook "
-                         f"({', '.join(p.stem for p in paths)})")
+                         f"({', '.join(p.stem for p in paths)}){did_you_mean(unknown, declared)}")
     from .study import NOTEBOOKS, resolved
 
     for p in paths:

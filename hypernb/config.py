@@ -6,12 +6,12 @@ A field left at ``None`` takes its value from the profile (per task); anything s
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from .errors import did_you_mean
 from .optim.tower import FAMILIES, KAPPA_RULES, parse_tower
 
 TASKS = {
@@ -135,10 +135,8 @@ class RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            hints = [f"{k!r}: did you mean {close[0]!r}?" for k in unknown
-                     for close in [difflib.get_close_matches(k, known, n=1, cutoff=0.6)] if close]
-            raise ValueError(f"unknown config key(s) {unknown}" + (f" ({'; '.join(hints)})" if hints else "")
-                             + f"; valid keys: {sorted(known)}")
+            raise ValueError(f"unknown config key(s) {unknown}{did_you_mean(unknown, known)}; valid keys: "
+                             f"{sorted(known)}")
         return cls(**values).validate()
 
     def replace(self, **changes) -> "RunConfig":

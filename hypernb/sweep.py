@@ -51,7 +51,7 @@ from pathlib import Path
 
 from . import io
 from .config import CONFIG_ALIASES, RunConfig
-from .errors import MissingPackage, optional
+from .errors import MissingPackage, did_you_mean, optional
 
 SPEC_KEYS = {"name", "target", "fixed", "grid", "zip", "seeds", "executor"}
 LOCAL_KEYS = {"workers"}
@@ -203,7 +203,8 @@ def load_spec(path) -> Spec:
         raise ValueError(f"{path}: a sweep spec is a mapping with keys {sorted(SPEC_KEYS)}")
     unknown = sorted(set(raw) - SPEC_KEYS, key=str)
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown} in the spec; valid keys: {sorted(SPEC_KEYS)}")
+        raise ValueError(f"{path}: unknown key(s) {unknown} in the spec{did_you_mean(unknown, SPEC_KEYS)}; valid keys: "
+                         f"{sorted(SPEC_KEYS)}")
     name = raw.get("name") or path.stem
     if not isinstance(name, str) or not re.match(r"^[\w.+-]+$", name):
         raise ValueError(f"{path}: 'name' must be a short name (letters, digits, . _ + -), got {name!r}")
@@ -271,7 +272,8 @@ def _check_parameters(spec: Spec) -> None:
         declared = set(notebook_parameters(Path(spec.target)))
         unknown = sorted(names - declared)
         if unknown:
-            raise ValueError(f"{spec.source}: the notebook {Path(spec.target).name} has no parameter(s) {unknown}; "
+            raise ValueError(f"{spec.source}: the notebook {Path(spec.target).name} has no parameter(s) {unknown}"
+                             f"{did_you_mean(unknown, declared)}; "
                              f"its parameters: {sorted(declared)}")
         for p in spec.points():
             try:
@@ -286,7 +288,8 @@ def _check_parameters(spec: Spec) -> None:
         raise ValueError(f"{spec.source}: write the field names in a spec ({', '.join(aliased)}): a point is "
                          "identified by its parameters, so each setting has one name there")
     if unknown:
-        raise ValueError(f"{spec.source}: run() has no parameter(s) {unknown}; valid: {sorted(valid)}")
+        raise ValueError(f"{spec.source}: run() has no parameter(s) {unknown}{did_you_mean(unknown, valid)}; valid: "
+                         f"{sorted(valid)}")
     for p in spec.points():  # every point must be a valid configuration before anything starts
         try:
             RunConfig.from_dict(p)

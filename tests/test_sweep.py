@@ -310,6 +310,8 @@ def test_slurm_array_task_trains_a_group_and_writes_each_point(slurm, tmp_path):
     ("executor: {slurm: {time_min: 1h}}\n", r"slurm 'time_min' must be a positive integer, got '1h'"),
     ("executor: {slurm: {mem_gb: 1e1}}\n", r"'mem_gb' has '1e1', which YAML read as text"),
     ("name: a/b\n", r"'name' must be a short name"),
+    ("seed: [0]\n", r"unknown key\(s\) \['seed'\] in the spec \('seed': did you mean 'seeds'\?\)"),
+    ("fixed: {profle: smoke}\n", r"run\(\) has no parameter\(s\) \['profle'\] \('profle': did you mean 'profile'"),
     ("fixed: {epochs: 1.5}\n", r"epochs must be a positive integer, got 1.5 \(in the point"),
     ("grid: {alpha: [0.1, 0.2]\nseeds: [0]\n", r"spec.yaml, line 2, column 1: not valid YAML"),
     ("fixed:\n  task: mnist-mlp\n   epochs: 1\n", r"spec.yaml, line 3, column 10: not valid YAML"),
