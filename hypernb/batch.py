@@ -84,6 +84,9 @@ def parse_overrides(pairs: list, files: list) -> dict:
         values.update(loaded)
     for name, value in pairs or []:
         values[name] = _literal(value)
+    if "PROFILE" in values:  # the command's own --profile also picks the records and what it prints
+        raise ValueError(f"give the profile with --profile {values['PROFILE']}, not as a notebook parameter (-p/-f "
+                         "PROFILE): --profile also chooses the records and what the command reports")
     return values
 
 

@@ -159,6 +159,8 @@ def test_overrides_are_checked_against_the_notebooks(tmp_path):
     with pytest.raises(ValueError, match="no notebook matches"):
         batch.notebook_paths("09")
     assert batch.notebook_paths("1, 4") == paths  # the numbers as a person writes them
+    with pytest.raises(ValueError, match=r"give the profile with --profile full, not as a notebook parameter"):
+        batch.parse_overrides([["PROFILE", "full"]], [])
 
 
 def test_notebooks_command_runs_papermill_and_writes_outputs(tmp_path, capsys):
