@@ -963,11 +963,19 @@ def _recorded_commit(env_path: Path) -> str | None:
     return env.get("git_commit") if isinstance(env, dict) else "unreadable"
 
 
+def _being_worked_on(point_dir: Path) -> bool:
+    """A live claim on the point: a sweep is training it now."""
+    seen = _read_claim(Path(point_dir) / CLAIM)
+    return seen is not None and _alive(seen[1], seen[2])
+
+
 def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
     """One row per point and seed: its parameters, status, final metrics and learned hyperparameters,
     for the points of the spec last swept into the folder (``sweep.json``); ``every``: every point in
     ``points/`` (those of a grid since shrunk too).
 
+    ``status``: a seed's ok, diverged or running (a sweep trains it now), or stopped (it was killed: a rerun
+    resumes it); a point without results is running, failed (its ``log.txt`` says why) or missing (never run).
     ``time_s`` is the wall time of the training loop that trained it, which it shared with
     ``trained_with − 1`` other runs when the sweep batched them: compare costs only between rows
     with the same ``trained_with`` (or per group), never ``time_s`` of a batched row with an alone one."""
@@ -994,15 +1002,18 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
             fix = "Delete it and rerun the sweep to redo that point, or restore it from a backup"
             seeds = read_seeds(read_metrics(metrics, fix), metrics, fix)
             commit = _recorded_commit(d / "run" / "env.json")
+            working = _being_worked_on(d)
             for s in seeds:
                 if not isinstance(s.final, dict) or not isinstance(s.epochs, list):
                     raise io.wrong_json(metrics, METRICS, f"seed {s.seed} has no mapping 'final' or list 'epochs'", fix)
-                rows.append({"point": d.name, **params, "seed": s.seed, "status": s.status,
+                status = s.status if s.status != "running" or working else "stopped"
+                rows.append({"point": d.name, **params, "seed": s.seed, "status": status,
                              "diverged_at_step": s.diverged_at_step, **s.final,
                              "epochs_done": len(s.epochs), "time_s": s.time_s, "trained_with": s.trained_with,
                              "git_commit": commit})
         else:
-            rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "missing"})
+            rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "running" if _being_worked_on(d)
+                         else "failed" if (d / "log.txt").exists() else "missing"})
     return pd.DataFrame(rows)
 
 

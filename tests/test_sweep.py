@@ -846,3 +846,14 @@ def test_a_damaged_point_json_is_written_again_from_the_spec(tmp_path, capsys, c
     assert again == dirs and S.read_point(dirs[0])["params"] == spec.points()[0]
     assert (dirs[0] / "point.json.damaged").read_text() == content
     assert "wrote it again from the spec" in capsys.readouterr().out
+
+
+def test_collect_tells_failed_stopped_and_running_points_from_missing_ones(tmp_path):
+    never, failed, working, killed = (_one_point(tmp_path / n, {"alpha": 0.1, "seeds": [0]})
+                                      for n in ("never", "failed", "working", "killed"))
+    (failed / "log.txt").write_text("error: …")
+    assert S.claim(working)  # this process: alive
+    S.io.write_json(killed / "run" / "metrics.json", {"config": {}, "seeds": [{"seed": 0, "status": "running"}]})
+    statuses = {n: list(S.collect(tmp_path / n).status) for n in ("never", "failed", "working", "killed")}
+    assert statuses == {"never": ["missing"], "failed": ["failed"], "working": ["running"], "killed": ["stopped"]}
+    S.release(working)
