@@ -32,6 +32,7 @@ point's next owner.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -739,6 +740,13 @@ def check_slurm(partition: str | None) -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:
         raise RuntimeError("Slurm is not reachable: sinfo did not answer within 20 s (set SLURM_CONF?)") from None
+    if (out.returncode != 0 or not out.stdout.strip()) and partition:  # the cluster answers, without that partition?
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            every = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20)
+            if every.returncode == 0 and every.stdout.split():
+                raise RuntimeError(f"Slurm has no partition {partition!r}; its partitions: "
+                                   f"{', '.join(every.stdout.split())} (* marks the default): set executor.slurm."
+                                   "partition in the spec to one of them, or leave it out for the default")
     if out.returncode != 0 or not out.stdout.strip():
         why = (out.stderr or out.stdout).strip().splitlines()
         hint = "" if os.environ.get("SLURM_CONF") else " (SLURM_CONF is not set)"

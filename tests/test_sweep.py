@@ -229,6 +229,14 @@ def test_slurm_rerun_reruns_only_the_killed_task(slurm, tmp_path, capsys):
 
 
 @pytest.mark.slurm
+def test_a_partition_the_cluster_lacks_is_named_with_the_ones_it_has(slurm):
+    S.check_slurm(None)
+    S.check_slurm("debug")
+    with pytest.raises(RuntimeError, match=r"Slurm has no partition 'gpux'; its partitions: debug\*"):
+        S.check_slurm("gpux")
+
+
+@pytest.mark.slurm
 def test_slurm_dry_run_submits_nothing(slurm, tmp_path):
     before = subprocess.run(["sacct", "-X", "-n", "-o", "JobID"], env=slurm.env, capture_output=True, text=True)
     S.sweep(slurm_spec(tmp_path), tmp_path / "out", executor="slurm", dry_run=True)
