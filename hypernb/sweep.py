@@ -26,8 +26,8 @@ point still gets its own record in ``points/<id>/run/`` and its own ``DONE.json`
 Claims: a worker claims a point before running it by creating ``points/<id>/CLAIM.json`` atomically
 (its pid, host, Slurm task and time; refreshed every 30 s), so two sweeps on one folder never run
 a point twice: the second one reports the point as busy. A claim whose owner died (same host: its
-pid is gone; any host: not refreshed for ``HYPERNB_CLAIM_STALE_S`` seconds, default 600) is taken
-over; a requeued Slurm task reclaims its own. Temporary files of killed writes are removed by the
+pid is gone; a Slurm task elsewhere: Slurm no longer lists it; any host: not refreshed for
+``HYPERNB_CLAIM_STALE_S`` seconds, default 600) is taken over; a requeued Slurm task reclaims its own. Temporary files of killed writes are removed by the
 point's next owner.
 """
 from __future__ import annotations
@@ -435,13 +435,30 @@ def _pid_alive(pid) -> bool:
 
 
 def _alive(info: dict, mtime: float) -> bool:
-    """Whether the owner of a claim may still be working: refreshed recently and, on this host,
-    its process exists."""
+    """Whether the owner of a claim may still be working: refreshed recently and, on this host, its
+    process exists; on another host, a Slurm task that Slurm still lists (one cancelled or ended
+    would otherwise block its points until the claim went stale)."""
     if time.time() - mtime > stale_after():
         return False
     if info.get("host") == socket.gethostname() and info.get("pid") is not None:
         return _pid_alive(info["pid"])
+    if info.get("slurm"):
+        return _slurm_task_listed(str(info["slurm"]))
     return True
+
+
+def _slurm_task_listed(task: str) -> bool:
+    """False only when Slurm answers that the task is neither queued nor running (a requeued task is
+    queued again); True when it cannot tell (no squeue here, no answer)."""
+    if shutil.which("squeue") is None:
+        return True
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", task, "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    if out.returncode != 0:  # a job Slurm no longer knows: "Invalid job id specified"
+        return "invalid job id" not in out.stderr.lower()
+    return bool(out.stdout.strip())
 
 
 def describe_claim(point_dir: Path) -> str:

@@ -237,6 +237,24 @@ def test_a_partition_the_cluster_lacks_is_named_with_the_ones_it_has(slurm):
 
 
 @pytest.mark.slurm
+def test_a_claim_of_a_slurm_task_that_ended_elsewhere_is_taken_over_at_once(slurm, tmp_path):
+    """A cancelled task on another node leaves its claims: Slurm, not the 10-minute staleness, says it is gone."""
+    job = subprocess.run(["sbatch", "--parsable", "--array=0", "--wrap", "sleep 120", "-o", str(tmp_path / "o")],
+                         env=slurm.env, capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
+    d = _one_point(tmp_path)
+    S.io.write_json(d / S.CLAIM, {"pid": 1, "host": "node17", "slurm": f"{job}_0", "token": "elsewhere"})
+    assert not S.claim(d)  # queued or running there
+    subprocess.run(["scancel", job], env=slurm.env, check=True)
+    for _ in range(100):
+        if not subprocess.run(["squeue", "-h", "-j", f"{job}_0"], env=slurm.env, capture_output=True,
+                              text=True).stdout.strip():
+            break
+        time.sleep(0.1)
+    assert S.claim(d) and S.io.read_json(d / S.CLAIM)["token"] != "elsewhere"
+    S.release(d)
+
+
+@pytest.mark.slurm
 def test_slurm_dry_run_submits_nothing(slurm, tmp_path):
     before = subprocess.run(["sacct", "-X", "-n", "-o", "JobID"], env=slurm.env, capture_output=True, text=True)
     S.sweep(slurm_spec(tmp_path), tmp_path / "out", executor="slurm", dry_run=True)
