@@ -271,6 +271,9 @@ def _check_parameters(spec: Spec) -> None:
         from .batch import check_values, notebook_parameters
 
         declared = set(notebook_parameters(Path(spec.target)))
+        if "OUT_DIR" in names:  # (it would be replaced without a word)
+            raise ValueError(f"{spec.source}: OUT_DIR is the sweep's to set: each point writes to its own "
+                             "points/<id>/out; leave it out of the spec (choose the sweep's folder with --out)")
         unknown = sorted(names - declared)
         if unknown:
             raise ValueError(f"{spec.source}: the notebook {Path(spec.target).name} has no parameter(s) {unknown}"

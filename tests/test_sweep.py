@@ -45,6 +45,8 @@ def test_example_spec_has_four_points_with_stable_ids():
     ({"grid": {"beta2": [1.5]}}, r"beta2 must lie in the open interval"),
     ({"target": {"notebook": str(REPO / "notebooks" / "04_towers.ipynb")}, "grid": {"LEVLE": ["sgd"]}},
      r"04_towers.ipynb has no parameter\(s\) \['LEVLE'\]"),
+    ({"target": {"notebook": str(REPO / "notebooks" / "04_towers.ipynb")}, "fixed": {"OUT_DIR": "x"}},
+     r"OUT_DIR is the sweep's to set: each point writes to its own points/<id>/out"),
     ({"executor": {"slurm": {"partiton": "x"}}}, r"unknown slurm executor option\(s\) \['partiton'\]"),
     ({"executor": {"slurm": {"extra_sbatch": ["-C a100"]}}}, r"'-C a100' is not a long sbatch option.*--constraint"),
     ({"executor": {"slurm": {"time_min": 1}}}, r"'time_min' must be at least 2.*warned 90 s before"),
