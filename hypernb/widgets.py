@@ -20,6 +20,7 @@ import contextlib
 import html
 import json
 import math
+import numbers
 import re
 import time
 import traceback
@@ -131,30 +132,47 @@ def _tidy(v: float) -> float:
 
 @contextlib.contextmanager
 def _interruptible(asked: list):
-    """Kernel → Interrupt (SIGINT) stops a Run: it sets ``asked``, which the epoch callback turns into
-    KeyboardInterrupt; where the Run trains in the main thread it also raises at once.
+    """Kernel → Interrupt (SIGINT) stops a Run: KeyboardInterrupt in the thread that trains it, and
+    ``asked`` set, which the epoch callback also turns into KeyboardInterrupt should a library on the
+    way swallow the first.
 
     Why not rely on ipykernel: it installs Python's handler only around the message it is handling
     (a click that arrives while another widget message is handled had none: SIGINT was ignored), and
     JupyterLab sends widget messages to a kernel *subshell*, a thread of its own, where no signal
-    arrives: there the main thread's handler (installed through the kernel's loop) sets the flag,
-    and the run stops at the end of its epoch."""
+    arrives. There the handler is installed in the main thread through the kernel's loop, and it
+    raises KeyboardInterrupt in the training thread (``PyThreadState_SetAsyncExc``, CPython's API for
+    this). The previous handler comes back only if ours is still the one installed."""
+    import ctypes
     import signal
     import threading
 
-    main = threading.current_thread() is threading.main_thread()
+    trainer = threading.current_thread()
+    main = trainer is threading.main_thread()
+    armed = [True]  # off as soon as the block ends: nothing is raised into the panel's own bookkeeping
 
     def interrupt(signum, frame):
         asked.append(True)
-        if main:
+        if main and armed[0]:
             raise KeyboardInterrupt
+        if armed[0]:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(trainer.ident),
+                                                       ctypes.py_object(KeyboardInterrupt))
 
+    def install(saved: list) -> None:
+        saved.append(signal.signal(signal.SIGINT, interrupt))
+
+    def restore(saved: list) -> None:
+        if saved and signal.getsignal(signal.SIGINT) is interrupt:  # (replaced meanwhile: leave that one)
+            signal.signal(signal.SIGINT, saved.pop())
+
+    saved: list = []
     if main:
-        before = signal.signal(signal.SIGINT, interrupt)
+        install(saved)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, before)
+            armed[0] = False
+            restore(saved)
         return
     loop = None
     with contextlib.suppress(ImportError):
@@ -164,12 +182,12 @@ def _interruptible(asked: list):
     if loop is None:
         yield
         return
-    saved = []
-    loop.add_callback(lambda: saved.append(signal.signal(signal.SIGINT, interrupt)))
+    loop.add_callback(install, saved)
     try:
         yield
     finally:
-        loop.add_callback(lambda: signal.signal(signal.SIGINT, saved.pop()) if saved else None)
+        armed[0] = False
+        loop.add_callback(restore, saved)
 
 
 def _num(v) -> str:
@@ -423,7 +441,7 @@ class Explorer:
         interrupt_asked = []
 
         def on_epoch_end(seed_results, epoch):
-            if interrupt_asked:
+            if interrupt_asked and epoch + 1 < cfg.resolved().epochs:  # (after the last one: the run is done)
                 raise KeyboardInterrupt
             entry.live, entry.epoch = list(seed_results), epoch + 1
             entry.time_s = time.perf_counter() - t0
@@ -445,7 +463,8 @@ class Explorer:
             self.steps.clear_output()
             steps = self.steps
         result, failure = None, None
-        with steps, _interruptible(interrupt_asked):  # (in a kernel an Output widget swallows what is raised inside it: so nothing is)
+        # (in a kernel an Output widget swallows what is raised inside it: so nothing is)
+        with steps, _interruptible(interrupt_asked):
             try:
                 result = train.run(run_cfg, on_epoch_end=on_epoch_end)
             except BaseException as e:  # noqa: B036 (Kernel → Interrupt too: the run is marked, then it goes on)
@@ -651,7 +670,7 @@ class Explorer:
             entry = PanelRun(self._count, None, result=result, status="ok" if result.ok else "diverged",
                              label=f"#{self._count} {label or result.config.get('optimizer', '')}")
             entry.time_s = sum(s.time_s for s in result.seeds) or None
-            entry.trained_with = max((getattr(s, "trained_with", 1) or 1) for s in result.seeds)
+            entry.trained_with = max(((getattr(s, "trained_with", 1) or 1) for s in result.seeds), default=1)
             out.append(entry)
         return out
 
@@ -708,10 +727,11 @@ def explorer(task: str = "mnist-mlp", profile: str = "smoke", optimizer: str = "
         raise ValueError(f"unknown κ rule {rule!r}; choose from {list(KAPPA_RULES)}")
     if not (0 < kappa_decay <= 1):
         raise ValueError(f"kappa_decay must be in (0, 1], got {kappa_decay!r}")
-    for name, value, (lo, hi), why in (("alpha", alpha, ALPHA_EXPONENTS, ""),
-                                       ("kappa", kappa, KAPPA_EXPONENTS, "; for no hyper level use height=0 or "
-                                                                         "hyperoptimizer='none'")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+    checked = [("alpha", alpha, ALPHA_EXPONENTS, "")]
+    if hyperoptimizer != "none" and height != 0:  # (without a hyper level κ is not used)
+        checked.append(("kappa", kappa, KAPPA_EXPONENTS, "; for no hyper level use height=0 or hyperoptimizer='none'"))
+    for name, value, (lo, hi), why in checked:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not math.isfinite(value):
             raise ValueError(f"{name} must be a number > 0 (its slider is logarithmic, 1e{lo} to 1e{hi}), got "
                              f"{value!r}{why}")
     if "device" in fixed:  # a device this machine lacks fails here, not at every Run

@@ -5,6 +5,7 @@ where no widget frontend runs it is a static picture, never a ``VBox(...)`` repr
 real browser: tests/test_browser.py."""
 import ast
 import base64
+import contextlib
 import json
 import struct
 from pathlib import Path
@@ -379,3 +380,116 @@ def test_a_batched_examples_time_says_it_was_shared():
     r.seeds[0].time_s, r.seeds[0].trained_with = 40.0, 10
     panel = widgets.explorer(task="mnist-mlp", profile="smoke", examples={"Adam (batched)": r})
     assert "40.0\u00a0s, batched with 9 other run(s)" in panel.table.value
+
+
+def _slow_run(started):
+    """A train.run that records one epoch, then trains until something stops it (at most 20 s)."""
+    import time
+
+    def run(cfg, on_epoch_end=None, **kw):
+        seed = fake_result([1e-3], [2.3]).seeds[0]
+        seed.epochs[0]["train_loss"] = 2.3
+        on_epoch_end([seed], 0)
+        started.set()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20:
+            sum(range(1000))
+        raise AssertionError("the interrupt never arrived")
+
+    return run
+
+
+@pytest.fixture
+def sigint_ignored():
+    """As ipykernel leaves SIGINT outside the message it handles (and for a click handled beside one)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_kernel_interrupt_stops_a_run_in_the_main_thread(monkeypatch, sigint_ignored):
+    """SIGINT while a Run trains stops it, also where the kernel ignored SIGINT, and the kernel's
+    handler comes back afterwards."""
+    import os
+    import signal
+    import threading
+
+    import hypernb.train
+
+    started = threading.Event()
+    monkeypatch.setattr(hypernb.train, "run", _slow_run(started))
+    before = signal.getsignal(signal.SIGINT)
+    threading.Thread(target=lambda: started.wait(20) and os.kill(os.getpid(), signal.SIGINT), daemon=True).start()
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        panel.run()
+    assert panel.runs[0].status == "interrupted" and signal.getsignal(signal.SIGINT) is before is signal.SIG_IGN
+
+
+def test_kernel_interrupt_stops_a_run_on_a_kernel_subshell(monkeypatch, sigint_ignored):
+    """JupyterLab runs a widget's click on a kernel subshell (a thread): the main thread receives SIGINT
+    through the handler the panel installed by the kernel's loop, and the run stops in its thread."""
+    import os
+    import queue
+    import signal
+    import threading
+    from types import SimpleNamespace
+
+    import IPython
+
+    import hypernb.train
+
+    started, callbacks, outcome = threading.Event(), queue.Queue(), {}
+    monkeypatch.setattr(hypernb.train, "run", _slow_run(started))
+    loop = SimpleNamespace(add_callback=lambda fn, *args: callbacks.put((fn, args)))  # runs them on the main thread
+    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(kernel=SimpleNamespace(io_loop=loop)))
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", epochs=3)
+    before = signal.getsignal(signal.SIGINT)
+
+    def click():
+        try:
+            panel.run()
+        except KeyboardInterrupt:
+            outcome["raised"] = True
+
+    worker = threading.Thread(target=click)
+    worker.start()
+    fn, args = callbacks.get(timeout=20)
+    fn(*args)  # the main thread installs the panel's handler
+    assert started.wait(20) and signal.getsignal(signal.SIGINT) is not before
+    os.kill(os.getpid(), signal.SIGINT)
+    worker.join(20)
+    fn, args = callbacks.get(timeout=20)
+    fn(*args)  # … and puts the kernel's back
+    assert not worker.is_alive() and outcome == {"raised": True} and panel.runs[0].status == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("epochs, status", [(1, "ok"), (3, "interrupted")])
+def test_an_interrupt_seen_only_at_an_epochs_end_stops_the_run_unless_it_was_the_last(monkeypatch, epochs, status):
+    """Where the KeyboardInterrupt itself was lost, the epoch's end stops the run; after the last epoch the
+    run is done: kept and cached, as if Interrupt had come a moment later."""
+    import hypernb.train
+
+    def run(cfg, on_epoch_end=None, **kw):
+        result = fake_result([1e-3], [2.3])
+        result.seeds[0].epochs[0]["train_loss"] = 2.3
+        on_epoch_end(result.seeds, 0)
+        return result
+
+    @contextlib.contextmanager
+    def asked_at_once(asked):
+        asked.append(True)  # Interrupt pressed, its exception swallowed on the way
+        yield
+
+    monkeypatch.setattr(hypernb.train, "run", run)
+    monkeypatch.setattr(widgets, "_interruptible", asked_at_once)
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", epochs=epochs)
+    if status == "ok":
+        assert panel.run().status == "ok" and len(panel.cache) == 1
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            panel.run()
+        assert panel.runs[0].status == "interrupted" and panel.cache == {}
