@@ -27,8 +27,8 @@ Claims: a worker claims a point before running it by creating ``points/<id>/CLAI
 (its pid, host, Slurm task and time; refreshed every 30 s), so two sweeps on one folder never run
 a point twice: the second one reports the point as busy. A claim whose owner died (same host: its
 pid is gone; a Slurm task elsewhere: Slurm no longer lists it; any host: not refreshed for
-``HYPERNB_CLAIM_STALE_S`` seconds, default 600) is taken over; a requeued Slurm task reclaims its own. Temporary files of killed writes are removed by the
-point's next owner.
+``HYPERNB_CLAIM_STALE_S`` seconds, default 600) is taken over; a requeued Slurm task reclaims its
+own. Temporary files of killed writes are removed by the point's next owner.
 """
 from __future__ import annotations
 
@@ -249,16 +249,20 @@ def load_spec(path) -> Spec:
 def _check_distinct(spec: Spec) -> None:
     """No two points are one run: a repeated value would give two points one folder (and one id), and
     every point sharing it would fail after the queue wait. The error names the list that repeats."""
-    def canonical(v):
-        return json.dumps(v, sort_keys=True, default=str)  # as point_id sees it: 1.0e-3 and 0.001 are one number
+    def canonical(v):  # 1, 1.0 and 1.0e+0 are one number
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(canonical(x) for x in v) + "]"
+        if isinstance(v, numbers.Real) and not isinstance(v, bool):
+            return repr(float(v))
+        return json.dumps(v, sort_keys=True, default=str)
 
     lists = [("seeds", spec.seeds)] + [(f"grid '{k}'", v) for k, v in spec.grid.items()]
     lists.append(("zip", [list(row) for row in zip(*spec.zipped.values())]))
     for where, values in lists:
-        seen = [canonical(v) for v in values]
-        twice = sorted({v for v in seen if seen.count(v) > 1})
-        if twice:
-            raise ValueError(f"{spec.source}: {where} repeats {', '.join(twice)} (equal numbers written differently "
+        keys = [canonical(v) for v in values]
+        again = [json.dumps(v, default=str) for i, v in enumerate(values) if keys[i] in keys[:i]]
+        if again:
+            raise ValueError(f"{spec.source}: {where} repeats {', '.join(again)} (equal numbers written differently "
                              "are one value): two points would be one run; give each value once")
     ids = [point_id(p) for p in spec.points()]
     if len(set(ids)) < len(ids):  # (a safeguard: distinct lists give distinct points)
@@ -316,7 +320,8 @@ def prepare(spec: Spec, out: Path) -> list[Path]:
         theirs = before.get("name") if isinstance(before, dict) else None
         if theirs not in (None, spec.name):
             raise ValueError(f"{out} holds the sweep {theirs!r} (from {before.get('spec')}), not {spec.name!r}: give "
-                             "this spec a folder of its own (--out), or the same name to extend that sweep")
+                             "this spec a folder of its own (--out), or the same name (its 'name:' key, by default "
+                             "the spec file's name) to extend that sweep")
     out.mkdir(parents=True, exist_ok=True)
     dirs = []
     for params in spec.points():
@@ -379,6 +384,7 @@ def is_done(point_dir: Path) -> bool:
 
 # -- claims: one owner per point ------------------------------------------------------------------
 CLAIM = "CLAIM.json"
+FAILED = "FAILED.json"  # the sweep's last attempt at the point failed (its log says why); gone when it runs again
 HEARTBEAT_S = 30.0  # how often an owner refreshes its claims
 BREAK_LOCK_STALE_S = 60.0  # a break lock this old was left by a killed process
 _TOKEN = uuid.uuid4().hex  # this process
@@ -459,9 +465,9 @@ def _slurm_task_listed(task: str) -> bool:
         out = subprocess.run(["squeue", "-h", "-j", task, "-o", "%T"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return True
-    if out.returncode != 0:  # a job Slurm no longer knows: "Invalid job id specified"
-        return "invalid job id" not in out.stderr.lower()
-    return bool(out.stdout.strip())
+    # an error ("Invalid job id specified": long gone, or another cluster's job) cannot tell: the claim then
+    # goes stale as any other; only an answer without the task says it ended
+    return out.returncode != 0 or bool(out.stdout.strip())
 
 
 def describe_claim(point_dir: Path) -> str:
@@ -586,6 +592,7 @@ def run_points(point_dirs, batch: int | None = None) -> dict[str, dict]:
                 status[d.name] = {"status": "done"}
             else:
                 io.remove_temporaries(d, older_than=None)  # ours alone: any temporary file is a leftover
+                (d / FAILED).unlink(missing_ok=True)  # (an earlier attempt's: this one is under way)
                 mine.append(d)
         points = {d: read_point(d) for d in mine}
         runs = [d for d in mine if points[d]["target"] == "run"]
@@ -925,6 +932,7 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
         else:
             res = run_slurm(spec, out, groups, batch, wait=wait, timeout=timeout)
     for d, log in res["failed"]:
+        io.write_json(d / FAILED, {"log": str(log), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # (for collect)
         print(f"FAILED {d.name}: see {log}", flush=True)
     for d in res["busy"]:
         print(f"BUSY {d.name}: {describe_claim(d)}, another sweep on this folder, runs it; rerun later to see it "
@@ -950,11 +958,11 @@ def check_data(points: list[dict], missing_ok: bool = True) -> None:
         if (c.dataset, root) in seen:
             continue
         seen.add((c.dataset, root))
-        if c.is_text:
+        if c.is_text:  # (missing here: downloaded as run() would, once, when the config allows it)
             if not missing_ok or (root / D.CORPORA[c.dataset]).exists():
-                D.load_corpus(c.dataset, root, download_ok=False)
+                D.load_corpus(c.dataset, root, download_ok=c.download and not missing_ok)
         elif not missing_ok or D.available(c.dataset, root):
-            D.load_images(c.dataset, root, download_ok=False)
+            D.load_images(c.dataset, root, download_ok=c.download and not missing_ok)
 
 
 def _dry_groups(spec: Spec, points: list[dict], batch) -> list:
@@ -976,7 +984,7 @@ def listed_points(directory: Path) -> set[str] | None:
     if not path.exists():
         return None
     index = io.read_json(path, what="a sweep's index")
-    return set(index.get("points", [])) if isinstance(index, dict) else None
+    return set(index["points"]) if isinstance(index, dict) and isinstance(index.get("points"), list) else None
 
 
 def _recorded_commit(env_path: Path) -> str | None:
@@ -1003,7 +1011,8 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
     ``points/`` (those of a grid since shrunk too).
 
     ``status``: a seed's ok, diverged or running (a sweep trains it now), or stopped (it was killed: a rerun
-    resumes it); a point without results is running, failed (its ``log.txt`` says why) or missing (never run).
+    resumes it); a point without results is running, failed (the sweep's last attempt; its log says why) or
+    missing (not run, or stopped before it recorded anything).
     ``time_s`` is the wall time of the training loop that trained it, which it shared with
     ``trained_with − 1`` other runs when the sweep batched them: compare costs only between rows
     with the same ``trained_with`` (or per group), never ``time_s`` of a batched row with an alone one."""
@@ -1041,7 +1050,7 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
                              "git_commit": commit})
         else:
             rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "running" if _being_worked_on(d)
-                         else "failed" if (d / "log.txt").exists() else "missing"})
+                         else "failed" if (d / FAILED).exists() else "missing"})
     return pd.DataFrame(rows)
 
 

@@ -1,9 +1,9 @@
 """Sweeps: spec validation, the local executor, collection, and a real local Slurm cluster."""
 import json
-import textwrap
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -162,6 +162,7 @@ def test_failed_point_is_listed_with_its_log_and_not_as_run(tmp_path, capsys):
     assert "Traceback" not in Path(log).read_text()
     assert f"FAILED {d.name}: see {log}" in capsys.readouterr().out
     assert not (d / S.CLAIM).exists()  # released: a rerun may try again
+    assert (d / S.FAILED).exists() and list(S.collect(tmp_path / "out").status) == ["failed"]
 
 
 # -- a real Slurm cluster ---------------------------------------------------------------------------
@@ -345,6 +346,7 @@ def test_slurm_array_task_trains_a_group_and_writes_each_point(slurm, tmp_path):
     ("fixed:\n  task: mnist-mlp\n   epochs: 1\n", r"spec.yaml, line 3, column 10: not valid YAML"),
     ("grid: {alpha: [1.0e-3, 0.001]}\n", r"grid 'alpha' repeats 0.001 \(equal numbers written differently are one"),
     ("seeds: [0, 1, 0]\n", r"seeds repeats 0 .*two points would be one run"),
+    ("grid: {alpha: [1, 1.0]}\n", r"grid 'alpha' repeats 1.0 "),
     ("zip: {alpha: [0.1, 0.1], kappa: [1.0e-3, 0.001]}\n", r"zip repeats \[0.1, 0.001\]"),
 ])
 def test_wrong_spec_entries_are_clear_errors_naming_file_and_key(tmp_path, text, match):
@@ -849,7 +851,7 @@ def test_a_folder_holds_one_sweep_and_collect_reads_the_spec_last_swept(tmp_path
 
 
 def test_a_reader_that_stops_reading_is_no_error(tmp_path):
-    """`sweep … --dry-run | head -1`: the listing stops quietly (it said "error: [Errno 32] Broken pipe")."""
+    """`sweep … --dry-run | head -1`: the listing stops quietly (it said "error: [Errno 32] Broken pipe", exit 2)."""
     import subprocess
     import sys
 
@@ -860,7 +862,7 @@ def test_a_reader_that_stops_reading_is_no_error(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.readline().startswith(b"sweep long: 1200 point(s)")
     proc.stdout.close()
-    assert proc.wait(timeout=120) == 0 and proc.stderr.read() == b""
+    assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""  # as a shell reports `… | head`
 
 
 @pytest.mark.parametrize("content", ["{", "[1, 2]"])
@@ -880,6 +882,8 @@ def test_collect_tells_failed_stopped_and_running_points_from_missing_ones(tmp_p
     never, failed, working, killed = (_one_point(tmp_path / n, {"alpha": 0.1, "seeds": [0]})
                                       for n in ("never", "failed", "working", "killed"))
     (failed / "log.txt").write_text("error: …")
+    S.io.write_json(failed / S.FAILED, {"log": str(failed / "log.txt")})  # what the sweep writes for a failed point
+    (never / "log.txt").write_text("epoch 1 …")  # a log alone: a local worker writes it before it starts
     assert S.claim(working)  # this process: alive
     S.io.write_json(killed / "run" / "metrics.json", {"config": {}, "seeds": [{"seed": 0, "status": "running"}]})
     statuses = {n: list(S.collect(tmp_path / n).status) for n in ("never", "failed", "working", "killed")}
