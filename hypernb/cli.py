@@ -214,9 +214,9 @@ def main(argv=None) -> int:
             check_notebook_selection(args)
         return args.func(args)
     except BrokenPipeError as e:
-        if _reader_gone():  # the reader of our output stopped reading (`… --dry-run | head`): nothing to say
+        if _reader_gone():  # the reader of our output stopped reading (`… --dry-run | head`): nothing to say,
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nor at exit)
-            return 0
+            return 141  # and the shells' status for it (128 + SIGPIPE): a command cut short did not succeed
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError) as e:  # user mistakes, each explained in its message

@@ -220,7 +220,7 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
     handles, labels, losses, alphas, kappas, moms = [], [], [], [], [], []
     early = []  # runs that diverged before their first logged loss
     max_levels = 0
-    for number, label, result, highlight in entries:
+    for shown, (number, label, result, highlight) in zip(wrapped, entries):
         color = palette[(number - 1) % len(palette)]
         lw = 2.6 if highlight else 1.4
         diverged = [s for s in result.seeds if s.status == "diverged"]
@@ -266,7 +266,7 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
                 for ax in (ax_loss, ax_alpha, ax_kappa):
                     ax.axvline(s.diverged_at_step, color=color, ls=":", lw=1)
         handles.append(Line2D([], [], color=color, lw=lw))
-        labels.append(wrapped[len(labels)])
+        labels.append(shown)
     metric_label = _METRICS.get(metric, (metric.replace("_", " "), 1.0))[0]
     for ax, title, ylabel in ((ax_loss, "training loss (mean over the logged steps)", "training loss"),
                               (ax_metric, f"{metric_label} after each epoch", metric_label),

@@ -234,7 +234,8 @@ def test_panel_in_jupyterlab(lab, tmp_path):
             # a long run, stopped by Kernel → Interrupt: marked in the table, and the panel works again
             move("epochs", "End", 1)
             panel.locator(".hypernb-run").click()
-            expect(panel.locator(".hypernb-progress")).to_contain_text(re.compile(r"epoch \d+ of 50 done"), timeout=120_000)
+            expect(panel.locator(".hypernb-progress")).to_contain_text(re.compile(r"epoch \d+ of 50 done"),
+                                                                       timeout=120_000)
             page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='interrupt'] button").click()  # ■
             expect(panel.locator(".hypernb-table tr.hypernb-row-interrupted")).to_have_count(1, timeout=60_000)
             expect(panel.locator(".hypernb-run")).to_be_enabled(timeout=60_000)

@@ -112,7 +112,6 @@ P, Q = [torch.nn.Parameter(torch.ones(2))], [torch.nn.Parameter(torch.ones(2))]
     (lambda: optim.SGD(P, sign_safe="no"), r"sign_safe must be True or False, got 'no'"),
     (lambda: optim.SGD(P, check_every=True), r"check_every must be a positive int"),
     (lambda: optim.Recorder(optim.SGD(P), every=True), r"every must be a positive int, got True"),
-    (lambda: optim.Recorder(optim.SGD(P), capacity=0), r"capacity must be a positive int, got 0"),
     (lambda: optim.SGD(P, hyper=optim.SGDPerParam(alpha={"alpha": 0.0}, sign_safe=True)),
      r"sign_safe=True stores log α, so alpha must be > 0, got 0.0"),
     (lambda: optim.SGDPerParam(P, alpha=[[0.1, -0.2]], batch=2), r"alpha must be >= 0, got -0.2"),

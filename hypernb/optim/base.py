@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import math
 import numbers
 
@@ -535,6 +536,10 @@ class HyperOptimizer(torch.optim.Optimizer):
                      "check_every": state["options"]["check_every"], "_repr_hypers": state["repr"], "state": {},
                      "defaults": {**state["values"], "lr": state["values"]["alpha"]}, "param_groups": state["groups"],
                      "_saved": {**state["state"], "initial_lr": state["initial_lr"]}}
+            if type(self)._per_tensor:  # SGDPerParam's step sizes, by group (that layout did not keep them)
+                alphas = {g["name"]: g["alpha"] for g in state["param_groups"]}
+                same = len({json.dumps(a) for a in alphas.values()}) == 1
+                state["_alphas"] = next(iter(alphas.values())) if same else alphas
         saved = state.pop("_saved", None)
         self.__dict__.update(state, _engine=None, _owner=None)  # (its owner, if pickled with it, binds it again)
         _no_hooks_yet(self)  # (torch pickles no hook either)

@@ -352,7 +352,9 @@ class Level:
 
         self.state = [{k: own(sv[k]) for k in st} for st, sv in zip(self.state, saved["state"])]
         def coefs(c):
-            return c.cpu().numpy()[0].astype(np.float64) if self.host else c.to(device=dev, dtype=self.raw.dtype).clone()
+            if self.host:
+                return c.cpu().numpy()[0].astype(np.float64)
+            return c.to(device=dev, dtype=self.raw.dtype).clone()
 
         self.tangents = None if saved["J"] is None else [
             Tangents([own(b) for b in bases], [tuple(e) for e in entries], coefs(c))

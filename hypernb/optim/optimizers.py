@@ -232,7 +232,8 @@ class AdaGrad(HyperOptimizer):
             raise ValueError(f"{family}: give initial_accumulator once")
         start = 0.1 if initial_accumulator is None and initial_accumulator_value is None else (
             initial_accumulator if initial_accumulator is not None else initial_accumulator_value)
-        _nonneg(eps, f"{family}: eps"), _nonneg(start, f"{family}: initial_accumulator")
+        _nonneg(eps, f"{family}: eps")
+        _nonneg(start, f"{family}: initial_accumulator")
         super().__init__(params, AdaGradRule(eps, start, sign_safe),
                          {"alpha": _pick(family, alpha, lr, 0.01), "weight_decay": weight_decay}, hyper, **options)
 

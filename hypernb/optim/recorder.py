@@ -21,7 +21,6 @@ class Recorder:
 
     def __init__(self, opt, every: int = 1, capacity: int = 256, attach: bool = True):
         _positive_int(every, "every")
-        _positive_int(capacity, "capacity")
         self.opt, self.every = opt, every
         values = opt.hyperparameters()
         self.names = list(values)
