@@ -701,6 +701,8 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
 
     from tqdm.auto import tqdm
 
+    live = []  # the workers' processes, stopped with the sweep (see below)
+
     def one(group: list[Path]):
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "report.json"
@@ -711,6 +713,7 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
             try:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                live.append(proc)
                 for line in proc.stdout:
                     for log in logs:
                         log.write(line)
@@ -722,19 +725,47 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
             return group, (json.loads(report.read_text()) if report.exists() else {})
 
     out = {"ran": [], "failed": [], "busy": []}
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
+    with ThreadPoolExecutor(max_workers=workers) as pool, _stopped_by_sigterm(), \
             tqdm(total=sum(len(g) for g in groups), desc=f"sweep {spec.name}", disable=quiet) as bar:
-        for group, status in pool.map(one, groups):
-            for d in group:
-                state = status.get(d.name, {}).get("status")
-                if state in ("ok", "diverged"):
-                    out["ran"].append(d)
-                elif state == "busy":
-                    out["busy"].append(d)
-                elif state != "done" or not is_done(d):
-                    out["failed"].append((d, str(d / "log.txt")))
-            bar.update(len(group))
+        try:
+            for group, status in pool.map(one, groups):
+                for d in group:
+                    state = status.get(d.name, {}).get("status")
+                    if state in ("ok", "diverged"):
+                        out["ran"].append(d)
+                    elif state == "busy":
+                        out["busy"].append(d)
+                    elif state != "done" or not is_done(d):
+                        out["failed"].append((d, str(d / "log.txt")))
+                bar.update(len(group))
+        except BaseException:  # Ctrl-C or SIGTERM: the workers stop too (a kill of this process alone orphaned
+            for proc in live:  # them, still training and holding their points); each resumes from its checkpoint
+                if proc.poll() is None:
+                    proc.terminate()
+            pool.shutdown(cancel_futures=True)
+            raise
     return out
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm():
+    """SIGTERM (a scheduler's or a user's kill) ends the sweep as Ctrl-C does, so that it stops its
+    workers and exits with the interrupted status, instead of dying alone."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 class SlurmPoints:

@@ -889,3 +889,32 @@ def test_collect_tells_failed_stopped_and_running_points_from_missing_ones(tmp_p
     statuses = {n: list(S.collect(tmp_path / n).status) for n in ("never", "failed", "working", "killed")}
     assert statuses == {"never": ["missing"], "failed": ["failed"], "working": ["running"], "killed": ["stopped"]}
     S.release(working)
+
+
+def test_a_terminated_local_sweep_stops_its_workers(tmp_path):
+    """SIGTERM to a local sweep (a scheduler's kill, `kill <pid>`) stops its worker too: it had trained on,
+    orphaned, holding its points; a rerun then resumes them."""
+    import signal
+
+    require("mnist")
+    spec = write_spec(tmp_path, name="long", fixed={"task": "mnist-mlp", "profile": "smoke", "epochs": 50},
+                      grid={"alpha": [0.01]})
+    out = tmp_path / "out"
+    sweep = subprocess.Popen([sys.executable, "-m", "hypernb", "sweep", str(spec), "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    claim = None
+    for _ in range(600):  # the worker claims its point once it runs
+        claims = list(out.glob("points/*/CLAIM.json"))
+        if claims and S.io.read_json(claims[0]).get("pid"):
+            claim = S.io.read_json(claims[0])
+            break
+        time.sleep(0.1)
+    assert claim is not None and claim["pid"] != sweep.pid
+    sweep.send_signal(signal.SIGTERM)
+    assert sweep.wait(timeout=60) == 130 and "interrupted" in sweep.stderr.read().decode()
+    for _ in range(100):
+        if not S._pid_alive(claim["pid"]):
+            break
+        time.sleep(0.1)
+    assert not S._pid_alive(claim["pid"])
