@@ -293,12 +293,15 @@ class Explorer:
             w.observe(self._on_change, names="value")
         title = W.HTML(f"<b>Explore {html.escape(task)}</b> (profile {html.escape(profile)}) — it trains only when "
                        "<b>Run</b> is pressed; each run is added to the figures and the table below.")
+        def row(*items):  # a narrow window wraps a row instead of squeezing its sliders to dots
+            return W.HBox(list(items), layout=W.Layout(flex_flow="row wrap"))
+
         controls = W.VBox([
-            W.HBox([c["optimizer"], c["hyperoptimizer"], c["epochs"]]),
-            W.HBox([c["alpha"], c["mu"]]),
-            W.HBox([c["kappa"], c["kappa_rule"]]),
-            W.HBox([c["height"], self.kappa_info]),
-            W.HBox([self.run_button, self.clear_button, self.progress, self.progress_text]),
+            row(c["optimizer"], c["hyperoptimizer"], c["epochs"]),
+            row(c["alpha"], c["mu"]),
+            row(c["kappa"], c["kappa_rule"]),
+            row(c["height"], self.kappa_info),
+            row(self.run_button, self.clear_button, self.progress, self.progress_text),
             self.status,
         ])
         self.widget = W.VBox([title, controls, self.steps, self.message, self.figure, self.table])

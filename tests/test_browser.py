@@ -243,6 +243,14 @@ def test_panel_in_jupyterlab(lab, tmp_path):
             timings["interrupted"] = time.monotonic() - t0
             page.screenshot(path=str(shots / "4-interrupted.png"), full_page=True)
 
+            # a narrow window wraps the rows of controls instead of squeezing the sliders
+            page.set_viewport_size({"width": 1000, "height": 1100})
+            page.wait_for_timeout(500)
+            for name in ("alpha", "kappa", "kappa-rule", "height"):
+                box = panel.locator(f".hypernb-{name}").bounding_box()
+                assert box and box["width"] >= 400, (name, box)
+            page.screenshot(path=str(shots / "5-narrow.png"), full_page=True)
+
             # no error anywhere: no stderr/traceback output, no failed widget, no message from the panel
             assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
             assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0
@@ -251,4 +259,4 @@ def test_panel_in_jupyterlab(lab, tmp_path):
         finally:
             ctx.close()
     print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
-    assert len(list(shots.glob("*.png"))) == 4
+    assert len(list(shots.glob("*.png"))) == 5
