@@ -950,8 +950,11 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
     io.remove_temporaries(out)  # old enough to be a killed write's leftover, wherever it is
     pending = [d for d in dirs if not is_done(d)]
     done = [d for d in dirs if d not in pending]
+    claimed = [d for d in pending if _being_worked_on(d)]  # another sweep trains them now: not submitted again
+    pending = [d for d in pending if d not in claimed]
     groups = groups_of(spec, pending, batch)
-    print(f"sweep {spec.name}: {len(dirs)} point(s), {len(done)} already done, {len(pending)} to run ({executor}"
+    print(f"sweep {spec.name}: {len(dirs)} point(s), {len(done)} already done, "
+          + (f"{len(claimed)} busy elsewhere, " if claimed else "") + f"{len(pending)} to run ({executor}"
           + (f", {len(groups)} group(s) of up to {batch or 'all'} run(s)" if pending and len(groups) != len(pending)
              else "") + ")", flush=True)
     res = {"ran": [], "failed": [], "busy": []}
@@ -962,13 +965,14 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
             res = run_local(spec, groups, workers or int(spec.local.get("workers", 1)), batch, quiet)
         else:
             res = run_slurm(spec, out, groups, batch, wait=wait, timeout=timeout)
+    res["busy"] = claimed + res["busy"]
     for d, log in res["failed"]:
         io.write_json(d / FAILED, {"log": str(log), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # (for collect)
         print(f"FAILED {d.name}: see {log}", flush=True)
     for d in res["busy"]:
         print(f"BUSY {d.name}: {describe_claim(d)}, another sweep on this folder, runs it; rerun later to see it "
               "done", flush=True)
-    if pending and (wait or executor == "local"):
+    if (pending or claimed) and (wait or executor == "local"):
         print(f"sweep {spec.name}: ran {len(res['ran'])}, failed {len(res['failed'])}, busy elsewhere "
               f"{len(res['busy'])}, done before {len(done)}", flush=True)
     return {"done": done, **res}

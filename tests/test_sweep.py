@@ -918,3 +918,18 @@ def test_a_terminated_local_sweep_stops_its_workers(tmp_path):
             break
         time.sleep(0.1)
     assert not S._pid_alive(claim["pid"])
+
+
+def test_points_another_sweep_trains_now_are_not_started_again(tmp_path, capsys):
+    """Checked before anything starts (on Slurm: before an array is submitted only to find them claimed)."""
+    require("mnist")
+    out = tmp_path / "out"
+    dirs = S.prepare(S.load_spec(EXAMPLE), out)
+    assert S.claim(dirs[0])  # a live owner: this process, as another sweep would be
+    try:
+        res = S.sweep(EXAMPLE, out)
+    finally:
+        S.release(dirs[0])
+    assert res["busy"] == [dirs[0]] and len(res["ran"]) == 3 and res["failed"] == []
+    printed = capsys.readouterr().out
+    assert "1 busy elsewhere, 3 to run" in printed and f"BUSY {dirs[0].name}" in printed
