@@ -90,6 +90,16 @@ def parse_overrides(pairs: list, files: list) -> dict:
     return values
 
 
+def _tower_names() -> list[str]:
+    from .optim.tower import ALIASES, FAMILIES
+
+    return sorted(FAMILIES) + sorted(ALIASES)
+
+
+def _tower_level(v) -> bool:
+    return isinstance(v, str) and v.strip().lower() in _tower_names()
+
+
 # what a notebook parameter's value must be, by name (its kind comes from the notebook's SPEC)
 _VALUE_RULES = [
     (r"(^|_)SEEDS$", "a non-empty list of integers >= 0, such as [0, 1, 2]",
@@ -104,6 +114,7 @@ _VALUE_RULES = [
      lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_real(x) and x >= 0 for x in v)),
     (r"^KAPPA$", "a finite number >= 0 or a rule name", lambda v: isinstance(v, str) or (_real(v) and v >= 0)),
     (r"^PROFILE$", "one of auto, smoke, demo, full", lambda v: v in ("auto", "smoke", "demo", "full")),
+    (r"(^|_)LEVEL$", "an optimizer's name for a tower level: " + ", ".join(_tower_names()), _tower_level),
 ]
 _KINDS = {"int": "an integer", "float": "a number", "str": "text", "bool": "True or False", "list": "a list",
           "dict": "a mapping", "none": "None"}

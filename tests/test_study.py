@@ -150,6 +150,8 @@ def test_overrides_are_checked_against_the_notebooks(tmp_path):
     paths = batch.notebook_paths("01,04")
     per = batch.check_overrides(paths, {"SEEDS": [0, 1], "REPORT_LEVEL": "sgd"}, "full")  # (smoke, demo: a clash)
     assert per[paths[0]] == {"SEEDS": [0, 1]} and per[paths[1]] == {"SEEDS": [0, 1], "REPORT_LEVEL": "sgd"}
+    with pytest.raises(ValueError, match=r"REPORT_LEVEL must be an optimizer's name for a tower level: .*got 'adamm'"):
+        batch.check_overrides(paths, {"REPORT_LEVEL": "adamm"}, "full")  # before any kernel starts
     with pytest.raises(ValueError, match=r"\['EPOHCS'\] are not in the parameters cell"):
         batch.check_overrides(paths, {"EPOHCS": 2})
     f = tmp_path / "p.yaml"
