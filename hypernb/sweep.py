@@ -264,9 +264,6 @@ def _check_distinct(spec: Spec) -> None:
         if again:
             raise ValueError(f"{spec.source}: {where} repeats {', '.join(again)} (equal numbers written differently "
                              "are one value): two points would be one run; give each value once")
-    ids = [point_id(p) for p in spec.points()]
-    if len(set(ids)) < len(ids):  # (a safeguard: distinct lists give distinct points)
-        raise ValueError(f"{spec.source}: several points are the same run; give each value once")
 
 
 def _check_parameters(spec: Spec) -> None:

@@ -444,7 +444,7 @@ class Explorer:
         interrupt_asked = []
 
         def on_epoch_end(seed_results, epoch):
-            if interrupt_asked and epoch + 1 < cfg.resolved().epochs:  # (after the last one: the run is done)
+            if interrupt_asked and epoch + 1 < self.progress.max:  # (after the last one: the run is done)
                 raise KeyboardInterrupt
             entry.live, entry.epoch = list(seed_results), epoch + 1
             entry.time_s = time.perf_counter() - t0

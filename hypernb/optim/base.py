@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import math
 import numbers
 
@@ -538,8 +537,8 @@ class HyperOptimizer(torch.optim.Optimizer):
                      "_saved": {**state["state"], "initial_lr": state["initial_lr"]}}
             if type(self)._per_tensor:  # SGDPerParam's step sizes, by group (that layout did not keep them)
                 alphas = {g["name"]: g["alpha"] for g in state["param_groups"]}
-                same = len({json.dumps(a) for a in alphas.values()}) == 1
-                state["_alphas"] = next(iter(alphas.values())) if same else alphas
+                first = next(iter(alphas.values()))
+                state["_alphas"] = first if all(a == first for a in alphas.values()) else alphas
         saved = state.pop("_saved", None)
         self.__dict__.update(state, _engine=None, _owner=None)  # (its owner, if pickled with it, binds it again)
         _no_hooks_yet(self)  # (torch pickles no hook either)

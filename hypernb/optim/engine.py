@@ -351,6 +351,7 @@ class Level:
             return x.cpu().numpy()[0].astype(np.float64) if self.small else x.to(device=dev, dtype=self.vdtype).clone()
 
         self.state = [{k: own(sv[k]) for k in st} for st, sv in zip(self.state, saved["state"])]
+
         def coefs(c):
             if self.host:
                 return c.cpu().numpy()[0].astype(np.float64)
