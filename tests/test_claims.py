@@ -1,6 +1,7 @@
 """The study's statistics and decision rules: intervals that are right, verdicts only as declared."""
 import math
 import statistics
+from dataclasses import replace
 
 import pytest
 
@@ -64,8 +65,25 @@ def test_one_value_has_no_interval_in_its_reason():
     v = C.judge(claim, Interval(0.004, 0.004, 0.004, 1), "full")
     assert v.verdict == "reproduced" and "no interval" in v.reason and "[" not in v.reason, v.reason
     assert v.row()["95 % interval"] == "–"
-    same = C.judge(C.BY_ID["peers-adam-sgd-less-sensitive"], Interval(4.0, 4.0, 4.0, 3), "full")
-    assert same.verdict == "reproduced" and "no width" in same.reason, same.reason
+
+
+
+def test_a_zero_width_interval_decides_only_from_six_seeds():
+    """Every seed giving the same difference makes the t interval a point; the range of n values covers the median
+    with 1 − 2·0.5ⁿ, 95 % only from n = 6: below that the claim stays inconclusive, as first declared it was not."""
+    claim = C.BY_ID["peers-adam-sgd-less-sensitive"]  # higher, δ = 1 decade, min n 3
+    same = C.judge(claim, Interval(4.0, 4.0, 4.0, 3), "full")
+    assert same.verdict == "inconclusive" and "no width" in same.reason and "n ≥ 6" in same.reason, same.reason
+    assert "0.25" in same.reason  # the chance of 3 values on one side
+    assert C.judge(claim, Interval(4.0, 4.0, 4.0, 5), "full").verdict == "inconclusive"
+    six = C.judge(claim, Interval(4.0, 4.0, 4.0, 6), "full")
+    assert six.verdict == "reproduced" and "96.9 %" in six.reason, six.reason
+    assert C.judge(claim, Interval(0.0, 0.0, 0.0, 6), "full").verdict == "refuted"  # every seed: no difference
+    first = C.judge(replace(claim, first_rules=True), Interval(4.0, 4.0, 4.0, 3), "full")
+    assert first.verdict == "reproduced" and "no width" in first.reason  # the rule before RULES_AMENDED
+    assert "6" in claim.rule and "6" not in replace(claim, first_rules=True).rule
+    spread = C.judge(claim, Interval(4.0, 3.0, 5.0, 3), "full")  # a spread: the t interval as always
+    assert spread.verdict == "reproduced", spread.reason
 
 
 def test_a_cifar_subset_never_decides_the_papers_claim(tmp_path):
@@ -117,10 +135,18 @@ def test_rate_interval_is_the_exact_clopper_pearson_one():
 
 
 def test_rate_rule():
+    """The exact 95 % interval of the failure rate against 50 %: 5 of 5 (47.8–100 %) cannot decide, 6 of 6 can;
+    as first declared, the point estimate decided (≥ 80 % of runs, or none)."""
     claim = C.BY_ID["report-adam-adam-fails"]
-    assert C.judge(claim, None, "full", failures=(5, 5)).verdict == "reproduced"
-    assert C.judge(claim, None, "full", failures=(0, 5)).verdict == "refuted"
-    assert C.judge(claim, None, "full", failures=(2, 5)).verdict == "inconclusive"
+    verdict = {k: C.judge(claim, None, "full", failures=k).verdict for k in [(5, 5), (6, 6), (4, 5), (16, 20),
+                                                                            (0, 5), (0, 6), (2, 5), (3, 20)]}
+    assert verdict == {(5, 5): "inconclusive", (6, 6): "reproduced", (4, 5): "inconclusive", (16, 20): "reproduced",
+                       (0, 5): "inconclusive", (0, 6): "refuted", (2, 5): "inconclusive", (3, 20): "refuted"}
+    assert "28–99 %" in C.judge(claim, None, "full", failures=(4, 5)).reason
+    first = replace(claim, first_rules=True)
+    assert [C.judge(first, None, "full", failures=k).verdict for k in [(4, 5), (0, 5), (2, 5)]] == [
+        "reproduced", "refuted", "inconclusive"]
+    assert first.rule == C.FIRST_RATE_RULE and "50 %" in claim.rule
 
 
 def test_every_claim_is_declared_completely_and_once():
@@ -201,11 +227,16 @@ def test_every_follow_up_has_the_size_its_plan_asks_for_and_every_sizable_claim_
     """The declared n of each follow-up is what followup.plan computes from the committed first run; a claim left
     inconclusive whose plan finds an n ≤ MAX_N has a follow-up, one whose plan finds none has not."""
     verdicts = _committed_verdicts()
-    inconclusive = {i: v for i, v in verdicts.items() if v["verdict"] == "inconclusive" and v["effect"]
-                    and v["claim"]["kind"] != "rate"}
+    inconclusive = {i: v for i, v in verdicts.items() if v["verdict"] == "inconclusive" and v["effect"]}
     assert inconclusive, "the committed evidence has no inconclusive verdict: nothing to follow up"
-    planned = {i: F.plan(Interval(**v["effect"]), v["claim"]["kind"], v["claim"]["delta"], v["claim"]["min_n"])[0]
-               for i, v in inconclusive.items()}
+
+    def size(v):
+        e, c = Interval(**v["effect"]), v["claim"]
+        if c["kind"] == "rate":
+            return F.plan_rate(round(e.mean * e.n), e.n, c["min_n"])[0]
+        return F.plan(e, c["kind"], c["delta"], c["min_n"])[0]
+
+    planned = {i: size(v) for i, v in inconclusive.items()}
     declared = {c.follows: c for c in C.FOLLOW_UPS}
     assert set(declared) == {i for i, n in planned.items() if n is not None}
     for i, c in declared.items():
@@ -217,18 +248,57 @@ def test_every_follow_up_has_the_size_its_plan_asks_for_and_every_sizable_claim_
 
 
 def test_the_notebooks_run_each_follow_up_on_as_many_fresh_seeds_as_declared():
-    from hypernb.study import mnist, towers
+    from hypernb.study import lrfree, mnist, towers
 
-    full01, full04 = mnist.DEFAULTS["full"], towers.DEFAULTS["full"]
+    full01, full04, full06 = mnist.DEFAULTS["full"], towers.DEFAULTS["full"], lrfree.DEFAULTS["full"]
     sizes = {"mnist-adagrad-learned-beats-initial": (full01["FOLLOW_UP_SEEDS"], full01["SEEDS"]),
              "mnist-rmsprop-sgd-matches-tuned-rmsprop": (full01["FOLLOW_UP_FRESH_SEEDS"],
                                                           full01["FRESH_SEEDS"] + full01["SEEDS"] + full01["TUNE_SEEDS"]),
-             "towers-less-sensitive": (full04["FOLLOW_UP_SEEDS"], full04["SEEDS"])}
+             "towers-less-sensitive": (full04["FOLLOW_UP_SEEDS"], full04["SEEDS"]),
+             "report-adam-adam-fails": (full01["FOLLOW_UP_ADAM_ADAM_SEEDS"], full01["SEEDS"]),
+             "towers-fail-above-100": (full04["FOLLOW_UP_COUNT_SEEDS"], full04["SEEDS"]),
+             "report-towers-saturate": (full04["FOLLOW_UP_COUNT_SEEDS"], full04["SEEDS"]),
+             "peers-adam-sgd-less-sensitive": (full06["FOLLOW_UP_SEEDS"], full06["TUNE_SEEDS"]),
+             "peers-adam-sgd-spares-choosing-alpha0": (full06["FOLLOW_UP_SEEDS"], full06["TUNE_SEEDS"])}
+    assert set(sizes) == {c.follows for c in C.FOLLOW_UPS if c.follows != "towers-level-cost"}
     for first_id, (seeds, used) in sizes.items():
         c = C.FOLLOW_UP_BY_ID[f"{first_id}-follow-up"]
         assert len(set(seeds)) == len(seeds) == c.min_n and not set(seeds) & set(used), first_id
         assert f"{min(seeds)}–{max(seeds)}" in c.comparison
     assert full04["FOLLOW_UP_COST_REPS"] == C.FOLLOW_UP_BY_ID["towers-level-cost-follow-up"].min_n
+
+
+def test_plans_for_a_zero_width_first_run_and_for_a_rate():
+    """A first run whose seeds all gave one value asks for SIGN_N seeds (certain to decide if they give it again,
+    never if that value is undecided even at zero width); a rate asks for the n whose exact interval clears 50 %
+    with probability 0.8 at the first run's rate, checked here by summing the binomial by hand."""
+    from math import comb
+
+    from hypernb.study.stats import rate_interval
+
+    assert F.plan(Interval(4.0, 4.0, 4.0, 3), "higher", 1.0) == (C.SIGN_N, 1.0)
+    assert F.plan(Interval(0.0, 0.0, 0.0, 3), "within", 1.0, min_n=3) == (C.SIGN_N, 1.0)
+    assert F.plan(Interval(1.0, 1.0, 1.0, 3), "within", 1.0)[0] is None  # on δ: a zero-width run never decides
+    assert F.plan_rate(3, 3) == (6, 1.0)  # 6 of 6: 54–100 %; 5 of 5 reaches down to 47.8 %
+    n, p = F.plan_rate(4, 5, min_n=5)
+
+    def decided(m):
+        return sum(comb(m, k) * 0.8 ** k * 0.2 ** (m - k) for k in range(m + 1)
+                   if rate_interval(k, m)[0] > 0.5 or rate_interval(k, m)[1] < 0.5)
+
+    assert n == 20 and p == pytest.approx(decided(20)) and p >= 0.8 > decided(19)
+
+
+def test_tower_failures_count_one_outcome_per_seed():
+    """A seed fails the claim 'all towers perform poorly' only if every one of its tower runs failed."""
+    import pandas as pd
+
+    from hypernb.study.towers import _failed_seeds
+
+    top = pd.DataFrame({"alpha0": [1e3] * 6, "seed": [0, 0, 0, 1, 1, 1], "height": [1, 2, 5] * 2,
+                        "status": ["diverged", "ok", "ok", "ok", "ok", "ok"],
+                        "test_error": [90.0, 71.1, 71.1, 64.3, 64.3, 20.0]})
+    assert _failed_seeds(top) == {0: 1.0, 1: 0.0}
 
 
 def test_a_failure_count_says_how_many_distinct_outcomes_it_rests_on():

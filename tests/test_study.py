@@ -9,7 +9,7 @@ from hypernb import batch, study
 def namespace(**over):
     ns = dict(PROFILE="smoke", SEEDS=None, EPOCHS=None, OPTIMIZERS=["sgd"], HYPEROPTIMIZERS=["none", "sgd"],
               TUNE_SEEDS=None, FRESH_SEEDS=None, ALPHA_GRID=None, KAPPA_DECADES=None, VAL_EXAMPLES=None, OUTPUT_TANH=False,
-              LOGIT_CHECK=None, FOLLOW_UP_SEEDS=None, FOLLOW_UP_FRESH_SEEDS=None,
+              LOGIT_CHECK=None, FOLLOW_UP_SEEDS=None, FOLLOW_UP_FRESH_SEEDS=None, FOLLOW_UP_ADAM_ADAM_SEEDS=None,
               TRAIN=True,
               OUT_DIR="", INTERACTIVE=False, QUIET=True, In=[], _private=1)
     ns.update(over)
@@ -384,19 +384,24 @@ def test_a_follow_up_runs_on_its_own_seeds_and_stands_beside_its_first_run(tmp_p
 
     monkeypatch.setenv("HYPERNB_OUT", str(tmp_path))
     s = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["adagrad", "rmsprop"], FOLLOW_UP_SEEDS=[3],
-                                              FOLLOW_UP_FRESH_SEEDS=[107], OUTPUT_TANH=True))
+                                              FOLLOW_UP_FRESH_SEEDS=[107], FOLLOW_UP_ADAM_ADAM_SEEDS=[4],
+                                              OUTPUT_TANH=True))
     free = study.start("01_mlp_mnist", namespace(OPTIMIZERS=["adagrad"], FOLLOW_UP_SEEDS=[3], OUTPUT_TANH=False))
     assert mnist.follow_up_runs(free, None) == {}  # declared on the paper's model: none on free logits
     _, table = mnist.run_table(s)
     tuning = mnist.run_tuning(s)
     tuned, _ = mnist.run_tuned(s, tuning)
     follow = mnist.follow_up_runs(s, tuning)
-    assert follow == {"mnist-adagrad-learned-beats-initial-follow-up": follow["mnist-adagrad-learned-beats-initial-follow-up"],
-                      "mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up": follow["mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up"]}
+    assert list(follow) == ["mnist-adagrad-learned-beats-initial-follow-up",
+                            "mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up", "report-adam-adam-fails-follow-up"]
     assert list(follow["mnist-adagrad-learned-beats-initial-follow-up"]) == [3]
     assert list(follow["mnist-rmsprop-sgd-matches-tuned-rmsprop-follow-up"]) == [107]
-    first = mnist.first_differences(table, tuned, mnist.run_retrain(s, table))
+    assert list(follow["report-adam-adam-fails-follow-up"]) == [4]  # a rate: seed → 1.0 failed, 0.0 not
+    assert set(follow["report-adam-adam-fails-follow-up"].values()) <= {0.0, 1.0}
+    adam_adam = mnist.adam_adam_report_setting(s)
+    first = mnist.first_differences(table, tuned, mnist.run_retrain(s, table), adam_adam)
     assert set(first["mnist-adagrad-learned-beats-initial-follow-up"]) == set(s["SEEDS"])  # never the follow-up's
+    assert set(first["report-adam-adam-fails-follow-up"]) == set(s["SEEDS"])
     verdicts = followup.judge(s, follow)
     assert [v.claim for v in verdicts] == [C.FOLLOW_UP_BY_ID[i] for i in follow]
     assert all(v.verdict == C.INDICATIVE for v in verdicts)
@@ -411,14 +416,14 @@ def test_a_follow_up_runs_on_its_own_seeds_and_stands_beside_its_first_run(tmp_p
         {k: v for k, v in tuned[("rmsprop", "none")].config.items() if k not in ("seeds", "out_dir")}
     assert hyper["kappa"] == tuned[("rmsprop", "sgd")].config["kappa"] and plain["seeds"] == [107]
     study.save_verdicts(s, verdicts, "follow_ups.json")
-    main = mnist.verdicts(s, table, tuned, mnist.run_retrain(s, table), mnist.adam_adam_report_setting(s))
+    main = mnist.verdicts(s, table, tuned, mnist.run_retrain(s, table), adam_adam)
     study.save_verdicts(s, main)
     s05 = study.start("05_summary", dict(PROFILE="smoke", RESULTS_DIR=str(tmp_path),
                                          TRAIN=False, OUT_DIR="", INTERACTIVE=False, QUIET=True))
     loaded = summary.load_follow_ups(s05)
     assert [v.claim.id for v in loaded] == [v.claim.id for v in verdicts]
     table05 = summary.follow_up_table(summary.load(s05)[0], loaded)
-    assert list(table05["verdict of the follow-up"]) == [C.INDICATIVE] * 2
+    assert list(table05["verdict of the follow-up"]) == [C.INDICATIVE] * 3
     assert all(cell.startswith("n = 1: ") and cell.endswith(C.INDICATIVE) for cell in table05["first run"])
     assert summary.follow_up_plan(summary.load(s05)[0]).empty  # no full-protocol inconclusive verdict: nothing planned
 

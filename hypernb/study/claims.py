@@ -3,7 +3,12 @@ comparison, the decision rule and the smallest effect that matters (δ).
 
 A verdict comes only from runs at the full protocol (``profile="full"``); smoke and demo runs get
 the same table marked "indicative — reduced protocol". Every comparison is a paired difference
-over seeds (same seed: same initial weights and data order) with its 95 % t interval, decided by:
+over seeds (same seed: same initial weights and data order) with its 95 % t interval, decided by the
+rules below. Where every seed gives the same difference (a count of decades, two runs that end
+identically), the t interval has no width, which is no evidence of certainty: such a difference is
+judged with the distribution-free interval for the median instead, the range of the n values, which
+covers the median with probability 1 − 2·0.5ⁿ and so reaches 95 % only from n = 6 (``SIGN_N``); below
+that the claim is inconclusive.
 
 * ``lower`` (the claim: the difference is negative, e.g. test error goes down):
   reproduced if the interval lies below 0; refuted if it lies above −δ (no improvement as large
@@ -13,12 +18,17 @@ over seeds (same seed: same initial weights and data order) with its 95 % t inte
 * ``higher``: the mirror image;
 * ``within`` (the claim: the difference is at most +δ, e.g. "matches", "costs ≤ 2 %"):
   reproduced if the interval lies below +δ; refuted if it lies above +δ; inconclusive otherwise;
-* ``rate`` (the claim: a failure happens): the fraction of runs that fail (shown with its exact
-  Clopper–Pearson 95 % interval); reproduced if at least 80 % of them do, refuted if none does,
-  inconclusive otherwise.
+* ``rate`` (the claim: a failure happens): the fraction of runs that fail, with its exact
+  Clopper–Pearson 95 % interval; reproduced if the interval lies above 50 % (most runs fail),
+  refuted if it lies below 50 %, inconclusive otherwise.
 
 A declaration changed after runs had started says so in ``amended``: what it was, what it is, and
-why; the notebooks and the summary show it beside the verdict.
+why; the notebooks and the summary show it beside the verdict. The two rules above for a zero-width
+interval and for a rate were amended after review (``RULES_AMENDED``), before the runs of their
+follow-ups; until then a zero-width t interval was judged as any other and a rate by its point
+estimate (reproduced if ≥ 80 % of runs fail, refuted if none does): both ignored how few seeds
+stood behind them. A claim as first declared (``FIRST_DECLARED``, ``first_rules=True``) is judged
+by the rules of that time.
 
 What we found by reading the report's files (not by running anything) are *findings*, listed
 apart, and no claim is attributed to a source that did not make it.
@@ -32,14 +42,23 @@ from .stats import Interval, rate_interval
 
 VERDICTS = ("reproduced", "refuted", "inconclusive")
 INDICATIVE = "indicative — reduced protocol"
+SIGN_N = 6  # the fewest seeds whose range covers the median with ≥ 95 % (1 − 2·0.5ⁿ), distribution-free
+RATE_LINE = 0.5  # a rate claim: does the failure happen in most runs?
 RULES = {
     "lower": "reproduced if the 95 % interval lies below 0 (checked first); refuted if it lies above −δ; else "
              "inconclusive",
     "higher": "reproduced if the 95 % interval lies above 0 (checked first); refuted if it lies below +δ; else "
               "inconclusive",
     "within": "reproduced if the 95 % interval lies below +δ; refuted if it lies above +δ; else inconclusive",
-    "rate": "reproduced if ≥ 80 % of the runs fail; refuted if none does; else inconclusive",
+    "rate": "reproduced if the exact 95 % interval of the failure rate lies above 50 %; refuted if it lies below "
+            "50 %; else inconclusive",
 }
+ZERO_WIDTH = "; where every seed gives the same difference, the interval is the n values' range, 95 % from n = 6"
+FIRST_RATE_RULE = "reproduced if ≥ 80 % of the runs fail; refuted if none does; else inconclusive"
+RULES_AMENDED = ("decision rule amended after review (2026-12-07), before its follow-up ran: a zero-width t interval "
+                 "(every seed the same difference) is judged by the distribution-free interval of the median, which "
+                 "needs n ≥ 6, and a rate by its exact 95 % interval against 50 % instead of its point estimate "
+                 "(≥ 80 % of runs fail) or none failing")
 
 
 @dataclass(frozen=True)
@@ -57,10 +76,13 @@ class Claim:
     min_n: int
     amended: str = ""  # what changed in the declaration after runs had started, and why ("" = as first declared)
     follows: str = ""  # a follow-up: the id of the claim whose inconclusive first run it repeats (see FOLLOW_UPS)
+    first_rules: bool = False  # judged by the rules before RULES_AMENDED (a declaration as first made)
 
     @property
     def rule(self) -> str:
-        return RULES[self.kind].replace("δ", f"δ ({self.delta:g}{self.unit})")
+        if self.kind == "rate":
+            return FIRST_RATE_RULE if self.first_rules else RULES["rate"]
+        return RULES[self.kind].replace("δ", f"δ ({self.delta:g}{self.unit})") + ("" if self.first_rules else ZERO_WIDTH)
 
 
 @dataclass
@@ -112,12 +134,21 @@ def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tupl
             return v
         if n < claim.min_n:
             v.reason = f"n = {n} < {claim.min_n} runs required"
-        elif failed >= 0.8 * n:
-            v.verdict, v.reason = "reproduced", f"{failed} of {n} runs failed"
-        elif failed == 0:
-            v.verdict, v.reason = "refuted", f"none of {n} runs failed"
+        elif claim.first_rules:
+            if failed >= 0.8 * n:
+                v.verdict, v.reason = "reproduced", f"{failed} of {n} runs failed"
+            elif failed == 0:
+                v.verdict, v.reason = "refuted", f"none of {n} runs failed"
+            else:
+                v.reason = f"{failed} of {n} runs failed (neither ≥ 80 % nor none)"
         else:
-            v.reason = f"{failed} of {n} runs failed (neither ≥ 80 % nor none)"
+            ci = f"{failed} of {n} runs failed, exact 95 % interval of the rate {100 * lo:.0f}–{100 * hi:.0f} %"
+            if lo > RATE_LINE:
+                v.verdict, v.reason = "reproduced", f"{ci}, above 50 %: most runs fail"
+            elif hi < RATE_LINE:
+                v.verdict, v.reason = "refuted", f"{ci}, below 50 %: most runs do not fail"
+            else:
+                v.reason = f"{ci}, which includes 50 %"
         return v
     if effect is None:
         v.reason = "no paired runs"
@@ -128,12 +159,19 @@ def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tupl
     else:
         ci = f"interval [{effect.lo:+.3g}, {effect.hi:+.3g}]{claim.unit} at n = {effect.n}"
         if effect.lo == effect.hi:  # a discrete measure can give every seed the same difference
-            ci += " (every seed gives the same difference, so the interval has no width)"
+            ci += " (every seed gives the same difference, so the t interval has no width"
+            ci += ")" if claim.first_rules else (
+                f"; their range covers the median with {100 * (1 - 2 * 0.5 ** effect.n):.1f} %)")
     if profile != "full":
         v.verdict, v.reason = INDICATIVE, f"{ci}, {profile} profile"
         return v
     if effect.n < claim.min_n:
         v.reason = f"n = {effect.n} < {claim.min_n} seeds required"
+        return v
+    if effect.n >= 2 and effect.lo == effect.hi and effect.n < SIGN_N and not claim.first_rules:
+        v.reason = (f"{ci}: below 95 %, since {effect.n} values all on one side of any point happen by chance with "
+                    f"probability 2·0.5^{effect.n} = {2 * 0.5 ** effect.n:.2g}; a distribution-free verdict needs "
+                    f"n ≥ {SIGN_N}")
         return v
     d = claim.delta
     if claim.kind == "lower":
@@ -284,14 +322,18 @@ CLAIMS += [
        "As stated before (Adam/Adam with the paper's β squashing fails) it was refuted, 0 of 5 runs failing; "
        "those runs are now the contrast. The runs without the clamp were declared before they ran, in the working "
        "tree, and committed with their records (4e9e811), so that order rests on this account; the demonstration's "
-       "one run without the clamp (seed 0, 3 epochs) had already diverged"),
+       "one run without the clamp (seed 0, 3 epochs) had already diverged; then the " + RULES_AMENDED
+       + " (by the rule before it: reproduced, 4 of 5 runs failing)"),
     _c("towers-less-sensitive", TOWERS, "paper (arXiv v1 §4.3; NeurIPS 2022 via reviews)",
        "Taller towers are less sensitive to the initial α0", "arXiv v1 §4.3; NeurIPS 2022 (BRAZ, JP reviews)",
        "sd over α0 (10⁻⁶…10³) of test error %, a diverged run counted as 90 %",
        "height 5 − height 0, paired by seed", "lower", 1.0, " pp", 3, _V1_MODEL),
     _c("towers-fail-above-100", TOWERS, "paper (arXiv v1 §4.3)", "All towers perform poorly for α0 > 10²",
-       "arXiv v1 §4.3", "runs with test error > 50 % or diverged", "α0 = 10³, heights 1–50, 3 seeds", "rate",
-       0.0, "", 9, _V1_MODEL),
+       "arXiv v1 §4.3", "seeds at which every tower (heights 1–50) fails: test error > 50 % or diverged",
+       "α0 = 10³, heights 1–50, one outcome per seed", "rate", 0.0, "", 3,
+       _V1_MODEL + "; then, after review (2026-12-07) and before its follow-up ran, counted per seed: every height of "
+       "a seed had ended at the same error, so the first count's 24 runs (its minimum 9 runs) were 3 outcomes; and "
+       "the " + RULES_AMENDED + " (as counted and judged before: reproduced, 24 of 24 runs)"),
     _c("towers-level-cost", TOWERS, "paper (NeurIPS 2022 via reviews)",
        "Each additional level adds only 1–2 % to the runtime", "NeurIPS 2022 text as reported by the liner and JP "
        "reviews", "extra time of one SGD level, % of the height-1 step (paired ratios, one run)",
@@ -317,7 +359,8 @@ CLAIMS += [
        + _STACKED_LOGS, "test error % (the report's κ rule), α0 = 10⁻⁴",
        "height 3 − height 10, paired by seed", "within", 1.0, " pp", 3,
        "first cited as the report's PDF §3.4 alone; the PDF says 'diminishing return' but not where (source "
-       "corrected after review; comparison and rule unchanged)"),
+       "corrected after review; comparison and rule unchanged); then the " + RULES_AMENDED
+       + " (by the rule before it: reproduced, +0 [+0, +0] pp at n = 3)"),
     _c("cnn-matches-schedule", CNN, "paper (NeurIPS 2022 via reviews)",
        "SGD/SGD learning α and μ matches He et al.'s hand-engineered step schedule on ResNet-20 / CIFAR-10",
        "NeurIPS 2022 CNN experiment (BRAZ, JP, thedaily reviews)", "test error % after 200 epochs",
@@ -350,7 +393,8 @@ CLAIMS += [
        "Adam/SGD over κ − Adam (cosine) over α, paired by seed", "higher", 1.0, " decades", 3,
        "first declared as the sd of test error over the 7 decades (a diverged run counted as 90 %), lower; changed "
        "after part of the grid had run, because one diverged decade dominates an sd (its verdict as first declared "
-       "is in the notebook)"),
+       "is in the notebook); then the " + RULES_AMENDED + " (by the rule before it: reproduced, +4 [+4, +4] decades "
+       "at n = 3)"),
     # declared after the first full runs of notebook 06 and before the 18 new runs of its grid (its α0 = 10⁻³ point
     # is the κ sweep's existing middle run): the κ sweep starts from a good α0, so it cannot say whether learning
     # α spares choosing α0; this one sweeps α0 itself
@@ -360,7 +404,8 @@ CLAIMS += [
        "decades of the step size (the 7 values of the α grid, 10⁻⁵…10, one per decade) whose MNIST test error is "
        "within 1 pp of the best over the grid, per seed (a diverged run is never within)",
        "Adam/SGD over α0 (κ = 10⁻⁵, no schedule) − Adam (cosine) over α, the same 7 values, paired by seed",
-       "higher", 1.0, " decades", 3),
+       "higher", 1.0, " decades", 3, "the " + RULES_AMENDED + " (by the rule before it: reproduced, +2 [+2, +2] "
+       "decades at n = 3)"),
     _c("peers-prodigy-matches-tuned-adam", PEERS, "Mishchenko & Defazio 2024 (Prodigy)",
        "Prodigy matches tuned Adam", "Prodigy: An Expeditiously Adaptive Parameter-Free Learner (ICML 2024), its "
        "experiments (with cosine annealing, as its package recommends); checked on our task",
@@ -381,13 +426,15 @@ BY_ID = {c.id: c for c in CLAIMS}
 # Declarations as they stood before an amendment (see ``Claim.amended``), judged by the notebooks beside the
 # amended ones so that a reader sees what the change did.
 def _first(id, **changes) -> Claim:
-    """A claim as first declared: the current one with the fields the amendment changed, as they were."""
-    return replace(BY_ID[id], amended="", **changes)
+    """A claim as first declared: the current one with the fields the amendment changed, as they were, judged
+    by the rules of that time."""
+    return replace(BY_ID[id], amended="", first_rules=True, **changes)
 
 
-FIRST_DECLARED = {c.id: c for c in [
+FIRST_DECLARED = {c.id: replace(c, first_rules=True) for c in [
     _first("towers-less-sensitive", metric=BY_ID["towers-less-sensitive"].metric + " (MLP with free logits)"),
-    _first("towers-fail-above-100", metric=BY_ID["towers-fail-above-100"].metric + " (MLP with free logits)"),
+    _first("towers-fail-above-100", metric="runs with test error > 50 % or diverged (MLP with free logits)",
+           comparison="α0 = 10³, heights 1–50, 3 seeds", min_n=9),
     _c("report-mnist-faster-early", MNIST, "COMP6258 report", "Hyperoptimized runs converge faster",
        "COMP6258 report PDF §3.1", "log training loss after epoch 1 (MLP with free logits)",
        "X/SGD − X over the 4 optimizers, paired by seed", "lower", 0.05, "", 5),
@@ -418,7 +465,9 @@ FIRST_DECLARED = {c.id: c for c in [
 # smallest n ≤ 30 with an 80 % chance of a verdict if the first run's mean and sd were the truth
 # (``tests/test_claims.py`` recomputes it from the committed verdicts). Prodigy and Schedule-Free against tuned
 # Adam get none: their first runs lie so close to δ that even 30 seeds would decide them with a chance of 39 %
-# and 17 %.
+# and 17 %. The last five were declared with RULES_AMENDED, which left their claims inconclusive: a zero-width
+# first run asks for n = SIGN_N, and a rate for the n whose exact interval clears 50 % with an 80 % chance at
+# the first run's rate (4 of 5: 20 seeds; 3 of 3: 6).
 
 
 def _follow_up(id: str, n: int, comparison: str) -> Claim:
@@ -435,6 +484,16 @@ FOLLOW_UPS = [
     _follow_up("towers-less-sensitive", 5, "height 5 − height 0, paired by seed; seeds 3–7 only (the first run: 0–2)"),
     _follow_up("towers-level-cost", 24, "least-squares slope over heights 1–50 per repetition; 24 new repetitions "
                "(the first run: 9), measured alone on the machine"),
+    _follow_up("report-adam-adam-fails", 20, "Adam/Adam (κ = 10⁻³) with β stored raw, in the report's setting, 30 "
+               "epochs; seeds 5–24 only (the first run: 0–4)"),
+    _follow_up("towers-fail-above-100", 6, "α0 = 10³, heights 1–50, one outcome per seed; seeds 3–8 only (the first "
+               "run: 0–2)"),
+    _follow_up("report-towers-saturate", 6, "height 3 − height 10 at α0 = 10⁻⁴, paired by seed; seeds 3–8 only (the "
+               "first run: 0–2)"),
+    _follow_up("peers-adam-sgd-less-sensitive", 6, "Adam/SGD over κ − Adam (cosine) over α, paired by seed; seeds "
+               "3–8 only (the first run: 0–2)"),
+    _follow_up("peers-adam-sgd-spares-choosing-alpha0", 6, "Adam/SGD over α0 − Adam (cosine) over α, paired by "
+               "seed; seeds 3–8 only (the first run: 0–2)"),
 ]
 FOLLOW_UP_BY_ID = {c.id: c for c in FOLLOW_UPS}
 

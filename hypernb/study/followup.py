@@ -17,6 +17,10 @@ for the t interval over normal per-seed differences). That is a plug-in estimate
 first run of 3–9 seeds: it sizes a run, it does not promise its outcome. The follow-up takes the
 smallest n ≤ ``MAX_N`` (and no smaller than the claim's own minimum) reaching ``POWER``; a claim with
 none gets no follow-up, because a run that most likely ends inconclusive again is not worth its cost.
+Two cases have no per-seed sd to plug in (see ``claims.judge``): a first run whose seeds all gave the
+same difference asks for ``claims.SIGN_N`` seeds, the fewest at which such a run can decide at all
+(:func:`plan`), and a rate asks for the n whose exact interval clears 50 % with probability ``POWER``
+if the first run's rate were the truth (:func:`plan_rate`).
 """
 from __future__ import annotations
 
@@ -89,13 +93,40 @@ def decision_probability(mean: float, sd: float, n: int, kind: str, delta: float
 
 def plan(effect: Interval, kind: str, delta: float, min_n: int = 2) -> tuple[int | None, float]:
     """(smallest n from ``min_n`` (the claim's own minimum) to MAX_N whose decision probability reaches POWER,
-    that probability), or (None, the probability at MAX_N) when none does."""
+    that probability), or (None, the probability at MAX_N) when none does. A first run whose seeds all gave
+    the same difference: ``claims.SIGN_N`` seeds, decided for certain if they all gave that value again and
+    it lies outside the undecided band of a zero-width interval."""
+    from .claims import SIGN_N
+
+    if effect.n >= 2 and effect.lo == effect.hi:
+        lo, hi = undecided_band(kind, delta, 0.0)
+        decided = not (lo <= effect.mean <= hi)
+        return (max(SIGN_N, min_n), 1.0) if decided else (None, 0.0)
     sd = per_seed_sd(effect)
     p = 0.0
     for n in range(max(2, min_n), MAX_N + 1):
         p = decision_probability(effect.mean, sd, n, kind, delta)
         if p >= POWER:
             return n, p
+    return None, p
+
+
+def plan_rate(failed: int, n: int, min_n: int = 2) -> tuple[int | None, float]:
+    """(smallest n from ``min_n`` to MAX_N at which a rate claim is decided (its exact 95 % interval clears
+    50 %) with probability POWER if the first run's rate ``failed / n`` were the truth, that probability), or
+    (None, the probability at MAX_N)."""
+    from .claims import RATE_LINE
+    from .stats import rate_interval
+
+    rate, p = failed / n, 0.0
+    for m in range(max(2, min_n), MAX_N + 1):
+        p = 0.0
+        for k in range(m + 1):
+            lo, hi = rate_interval(k, m)
+            if lo > RATE_LINE or hi < RATE_LINE:
+                p += math.comb(m, k) * rate ** k * (1 - rate) ** (m - k)
+        if p >= POWER:
+            return m, p
     return None, p
 
 
@@ -106,14 +137,17 @@ def plan_table(verdicts: list, declared: dict):
 
     rows = []
     for v in verdicts:
-        if v.verdict != "inconclusive" or v.effect is None or v.effect.n < 2 or v.claim.kind == "rate":
+        if v.verdict != "inconclusive" or v.effect is None or v.effect.n < 2:
             continue
-        n, p = plan(v.effect, v.claim.kind, v.claim.delta, v.claim.min_n)
+        rate = v.claim.kind == "rate"
+        n, p = (plan_rate(round(v.effect.mean * v.effect.n), v.effect.n, v.claim.min_n) if rate
+                else plan(v.effect, v.claim.kind, v.claim.delta, v.claim.min_n))
         follow = declared.get(v.claim.id)
-        size = f"n for a {100 * POWER:.0f} % chance of a verdict (if the first run's mean and sd were the truth)"
+        size = (f"n for a {100 * POWER:.0f} % chance of a verdict (if the first run's mean and sd, or rate, were the "
+                "truth)")
         rows.append({"claim": v.claim.statement, "first run: n, effect [95 % interval]":
                      f"{v.effect.n}, {v.row()['effect']} {v.row()['95 % interval']}",
-                     "per-seed sd": f"{per_seed_sd(v.effect):.3g}",
+                     "per-seed sd": "– (a rate)" if rate else f"{per_seed_sd(v.effect):.3g}",
                      size: f"none ≤ {MAX_N} ({100 * p:.0f} % at {MAX_N})" if n is None else f"{n} ({100 * p:.0f} %)",
                      "follow-up": "–" if follow is None else f"{follow.min_n}: {follow.comparison}"})
     return pd.DataFrame(rows)
@@ -138,7 +172,11 @@ def judge(s, follow: dict) -> list:
     from . import claims as C
     from .stats import interval
 
+    def rate(claim, d):  # a rate's follow-up: seed → 1.0 where the failure happened, else 0.0
+        return (int(sum(d.values())), len(d)) if claim.kind == "rate" and d else None
+
     return [C.judge(C.FOLLOW_UP_BY_ID[i], interval(d.values()) if d else None, s.profile,
+                    failures=rate(C.FOLLOW_UP_BY_ID[i], d),
                     missing="" if d else "no paired values (no seed has a result in both arms)",
                     evidence="figures/follow_ups.png",
                     detail=("per seed (or repetition): " + ", ".join(f"{k}: {v:+.4g}" for k, v in d.items())) if d else "")
@@ -168,16 +206,24 @@ def figure(s, follow: dict, first: dict):
             ax.scatter([x] * len(values), values, s=12, color=f"C{x}", alpha=0.7, label=f"{label} (n = {len(values)})")
             if len(values) >= 2:
                 e = interval(values)
+                if claim.kind == "rate":  # the rate with its exact interval, as judged
+                    from .stats import rate_interval
+
+                    e = Interval(e.mean, *rate_interval(round(sum(values)), len(values)), len(values))
                 ax.errorbar([x + 0.15], [e.mean], yerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="o", color="k",
                             capsize=4)
         ax.axhline(0.0, color="k", lw=0.8)
-        bound = -claim.delta if claim.kind == "lower" else claim.delta
-        ax.axhline(bound, color="C3", lw=0.8, ls="--", label=f"δ boundary ({bound:+g}{claim.unit})")
+        if claim.kind == "rate":  # each dot a seed: 1 failed, 0 did not; the line the rule's interval must clear
+            ax.axhline(C.RATE_LINE, color="C3", lw=0.8, ls="--", label="50 % (the rate rule's line)")
+        else:
+            bound = -claim.delta if claim.kind == "lower" else claim.delta
+            ax.axhline(bound, color="C3", lw=0.8, ls="--", label=f"δ boundary ({bound:+g}{claim.unit})")
         ax.set_xticks([0, 1])
         ax.set_xticklabels(["first run", "follow-up"])
         ax.set_xlim(-0.5, 1.6)
         unit = claim.unit.strip()
-        ax.set_ylabel("extra time per level, % of the step" if unit == "%" else
+        ax.set_ylabel("failed (1) or not (0), per seed" if claim.kind == "rate" else
+                      "extra time per level, % of the step" if unit == "%" else
                       f"difference ({unit})" if unit else "difference")
         ax.set_title("\n".join(textwrap.wrap(claim.statement, 46)), fontsize=8)
         ax.legend(fontsize=7)

@@ -22,13 +22,15 @@ NAME = "06_vs_lr_free"
 SPEC = {
     "PROFILE": "str", "SEEDS": ("list", "none"), "EPOCHS": ("int", "none"), "TUNE_SEEDS": ("list", "none"),
     "ALPHA_GRID": ("list", "none"), "VAL_EXAMPLES": ("int", "none"), "TASKS": "list", "TRAIN": "bool",
-    "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
+    "FOLLOW_UP_SEEDS": ("list", "none"), "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
-    "smoke": {"SEEDS": [0], "TUNE_SEEDS": [0], "ALPHA_GRID": [1e-3, 1e-1]},
-    "demo": {"SEEDS": [0], "TUNE_SEEDS": [0], "ALPHA_GRID": [1e-4, 1e-3, 1e-2]},
+    "smoke": {"SEEDS": [0], "TUNE_SEEDS": [0], "ALPHA_GRID": [1e-3, 1e-1], "FOLLOW_UP_SEEDS": [1]},
+    "demo": {"SEEDS": [0], "TUNE_SEEDS": [0], "ALPHA_GRID": [1e-4, 1e-3, 1e-2], "FOLLOW_UP_SEEDS": [1]},
     "full": {"SEEDS": [0, 1, 2, 3, 4], "TUNE_SEEDS": [0, 1, 2],
-             "ALPHA_GRID": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]},
+             "ALPHA_GRID": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+             # the follow-ups of the sensitivity claims (claims.FOLLOW_UPS): claims.SIGN_N fresh seeds
+             "FOLLOW_UP_SEEDS": [3, 4, 5, 6, 7, 8]},
 }
 # Each task's data, size, budget and validation split per profile (EPOCHS = None and VAL_EXAMPLES =
 # None take these; the same for every method). "val": examples (characters for text) held out from
@@ -84,6 +86,16 @@ KNOB_CONFIG = {"Adam/SGD": dict(optimizer="adam/sgd", alpha=1e-3), "Prodigy": di
 TUNED_KNOBS = ("Adam/SGD", "Schedule-Free AdamW")  # on every tuning seed; the others' grids on the first seed
 ALPHA0 = "Adam/SGD over α0"  # the grid of Adam/SGD's initial α (κ fixed), on the α grid Adam is tuned on
 WITHIN = 1.0  # the sensitivity measure: decades whose test error is within this many pp of the grid's best
+
+
+SENSITIVITY = {"peers-adam-sgd-less-sensitive": "Adam/SGD", "peers-adam-sgd-spares-choosing-alpha0": ALPHA0}
+
+
+def check(params: dict) -> None:
+    """Rules across parameters, checked before anything trains: the follow-ups' seeds are fresh."""
+    from . import followup
+
+    followup.fresh_seeds(params["FOLLOW_UP_SEEDS"], params["TUNE_SEEDS"], "FOLLOW_UP_SEEDS", "TUNE_SEEDS")
 
 
 def metric(task: str) -> str:
@@ -152,31 +164,21 @@ def run_task(s: Setup, task: str) -> dict:
     """Tuning, the comparison and the sensitivity grids of one task: a dict of Results and tables,
     or {"missing": why}."""
     val = val_examples(s, task)
-    tune = [("Adam", a, base(s, task, optimizer="adam", alpha=a, schedule="cosine", seeds=list(s["TUNE_SEEDS"]),
-                             val_examples=val)) for a in s["ALPHA_GRID"]]
+    seeds = list(s["TUNE_SEEDS"])
+    tune = _alpha_grid(s, task, "Adam", seeds, val)
     tune += [("SGD", a, base(s, task, optimizer="sgd", alpha=a, mu=0.9, schedule="cosine",
-                             seeds=list(s["TUNE_SEEDS"]), val_examples=val)) for a in s["ALPHA_GRID"]]
-    decades = range(-3, 4) if s.profile == "full" else (-1, 0, 1) if s.profile == "demo" else (0,)
+                             seeds=seeds, val_examples=val)) for a in s["ALPHA_GRID"]]
     sens = []
-    for method, (knob, key, default) in KNOBS.items():
-        seeds = list(s["TUNE_SEEDS"]) if method in TUNED_KNOBS else [s["TUNE_SEEDS"][0]]
-        for d in decades:
-            sens.append((method, default * 10.0 ** d, base(s, task, **{**KNOB_CONFIG[method], key: default * 10.0 ** d},
-                                                           seeds=seeds, val_examples=val)))
+    for method in KNOBS:
+        sens += _knob_grid(s, task, method, seeds if method in TUNED_KNOBS else seeds[:1], val)
     # Adam/SGD over its initial α0 (κ at its default), on Adam's own α grid: does learning α spare choosing it?
     # (MNIST only, where the claim is judged; its α0 = 10⁻³ point is the κ sweep's middle one, trained once)
     if task == "mnist-mlp":
-        sens += [(ALPHA0, a, base(s, task, **{**HYPERNB["hypernb Adam/SGD"], "alpha": a}, seeds=list(s["TUNE_SEEDS"]),
-                                  val_examples=val)) for a in s["ALPHA_GRID"]]
+        sens += _alpha_grid(s, task, ALPHA0, seeds, val)
     results, missing = _run(s, task, [c for *_, c in tune] + [c for *_, c in sens], f"{task}: tuning and sensitivity")
     if results is None:
         return {"missing": missing}
-    tuned_rows = [{"method": m, "value": v, "seed": sd.seed, "status": sd.status,
-                   "val_error": _val(r)[sd.seed], "test_error": _err(r)[sd.seed]}
-                  for (m, v, _), r in zip(tune + sens, results) for sd in r.seeds]
-    import pandas as pd
-
-    grid = pd.DataFrame(tuned_rows)
+    grid = _grid_table(tune + sens, results)
     best = {m: float(g.groupby("value").val_error.mean().idxmin())
             for m, g in grid[grid.method.isin(["Adam", "SGD", "Schedule-Free AdamW"])].groupby("method")}
     contenders = {"Adam (tuned α, cosine)": base(s, task, optimizer="adam", alpha=best["Adam"], schedule="cosine"),
@@ -191,6 +193,69 @@ def run_task(s: Setup, task: str) -> dict:
         return {"missing": missing}
     save_table(s, grid, f"{task}_grids")
     return {"grid": grid, "best": best, "runs": dict(zip(names, results))}
+
+
+def _alpha_grid(s: Setup, task: str, method: str, seeds: list, val: int) -> list:
+    """(method, α, config) over ALPHA_GRID: Adam's (cosine), on which it is tuned, or Adam/SGD's α0 (``ALPHA0``)."""
+    cfg = dict(optimizer="adam", schedule="cosine") if method == "Adam" else HYPERNB["hypernb Adam/SGD"]
+    return [(method, a, base(s, task, **{**cfg, "alpha": a}, seeds=list(seeds), val_examples=val))
+            for a in s["ALPHA_GRID"]]
+
+
+def _knob_grid(s: Setup, task: str, method: str, seeds: list, val: int) -> list:
+    """(method, knob value, config), one value per decade around the knob's default (7 on the full profile)."""
+    _, key, default = KNOBS[method]
+    decades = range(-3, 4) if s.profile == "full" else (-1, 0, 1) if s.profile == "demo" else (0,)
+    return [(method, default * 10.0 ** d, base(s, task, **{**KNOB_CONFIG[method], key: default * 10.0 ** d},
+                                               seeds=list(seeds), val_examples=val)) for d in decades]
+
+
+def _grid_table(points: list, results: list):
+    """One row per (method, value, seed) of a grid's runs: status, validation and test metric."""
+    import pandas as pd
+
+    return pd.DataFrame([{"method": m, "value": v, "seed": sd.seed, "status": sd.status,
+                          "val_error": _val(r)[sd.seed], "test_error": _err(r)[sd.seed]}
+                         for (m, v, _), r in zip(points, results) for sd in r.seeds])
+
+
+def decade_differences(grid, method: str, seeds) -> dict:
+    """seed → decades of ``method``'s knob within 1 pp of its best − decades of Adam's α (the sensitivity
+    claims' per-seed difference), over the seeds with both grids."""
+    out = {}
+    for seed in seeds:
+        a, k = decades_within(grid, "Adam", seed), decades_within(grid, method, seed)
+        if a is not None and k is not None:
+            out[seed] = float(k - a)
+    return out
+
+
+def follow_up_runs(s: Setup) -> dict:
+    """The sensitivity claims' follow-ups (``claims.FOLLOW_UPS``), on MNIST and ``FOLLOW_UP_SEEDS`` only: Adam's
+    α grid (cosine), Adam/SGD's κ grid and its α0 grid, as the first run's. Returns {follow-up id: seed →
+    difference in decades}; empty without those seeds or MNIST."""
+    check(s.params)  # (as at the notebook's start)
+    seeds = list(s["FOLLOW_UP_SEEDS"] or [])
+    task = "mnist-mlp"
+    if not seeds or task not in s["TASKS"]:
+        return {}
+    val = val_examples(s, task)
+    points = _alpha_grid(s, task, "Adam", seeds, val) + _knob_grid(s, task, "Adam/SGD", seeds, val)
+    points += _alpha_grid(s, task, ALPHA0, seeds, val)
+    results, _ = _run(s, task, [c for *_, c in points], f"{task}: follow-up of the sensitivity claims")
+    if results is None:
+        return {f"{i}-follow-up": {} for i in SENSITIVITY}
+    grid = _grid_table(points, results)
+    return {f"{i}-follow-up": decade_differences(grid, method, seeds) for i, method in SENSITIVITY.items()}
+
+
+def first_differences(s: Setup, tasks: dict) -> dict:
+    """The first run's per-seed differences of the claims followed up."""
+    mnist = tasks.get("mnist-mlp", {})
+    if "grid" not in mnist:
+        return {}
+    return {f"{i}-follow-up": decade_differences(mnist["grid"], method, s["TUNE_SEEDS"])
+            for i, method in SENSITIVITY.items()}
 
 
 def decades_within(grid, method: str, seed: int, within: float = WITHIN) -> int | None:
@@ -423,13 +488,8 @@ def verdicts(s: Setup, tasks: dict) -> list:
         out.append(C.judge(C.BY_ID[claim_id], paired(_err(runs[name]), adam), s.profile,
                            evidence="figures/final_error.png"))
     grid = mnist["grid"]
-    for claim_id, method in (("peers-adam-sgd-less-sensitive", "Adam/SGD"),
-                             ("peers-adam-sgd-spares-choosing-alpha0", ALPHA0)):
-        per_seed = {}
-        for seed in s["TUNE_SEEDS"]:
-            a, k = decades_within(grid, "Adam", seed), decades_within(grid, method, seed)
-            if a is not None and k is not None:
-                per_seed[seed] = float(k - a)
+    for claim_id, method in SENSITIVITY.items():
+        per_seed = decade_differences(grid, method, s["TUNE_SEEDS"])
         out.append(C.judge(C.BY_ID[claim_id], interval(per_seed.values()) if per_seed else None, s.profile,
                            missing="" if per_seed else "no paired grids", evidence="figures/mnist-mlp_sensitivity.png",
                            detail="per seed (decades of Adam/SGD − of Adam): " + ", ".join(
@@ -477,6 +537,7 @@ def train(s: Setup) -> None:
         if "missing" in out:
             print(f"{task}: {out['missing']}", flush=True)
     costs(s)
+    follow_up_runs(s)
 
 
 def examples(tasks: dict, task: str = "mnist-mlp") -> dict:

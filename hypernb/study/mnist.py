@@ -34,19 +34,21 @@ SPEC = {
     "HYPEROPTIMIZERS": "list", "TUNE_SEEDS": ("list", "none"), "FRESH_SEEDS": ("list", "none"),
     "ALPHA_GRID": ("list", "none"), "KAPPA_DECADES": ("int", "none"), "VAL_EXAMPLES": ("int", "none"),
     "OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"), "FOLLOW_UP_SEEDS": ("list", "none"),
-    "FOLLOW_UP_FRESH_SEEDS": ("list", "none"), "TRAIN": "bool", "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
+    "FOLLOW_UP_FRESH_SEEDS": ("list", "none"), "FOLLOW_UP_ADAM_ADAM_SEEDS": ("list", "none"), "TRAIN": "bool", "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
     "smoke": {"SEEDS": [0], "EPOCHS": 1, "TUNE_SEEDS": [0], "FRESH_SEEDS": [100], "ALPHA_GRID": [1e-3, 1e-1],
               "KAPPA_DECADES": 1, "VAL_EXAMPLES": 512, "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1],
-              "FOLLOW_UP_FRESH_SEEDS": [101]},
+              "FOLLOW_UP_FRESH_SEEDS": [101], "FOLLOW_UP_ADAM_ADAM_SEEDS": [1]},
     "demo": {"SEEDS": [0, 1], "EPOCHS": 2, "TUNE_SEEDS": [0], "FRESH_SEEDS": [100, 101],
              "ALPHA_GRID": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "KAPPA_DECADES": 2, "VAL_EXAMPLES": 10_000,
-             "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [2], "FOLLOW_UP_FRESH_SEEDS": [102]},
+             "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [2], "FOLLOW_UP_FRESH_SEEDS": [102],
+             "FOLLOW_UP_ADAM_ADAM_SEEDS": [2]},
     "full": {"SEEDS": [0, 1, 2, 3, 4], "EPOCHS": 30, "TUNE_SEEDS": [0, 1, 2], "FRESH_SEEDS": [100, 101, 102, 103, 104],
              "ALPHA_GRID": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], "KAPPA_DECADES": 3, "VAL_EXAMPLES": 10_000,
              "LOGIT_CHECK": True,  # the follow-ups (claims.FOLLOW_UPS): fresh seeds, sized by followup.plan
-             "FOLLOW_UP_SEEDS": list(range(5, 14)), "FOLLOW_UP_FRESH_SEEDS": list(range(105, 134))},
+             "FOLLOW_UP_SEEDS": list(range(5, 14)), "FOLLOW_UP_FRESH_SEEDS": list(range(105, 134)),
+             "FOLLOW_UP_ADAM_ADAM_SEEDS": list(range(5, 25))},
 }
 NAMES = {"sgd": "SGD", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam", "none": "–"}
 DIVERGED_ERROR = 90.0  # a diverged run counts as chance-level error wherever runs are ranked or spread
@@ -61,6 +63,7 @@ def check(params: dict) -> None:
     followup.fresh_seeds(params["FOLLOW_UP_SEEDS"], params["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
     followup.fresh_seeds(params["FOLLOW_UP_FRESH_SEEDS"], [*params["FRESH_SEEDS"], *params["TUNE_SEEDS"]],
                          "FOLLOW_UP_FRESH_SEEDS", "FRESH_SEEDS or TUNE_SEEDS")
+    followup.fresh_seeds(params["FOLLOW_UP_ADAM_ADAM_SEEDS"], params["SEEDS"], "FOLLOW_UP_ADAM_ADAM_SEEDS", "SEEDS")
 
 
 def base(s: Setup, **kw) -> dict:
@@ -319,10 +322,15 @@ class AdamAdam:
 def adam_adam_report_setting(s: Setup) -> AdamAdam:
     """Adam/Adam in the report's own setting (its ReLU MLP with free logits, κ = 10⁻³, β2 = 0.99), with
     β stored raw as the report's code did and with the paper's squashing, on the same seeds."""
-    cfgs = [base(s, optimizer=opt, kappa=1e-3, beta2=0.99, activation="relu", seeds=list(s["SEEDS"]),
-                 output_tanh=False) for opt in ("adamunclamped/adam", "adam/adam")]
+    cfgs = [report_setting(s, opt, s["SEEDS"]) for opt in ("adamunclamped/adam", "adam/adam")]
     unclamped, clamped = run_grid(s, cfgs, desc="Adam/Adam, the report's setting")
     return AdamAdam(unclamped, clamped)
+
+
+def report_setting(s: Setup, optimizer: str, seeds) -> dict:
+    """Adam/Adam's configuration in the report's own setting (ReLU MLP, free logits, κ = 10⁻³, β2 = 0.99)."""
+    return base(s, optimizer=optimizer, kappa=1e-3, beta2=0.99, activation="relu", seeds=list(seeds),
+                output_tanh=False)
 
 
 # -- 7. follow-ups of the claims the first run left inconclusive ----------------------------------------------
@@ -355,13 +363,21 @@ def follow_up_runs(s: Setup, tuning) -> dict:
         points = tuned_configs(s, opt, chosen(tuning), fresh)  # the first run's configurations, other seeds
         plain, hyper = run_grid(s, [cfg for *_, cfg in points], desc=f"follow-up: {NAMES[opt]}/SGD vs tuned {NAMES[opt]}")
         out[f"mnist-{opt}-sgd-matches-tuned-{opt}-follow-up"] = differences(_error(hyper), _error(plain))
+    adam_seeds = list(s["FOLLOW_UP_ADAM_ADAM_SEEDS"] or [])
+    if adam_seeds:  # the report's Adam/Adam without the clamp, on fresh seeds (the claim needs no contrast)
+        (res,) = run_grid(s, [report_setting(s, "adamunclamped/adam", adam_seeds)],
+                          desc="follow-up: Adam/Adam without the clamp")
+        out["report-adam-adam-fails-follow-up"] = _failed_per_seed(res)
     return out
 
 
-def first_differences(table: dict, tuned: dict, retrained: dict) -> dict:
-    """The first run's per-seed differences of the claims followed up: {follow-up id: seed → difference}."""
+def first_differences(table: dict, tuned: dict, retrained: dict, adam_adam: AdamAdam | None = None) -> dict:
+    """The first run's per-seed differences of the claims followed up: {follow-up id: seed → difference}
+    (for the Adam/Adam rate, seed → 1.0 where the run failed)."""
     a, r = FOLLOW_UP_RETRAIN, FOLLOW_UP_TUNED
     out = {}
+    if adam_adam is not None:
+        out["report-adam-adam-fails-follow-up"] = _failed_per_seed(adam_adam.unclamped)
     if a in retrained and (a, "none") in table:
         out[f"mnist-{a}-learned-beats-initial-follow-up"] = differences(retrained[a], _error(table[(a, "none")]))
     if (r, "sgd") in tuned:
@@ -636,7 +652,13 @@ def outcomes(res) -> str:
 
 def _failures(res) -> tuple[int, int]:
     """(runs that diverged or ended at chance, runs)."""
-    return sum(sd.status != "ok" or sd.final["test_acc"] <= 0.11 for sd in res.seeds), len(res.seeds)
+    failed = _failed_per_seed(res)
+    return int(sum(failed.values())), len(failed)
+
+
+def _failed_per_seed(res) -> dict:
+    """seed → 1.0 if its run diverged or ended at chance (≤ 11 % accuracy), else 0.0."""
+    return {sd.seed: float(sd.status != "ok" or sd.final["test_acc"] <= 0.11) for sd in res.seeds}
 
 
 def _report_pairs(s: Setup, table: dict) -> dict:

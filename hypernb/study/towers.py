@@ -28,30 +28,34 @@ SPEC = {
     "REPORT_HEIGHTS": ("list", "none"), "REPORT_ALPHAS0": ("list", "none"), "REPORT_EPOCHS": ("int", "none"),
     "REPORT_LEVEL": "str", "COST_HEIGHTS": ("list", "none"), "COST_REPS": ("int", "none"), "TRAIN": "bool",
     "PAPER_OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"), "FOLLOW_UP_SEEDS": ("list", "none"),
-    "FOLLOW_UP_COST_REPS": ("int", "none"), "OUT_DIR": "str", "INTERACTIVE": "bool", "QUIET": "bool",
+    "FOLLOW_UP_COST_REPS": ("int", "none"), "FOLLOW_UP_COUNT_SEEDS": ("list", "none"), "OUT_DIR": "str",
+    "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
     "smoke": {"SEEDS": [0], "HEIGHTS": [0, 1, 3], "ALPHAS0": [1e-2, 1.0, 1e3], "REPORT_HEIGHTS": [0, 1],
               "REPORT_ALPHAS0": [1.0, 1e-4], "REPORT_EPOCHS": 1, "COST_HEIGHTS": [1, 2, 5], "COST_REPS": 1,
-              "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1], "FOLLOW_UP_COST_REPS": 1},
+              "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1], "FOLLOW_UP_COST_REPS": 1, "FOLLOW_UP_COUNT_SEEDS": [1]},
     "demo": {"SEEDS": [0], "HEIGHTS": [0, 1, 2, 3, 5, 10, 50], "ALPHAS0": [1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 3], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 2,
              "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 3, "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1],
-             "FOLLOW_UP_COST_REPS": 2},
+             "FOLLOW_UP_COST_REPS": 2, "FOLLOW_UP_COUNT_SEEDS": [1]},
     "full": {"SEEDS": [0, 1, 2], "HEIGHTS": [0, 1, 2, 3, 4, 5, 10, 20, 50],
              "ALPHAS0": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 2, 3, 5, 10], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 20,
              "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 9, "LOGIT_CHECK": True,
              # the follow-ups (claims.FOLLOW_UPS): fresh seeds and repetitions, sized by followup.plan
-             "FOLLOW_UP_SEEDS": [3, 4, 5, 6, 7], "FOLLOW_UP_COST_REPS": 24},
+             "FOLLOW_UP_SEEDS": [3, 4, 5, 6, 7], "FOLLOW_UP_COST_REPS": 24,
+             # those declared with claims.RULES_AMENDED (every tower fails; gains saturate): SIGN_N fresh seeds
+             "FOLLOW_UP_COUNT_SEEDS": [3, 4, 5, 6, 7, 8]},
 }
 FAILED = 90.0  # the test error % a diverged run counts as
 CHECK = "paper, other logits"  # the paper's grid with the logits PAPER_OUTPUT_TANH does not choose
 
 
 def check(params: dict) -> None:
-    """Rules across parameters, checked before anything trains: the follow-up's seeds are fresh."""
+    """Rules across parameters, checked before anything trains: the follow-ups' seeds are fresh."""
     followup.fresh_seeds(params["FOLLOW_UP_SEEDS"], params["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
+    followup.fresh_seeds(params["FOLLOW_UP_COUNT_SEEDS"], params["SEEDS"], "FOLLOW_UP_COUNT_SEEDS", "SEEDS")
 
 
 def _height_axis(ax, heights) -> None:
@@ -220,13 +224,17 @@ def _failed(df):
     return (df.status != "ok") | (df.test_error > 50)
 
 
+def _failed_seeds(top) -> dict:
+    """Per seed: 1.0 if every tower run of it (α0 > 10², heights ≥ 1) failed, else 0.0; a seed's runs are one
+    outcome (every height of a seed ended at the same error), so the claim counts seeds, not runs."""
+    return {int(seed): float(_failed(g).all()) for seed, g in top.groupby("seed")}
+
+
 def _failure_context(top, plain) -> str:
     """What a count of failed tower runs is worth: runs of one seed that end at the same error at every
     height are one outcome, not several; and whether plain SGD (height 0) at the same α0 fails too."""
     outcomes = sum(g.test_error.round(6).nunique() for _, g in top.groupby(["alpha0", "seed"]))
     text = f"; these are {outcomes} distinct outcomes (runs of one seed that end at the same error are one)"
-    if outcomes < len(top):
-        text += ", so the claim's minimum n counts repeated outcomes"
     if len(plain):
         bad = int(_failed(plain).sum())
         text += f", and plain SGD (height 0) at the same α0 fails in {bad} of {len(plain)}"
@@ -439,14 +447,39 @@ def follow_up_runs(s: Setup) -> dict:
     if s["FOLLOW_UP_COST_REPS"] and s.profile != "smoke":
         cost = costs(s, repetitions=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")  # None: not measured, training off
         out["towers-level-cost-follow-up"] = {} if cost is None else dict(enumerate(per_level_percent(cost)))
+    seeds = list(s["FOLLOW_UP_COUNT_SEEDS"] or [])
+    top = [a for a in s["ALPHAS0"] if a > 1e2]
+    if seeds and s["PAPER_OUTPUT_TANH"] and top:  # every tower fails: the paper's grid at α0 > 10², heights ≥ 1
+        points = [("paper", a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in s["HEIGHTS"] if h >= 1
+                  for a in top]
+        df = _tidy(points, run_grid(s, [cfg for *_, cfg in points], desc="follow-up: every tower fails"))
+        out["towers-fail-above-100-follow-up"] = _failed_seeds(df)
+    if seeds and {3, 10} <= set(s["REPORT_HEIGHTS"]):  # gains saturate: the report's grid, α0 = 10⁻⁴, heights 3, 10
+        points = [("report", 1e-4, h, {**report_config(s, 1e-4, h), "seeds": seeds}) for h in (3, 10)]
+        df = _tidy(points, run_grid(s, [cfg for *_, cfg in points], desc="follow-up: gains saturate"))
+        out["report-towers-saturate-follow-up"] = _height_differences(df, 1e-4, 3, 10)
     return out
 
 
+def _height_differences(df, alpha0: float, h1: int, h0: int) -> dict:
+    """Per seed: test error at height h1 − at height h0, on the report's grid at ``alpha0``."""
+    rep = df[(df.protocol == "report") & (df.alpha0 == alpha0)]
+
+    def err(h):
+        return dict(zip(rep[rep.height == h].seed, rep[rep.height == h].test_error))
+
+    return differences(err(h1), err(h0))
+
+
 def first_differences(df, cost: dict | None) -> dict:
-    """The first run's per-seed (per-repetition) differences of the claims followed up."""
+    """The first run's per-seed (per-repetition) differences of the claims followed up (for a rate, per seed
+    1.0 where the failure happened)."""
     out = {"towers-less-sensitive-follow-up": _spread_differences(df, "paper")[0]}
     if cost is not None:
         out["towers-level-cost-follow-up"] = dict(enumerate(per_level_percent(cost)))
+    paper = df[df.protocol == "paper"]
+    out["towers-fail-above-100-follow-up"] = _failed_seeds(paper[(paper.alpha0 > 1e2) & (paper.height >= 1)])
+    out["report-towers-saturate-follow-up"] = _height_differences(df, 1e-4, 3, 10)
     return out
 
 
@@ -467,11 +500,12 @@ def verdicts(s: Setup, df, cost: dict) -> list:
                        detail=f"height {tall} vs 0"))
     paper = df[df.protocol == "paper"]
     top = paper[(paper.alpha0 > 1e2) & (paper.height >= 1)]
-    failed = int(_failed(top).sum())
-    v = C.judge(C.BY_ID["towers-fail-above-100"], None, s.profile, failures=(failed, len(top)),
+    seeds = _failed_seeds(top)
+    v = C.judge(C.BY_ID["towers-fail-above-100"], None, s.profile, failures=(int(sum(seeds.values())), len(seeds)),
                 missing="" if len(top) else "no run with α0 > 10² and height ≥ 1", evidence="figures/error_vs_height.png")
     if len(top):
-        v.reason += _failure_context(top, paper[(paper.alpha0 > 1e2) & (paper.height == 0)])
+        v.reason += (f" (seeds whose every tower failed); of the runs, {int(_failed(top).sum())} of {len(top)} failed"
+                     + _failure_context(top, paper[(paper.alpha0 > 1e2) & (paper.height == 0)]))
     out.append(v)
     if cost is None:
         why = "not measured on the smoke profile"
