@@ -8,6 +8,7 @@ result must equal torch.optim's, step for step, in float64.
 import copy
 import io
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -531,6 +532,36 @@ def test_pickled_optimizer_and_model_resume_exactly(how):
         assert torch.equal(a, b), k
     _steps(model, opt, data[5:])  # the original is independent of its copy and ends the same
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle", "deepcopy"])
+def test_a_copy_made_with_a_scheduler_attached_steps_only_itself(how):
+    """A scheduler wraps ``opt.step`` in a function that holds a weak reference to that optimizer: copied along,
+    the copy's step stepped the original (and pickling failed on the wrapper). As torch's optimizers, the copy
+    keeps neither; its scheduler, copied with it, goes on scheduling the copy."""
+    model, opt = _build()
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    data = batches(4)
+    _steps(model, opt, data[:1])
+    sched.step()
+    if how == "torch.save":
+        buf = io.BytesIO()
+        torch.save((model, opt, sched), buf)
+        buf.seek(0)
+        model2, opt2, sched2 = torch.load(buf, weights_only=False)
+    elif how == "pickle":
+        model2, opt2, sched2 = pickle.loads(pickle.dumps((model, opt, sched)))
+    else:
+        model2, opt2, sched2 = copy.deepcopy((model, opt, sched))
+    before = [p.detach().clone() for p in model.parameters()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that the copy's step is no longer the scheduler's wrapper
+        _steps(model2, opt2, data[1:3])
+        sched2.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the original did not move
+    assert int(opt.steps) == 1 and int(opt2.steps) == 3
+    assert not any(torch.equal(a, b) for a, b in zip(before, model2.parameters()))
+    assert opt2.param_groups[0]["lr"] == sched2.get_last_lr()[0]
 
 
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])

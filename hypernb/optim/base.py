@@ -523,9 +523,11 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     # -- pickling: rebuilt from its parts (a CUDA graph or live views cannot be pickled) ------------
     def __getstate__(self):
-        """Everything but the engine (views, a CUDA graph), which is rebuilt from the state dict."""
+        """Everything but the engine (views, a CUDA graph), which is rebuilt from the state dict, and what an
+        LR scheduler attached (its wrapper of ``step`` holds a weak reference to *this* optimizer: a copy would
+        step the original); torch's own optimizers pickle neither."""
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("_engine", "_owner") and not k.startswith("_optimizer_")}
+                 if k not in ("_engine", "_owner", "step", "_opt_called") and not k.startswith("_optimizer_")}
         return state if self._engine is None else {**state, "_saved": self._state_dict(self._engine)}
 
     def __setstate__(self, state):
