@@ -24,6 +24,7 @@ TASKS = {
 }
 PROFILES = ("smoke", "demo", "full")
 ADAMS = ("adam", "adamw", "adambaydin", "adamunclamped")
+RULE_FIELDS = ("mu", "beta1", "beta2", "gamma")  # fields that set a hyperparameter of the first level's rule
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
 AUTOCAST = ("none", "bf16", "fp16")
@@ -168,6 +169,12 @@ class RunConfig:
 
         return is_peer(self.optimizer)
 
+    def rule_fields(self) -> set:
+        """The fields of RULE_FIELDS that the first level's family takes: those its rule declares (so a family
+        registered in ``optim.FAMILIES`` gets its own μ, β or γ from the config too)."""
+        rule = FAMILIES[self.tower_names()[0]]()._rule
+        return {h.name for h in rule.hypers()} & set(RULE_FIELDS)
+
     def tower_names(self) -> list[str]:
         if self.is_peer:
             return [self.optimizer]
@@ -218,6 +225,12 @@ class RunConfig:
         if self.output_tanh and self.model_name != "mlp":
             raise ValueError(f"output_tanh squashes the MLP's logits; {self.task} has no MLP: drop output_tanh")
         self.tower_names()  # raises on unknown optimizer names
+        if not self.is_peer:
+            family, takes = self.tower_names()[0], self.rule_fields()
+            for f in fields(self):
+                if f.name in RULE_FIELDS and f.name not in takes and getattr(self, f.name) != f.default:
+                    raise ValueError(f"{f.name}={getattr(self, f.name)!r} is not a hyperparameter of {family} (it takes "
+                                     f"{', '.join(['alpha', *sorted(takes)])}): drop {f.name}")
         if self.is_peer and self.compiled:
             raise ValueError(f"compiled=True compiles a hypernb tower's step; {self.optimizer} is a peer's own "
                              "optimizer: drop compiled")

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from .config import ADAMS, RunConfig
+from .config import RunConfig
 from .optim.tower import FAMILIES, kappa_schedule
 
 # fields whose values may differ inside a group (the rest must be equal)
@@ -113,13 +113,7 @@ def build_optimizer(members: list[Member], params, batched: bool):
         own = kappa_schedule(list(c.kappa) if isinstance(c.kappa, tuple) else c.kappa, c.alpha, m.height) \
             if m.height else []
         kappas.append(own + [0.0] * (height - m.height))
-    kw = {}
-    if tower[0] == "sgd":
-        kw["mu"] = per([c.mu for c in cfgs])
-    if tower[0] in ADAMS or tower[0] == "adamw":
-        kw.update(beta1=per([c.beta1 for c in cfgs]), beta2=per([c.beta2 for c in cfgs]))
-    if tower[0] in ("rmsprop", "rmspropalpha"):
-        kw["gamma"] = per([c.gamma for c in cfgs])
+    kw = {name: per([getattr(c, name) for c in cfgs]) for name in sorted(cfgs[0].rule_fields())}
     if any(c.weight_decay for c in cfgs):
         kw["weight_decay"] = per([c.weight_decay for c in cfgs])
     hyper = None

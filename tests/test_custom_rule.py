@@ -89,6 +89,25 @@ def test_registered_it_joins_tower_strings_and_its_domain_is_checked(monkeypatch
     copy.deepcopy(opt)  # pickles like the stock optimizers
 
 
+def test_run_gives_a_registered_rule_its_config_values_and_refuses_one_it_does_not_take(monkeypatch):
+    """``hypernb.run`` passes a family's own hyperparameters from the config (μ here), as for the stock ones: a
+    registered Nesterov trained with μ = 0.9, its constructor's default, whatever the config said."""
+    from hypernb import groups
+    from hypernb.config import RunConfig
+
+    monkeypatch.setitem(optim.FAMILIES, "nesterov", Nesterov)
+    cfg = RunConfig.from_dict(dict(task="mnist-mlp", optimizer="nesterov/sgd", alpha=0.05, kappa=1e-4, mu=0.5))
+    assert cfg.rule_fields() == {"mu"}
+    model = torch.nn.Linear(3, 2)
+    member = groups.Member(cfg.resolved(), seed=0, index=0)
+    opt = groups.build_optimizer([member], model.parameters(), batched=False)
+    assert float(opt.hyperparameters()["mu"]) == 0.5 and repr(opt) == "Nesterov(α=0.05, μ=0.5) / SGD(α=0.0001)"
+    with pytest.raises(ValueError, match=r"gamma=0.5 is not a hyperparameter of nesterov \(it takes alpha, mu\)"):
+        RunConfig.from_dict(dict(task="mnist-mlp", optimizer="nesterov", gamma=0.5))
+    with pytest.raises(ValueError, match=r"mu=0.9 is not a hyperparameter of adam \(it takes alpha, beta1, beta2\)"):
+        RunConfig.from_dict(dict(task="mnist-mlp", optimizer="adam/sgd", mu=0.9))
+
+
 @pytest.mark.parametrize("domain", ["0..1", "(0, ∞)", "(1, 0)", "", "[0, 1"])
 def test_a_malformed_domain_is_refused_where_it_is_written(domain):
     with pytest.raises(ValueError, match=r"a domain is an interval written as in mathematics"):
