@@ -866,6 +866,34 @@ def test_training_script_extras_equal_torch_optim_with_kappa_0(extra):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_a_compiled_training_step_runs_the_optimizer_step_eagerly():
+    """torch.compile of a whole training step, or of ``opt.step`` (torch.optim's recipe), breaks its graph around
+    the hypernb step, which dynamo cannot trace (it stopped with an internal error): the same training as eager."""
+    def train(compiled):
+        torch._dynamo.reset()
+        model = mlp()
+        opt = optim.Adam(model.parameters(), lr=1e-3, hyper=optim.SGD(lr=1e-5))
+
+        def train_step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = torch.compile(train_step, backend="eager") if compiled else train_step
+        for x, y in batches(4):
+            step(x, y)
+        return model, opt
+
+    (eager, _), (compiled, opt) = train(False), train(True)
+    for a, b in zip(eager.parameters(), compiled.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert int(opt.steps) == 4
+    torch.compile(opt.step, backend="eager")()  # (no gradient changed: a step all the same)
+    assert int(opt.steps) == 5
+
+
 def test_grad_scaler_skips_the_step_on_inf_and_autocast_trains():
     w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
     opt = optim.SGD([w], lr=0.1, hyper=optim.SGD(lr=1e-3))

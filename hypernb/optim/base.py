@@ -327,9 +327,14 @@ class HyperOptimizer(torch.optim.Optimizer):
             raise RuntimeError(f"{self!r} has no parameters; pass them: {type(self).__name__}(model.parameters(), ...)")
         return self._engine
 
+    @torch.compiler.disable  # inside a compiled training step, or torch.compile(opt.step), it runs eagerly
     @torch.no_grad()
     def step(self, closure=None):
-        """One step of every level: hypergradients, then hyperparameters top-down, then weights."""
+        """One step of every level: hypergradients, then hyperparameters top-down, then weights.
+
+        Never traced by ``torch.compile``: dynamo cannot follow the dual numbers (it failed with an internal
+        error); a compiled training step breaks its graph around this call. The optimizer's own compiled
+        step is ``compiled=True``."""
         engine = self._require_bound()
         if _param_ids(self.param_groups) != self._param_ids:
             raise RuntimeError(f"{type(self).__name__}: a group's 'params' list was changed after the optimizer was "
