@@ -275,6 +275,7 @@ def sensitivity_table(task: str, out: dict):
     import pandas as pd
 
     grid, within = out["grid"], 0.01 if task.endswith("lstm") else WITHIN
+    unit = " nats" if task.endswith("lstm") else " pp"
     rows = []
     for method in ["Adam", "SGD", *KNOBS, ALPHA0]:
         knob = "α (cosine)" if method in ("Adam", "SGD") else "α0 (κ 10⁻⁵)" if method == ALPHA0 else KNOBS[method][0]
@@ -282,7 +283,7 @@ def sensitivity_table(task: str, out: dict):
         counts = [decades_within(grid, method, sd, within) for sd in seeds]
         n = grid[(grid.method == method) & (grid.seed == seeds[0])].value.nunique() if seeds else 0
         rows.append({"method": method, "knob": knob, "grid": f"{n} decades", "seeds": len(seeds),
-                     f"decades within {within:g} of the best, per seed": ", ".join(str(c) for c in counts),
+                     f"decades within {within:g}{unit} of the best, per seed": ", ".join(str(c) for c in counts),
                      "diverged runs": int((grid[grid.method == method].status != "ok").sum())})
     return pd.DataFrame(rows)
 
