@@ -496,8 +496,10 @@ class Engine:
                         "live in its buffer: only the newest one can step. Build one optimizer per set of "
                         "parameters (in a notebook, a re-run cell builds a new one: use that one)")
                 raise RuntimeError(
-                    "a parameter was moved or replaced after the optimizer was built (e.g. model.to(...) "
-                    "or model.half()); build the optimizer after moving the model"
+                    f"a parameter (shape {tuple(p.shape)}) was moved or replaced after the optimizer was built, so it "
+                    "is no longer a view into the optimizer's buffer: model.to(...), model.half(), p.data = …, "
+                    "nn.utils.vector_to_parameters, prune.remove, model.share_memory() all do this; build the "
+                    "optimizer after them (or copy values in place: with torch.no_grad(): p.copy_(new))"
                 )
             if p.grad is None:
                 present.append(False)
