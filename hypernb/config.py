@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from .errors import did_you_mean
-from .optim.tower import FAMILIES, KAPPA_RULES, parse_tower
+from .optim.tower import FAMILIES, KAPPA_RULES, MAX_LEVELS as MAX_HEIGHT, parse_tower
 
 TASKS = {
     # task: (dataset, model, kind)
@@ -25,6 +25,22 @@ TASKS = {
 PROFILES = ("smoke", "demo", "full")
 ADAMS = ("adam", "adamw", "adambaydin", "adamunclamped")
 RULE_FIELDS = ("mu", "beta1", "beta2", "gamma")  # fields that set a hyperparameter of the first level's rule
+
+
+def _plain(value):
+    """NumPy numbers and arrays as Python ones, paths as strings: a record's config.json must hold what a
+    rerun compares equal (np.int64(1) was written as the string 'np.int64(1)', and the rerun was refused)."""
+    import os
+
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "numpy":
+        return value.tolist() if hasattr(value, "tolist") else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
 AUTOCAST = ("none", "bf16", "fp16")
@@ -132,7 +148,7 @@ class RunConfig:
         if not isinstance(values, Mapping):
             raise ValueError(f"a run configuration is a dict (or RunConfig) such as {{'task': 'mnist-mlp', "
                              f"'optimizer': 'adam/sgd'}}, got {type(values).__name__} {values!r}")
-        values = field_names(values)
+        values = {k: _plain(v) for k, v in field_names(values).items()}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -140,7 +156,7 @@ class RunConfig:
                              f"{sorted(known)}")
         return cls(**values).validate()
 
-    def replace(self, **changes) -> "RunConfig":
+    def replace(self, **changes) -> "RunConfig":  # (changes go through from_dict)
         return RunConfig.from_dict({**dataclasses.asdict(self), **field_names(changes)})
 
     def to_dict(self) -> dict:
@@ -215,16 +231,26 @@ class RunConfig:
         choice("text_split", ("contiguous", "shuffled"))
         choice("compiled", (True, False))
         choice("output_tanh", (True, False))
-        for name in ("sign_safe", "keep_checkpoint"):
+        for name in ("out_dir", "data_root"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a folder path (a string), got {getattr(self, name)!r}")
+        for name in ("sign_safe", "keep_checkpoint", "download"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.augment is not None and not isinstance(self.augment, bool):
             raise ValueError(f"augment must be True, False or None (the task's default), got {self.augment!r}")
         if self.augment and not self.dataset.startswith("cifar"):
             raise ValueError(f"augment is CIFAR's crop and flip; {self.task} has no CIFAR images: drop augment")
+        if self.autocast != "none" and self.dtype == "float64":
+            raise ValueError(f"autocast={self.autocast!r} casts float32 operations only: with dtype='float64' it would "
+                             "change nothing; drop autocast, or train in float32")
         if self.output_tanh and self.model_name != "mlp":
             raise ValueError(f"output_tanh squashes the MLP's logits; {self.task} has no MLP: drop output_tanh")
-        self.tower_names()  # raises on unknown optimizer names
+        if isinstance(self.height, numbers.Integral) and self.height > MAX_HEIGHT:
+            raise ValueError(f"height must be at most {MAX_HEIGHT} (each level keeps state the size of the level "
+                             f"below), got {self.height}")
+        if len(self.tower_names()) > MAX_HEIGHT + 1:  # (also raises on unknown optimizer names)
+            raise ValueError(f"{self.optimizer!r} has {len(self.tower_names()) - 1} hyper levels; at most {MAX_HEIGHT}")
         if not self.is_peer:
             family, takes = self.tower_names()[0], self.rule_fields()
             for f in fields(self):
@@ -248,9 +274,9 @@ class RunConfig:
         if isinstance(self.seeds, (str, bytes, dict)) or not hasattr(self.seeds, "__iter__"):  # range(3) is fine
             raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
         self.seeds = tuple(self.seeds)
-        if not self.seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0
+        if not self.seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and 0 <= s < 2 ** 32
                                      for s in self.seeds):
-            raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
+            raise ValueError(f"seeds must be a non-empty list of integers from 0 to 2**32 - 1, got {self.seeds!r}")
         repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
         if repeated:  # the same seed twice is the same run twice: it would count as two in the summary's n
             raise ValueError(f"seeds {list(self.seeds)} repeat {repeated}; each seed is one run, so list each once")

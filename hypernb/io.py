@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import torch
@@ -206,6 +207,14 @@ def load_checkpoint(path: Path, device, keys: tuple = ()) -> dict:
     torch's traceback."""
     fix = ("Delete it to train its runs again from their first epoch (their finished seeds are kept), or "
            "restore it from a backup")
+    try:
+        with zipfile.ZipFile(path) as archive:  # torch.load does not check the stored CRCs: a flipped byte in a
+            corrupt = archive.testzip()        # tensor would load, and the run resume from wrong numbers
+    except (zipfile.BadZipFile, OSError, EOFError):
+        corrupt = None  # not readable as a zip at all: torch.load below says what is wrong with it
+    if corrupt is not None:
+        raise DamagedFileError(path, f"{path} should hold a training checkpoint but its part {corrupt!r} fails its "
+                                     f"checksum: the file was overwritten or corrupted. {fix}")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
     except (EOFError, pickle.UnpicklingError, RuntimeError, OSError) as e:

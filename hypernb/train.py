@@ -231,6 +231,10 @@ def _prepare_data(c: RunConfig, root, device: torch.device, seed: int) -> TaskDa
             train_codes, val_codes = codes[: len(train_codes)], codes[len(corpus.train):][: len(val_codes)]
         train_w = D.windows(train_codes, c.seq_len).to(device)
         val_w = D.windows(val_codes, c.seq_len).to(device)
+        if len(train_w) < c.batch_size:  # an epoch drops its last partial batch: not one step would be left
+            raise ValueError(f"{len(train_codes)} training characters give {len(train_w)} windows (seq_len="
+                             f"{c.seq_len}), fewer than one batch (batch_size={c.batch_size}): no training step "
+                             "would run; lower batch_size or seq_len, or raise train_limit")
         info = {"vocab_size": corpus.vocab_size, "unigram_entropy_nats": corpus.unigram_entropy(),
                 "train_chars": len(train_codes), "test_chars": len(val_codes),
                 "split": ("contiguous: first 90% train, last 10% test" if c.text_split == "contiguous"
@@ -434,9 +438,12 @@ class _Record:
             defaults = RunConfig().to_dict()
             diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC
                           and old.get(k, defaults.get(k)) != self.cfg.get(k, defaults.get(k)))
-            if diff:
+            started = (self.out / "metrics.json").exists() or any(self.out.glob("checkpoint-*"))
+            if diff and started:
                 raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff}); "
                                  "choose another out_dir, or delete that folder to start over")
+            if diff:  # a run that stopped before its first epoch (bad data, a refused setting): nothing to keep
+                io.write_json(self.out / "config.json", _portable(self.cfg))
         if (self.out / "metrics.json").exists():
             saved = read_metrics(self.out / "metrics.json")
             self.seeds = {s.seed: s for s in read_seeds(saved, self.out / "metrics.json")}
@@ -768,6 +775,9 @@ def _divergence(loss_value: float, first: float | None, nonfinite, step: int):
 
 
 def _autocast(c: RunConfig, device):
+    if c.autocast == "fp16" and device.type == "cpu" and c.model_name == "lstm":
+        raise ValueError("autocast='fp16' has no LSTM kernel on a CPU (oneDNN refuses it); use autocast='bf16' "
+                         "there, or fp16 on a GPU")
     if c.autocast == "none":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if c.autocast == "bf16" else torch.float16

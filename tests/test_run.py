@@ -221,6 +221,41 @@ def test_other_config_in_the_same_out_dir_is_refused(tmp_path):
         run(dict(SMOKE, epochs=1, seeds=[0], alpha=0.5, out_dir=str(tmp_path)))
 
 
+def test_a_run_stopped_before_its_first_epoch_does_not_block_the_corrected_one(tmp_path):
+    """A text run with fewer training windows than one batch stops before any step, with a message saying so; its
+    folder holds only a config.json, which the corrected rerun replaces instead of refusing it."""
+    require("shakespeare")
+    bad = dict(task="shakespeare-lstm", profile="smoke", epochs=1, train_limit=2000, seeds=[0], out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"2000 training characters give \d+ windows .* fewer than one batch "
+                                         r"\(batch_size=\d+\): no training step would run"):
+        run(bad)
+    assert (tmp_path / "config.json").exists() and not (tmp_path / "metrics.json").exists()
+    fixed = run(dict(bad, batch_size=8, max_steps=2))
+    assert fixed.seeds[0].status == "ok"
+    assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 8
+
+
+def test_fp16_autocast_of_an_lstm_on_a_cpu_is_a_clear_error():
+    require("shakespeare")
+    with pytest.raises(ValueError, match=r"autocast='fp16' has no LSTM kernel on a CPU .* use autocast='bf16'"):
+        run(dict(task="shakespeare-lstm", profile="smoke", epochs=1, max_steps=2, seeds=[0], autocast="fp16",
+                 device="cpu"))
+
+
+def test_numpy_numbers_in_a_config_are_recorded_as_numbers_and_resume(tmp_path):
+    """np.int64(1) was written to config.json as the string 'np.int64(1)', so the same call again was refused as
+    a different configuration; np.arange seeds crashed in random.seed."""
+    import numpy as np
+
+    require("mnist")
+    cfg = dict(SMOKE, epochs=np.int64(1), kappa=np.float32(1e-5), seeds=np.arange(1), out_dir=str(tmp_path))
+    first = run(cfg)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["epochs"] == 1 and saved["seeds"] == [0] and isinstance(saved["kappa"], float)
+    again = run(cfg)  # read back, not refused
+    assert again.seeds[0].final == first.seeds[0].final
+
+
 def test_a_record_inside_the_checkout_names_no_machine_folder(tmp_path, monkeypatch):
     """Committed records must not name this machine's folders: a record written inside the checkout
     keeps its folder relative to it; outside, the path as given. The live Result keeps the real path."""
@@ -367,6 +402,14 @@ def test_several_seeds_give_mean_and_std():
     ({"compiled": "yes"}, r"compiled must be one of \[True, False\]"),
     ({"optimizer": "prodigy", "compiled": True}, r"compiled=True compiles a hypernb tower's step"),
     ({"task": "cifar10-resnet20", "output_tanh": True}, r"has no MLP: drop output_tanh"),
+    ({"seeds": [2 ** 32]}, r"seeds must be a non-empty list of integers from 0 to 2\*\*32 - 1"),
+    ({"out_dir": 5}, r"out_dir must be a folder path \(a string\), got 5"),
+    ({"download": "no"}, r"download must be True or False, got 'no'"),
+    ({"height": 10 ** 9}, r"height must be at most 10000"),
+    ({"optimizer": "sgd/sgd*1000000000"}, r"repeat count in 'sgd\*1000000000' must be at most 10000"),
+    ({"optimizer": "sgd/sgd*6000/sgd*6000"}, r"has 12000 hyper levels; at most 10000"),
+    ({"optimizer": "adam/sgd", "mu": 0.9}, r"mu=0.9 is not a hyperparameter of adam"),
+    ({"autocast": "bf16", "dtype": "float64"}, r"with dtype='float64' it would change nothing"),
 ])
 def test_bad_config_is_a_clear_error(values, match):
     with pytest.raises(ValueError, match=match):
@@ -561,6 +604,22 @@ def test_the_repr_of_a_diverged_run_has_no_empty_metrics():
                              [], {}, {}) for o, h in (("sgd*2", None), ("sgd/sgd", 0))]  # κ where a level learns
     assert [repr(r) for r in towers] == ["Result(mnist-mlp, sgd*2, α0=0.1, κ=1e-05; ok)",
                                          "Result(mnist-mlp, sgd/sgd, α0=0.1; ok)"]
+
+
+def test_a_checkpoint_with_a_flipped_byte_is_named_damaged_not_loaded(tmp_path):
+    """torch.load does not check the zip's CRCs: a byte overwritten inside a tensor loaded silently and the run
+    resumed from wrong numbers. Each stored part's checksum is checked first."""
+    from hypernb import io
+    from hypernb.train import CHECKPOINT_KEYS
+
+    path = tmp_path / "checkpoint.pt"
+    io.save_checkpoint(path, {**{k: 0 for k in CHECKPOINT_KEYS}, "model": torch.randn(20_000)})
+    assert torch.equal(io.load_checkpoint(path, "cpu", CHECKPOINT_KEYS)["model"], torch.load(path)["model"])
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the tensor's 80,000 bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(io.DamagedFileError, match=r"fails its checksum: the file was overwritten or corrupted"):
+        io.load_checkpoint(path, "cpu", CHECKPOINT_KEYS)
 
 
 def test_a_checkpoint_cut_short_anywhere_is_named_damaged(tmp_path):

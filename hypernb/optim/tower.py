@@ -40,6 +40,9 @@ def _report(alpha0: float, height: int) -> list[float]:
 KAPPA_RULES = {"paper": _paper, "report": _report}
 
 
+MAX_LEVELS = 10_000  # hyper levels in one tower: far beyond any study (the paper's reach 50), short of exhausting memory
+
+
 def parse_tower(spec: str) -> list[str]:
     """``"Adam / SGD*2"`` → ``["adam", "sgd", "sgd"]``, with a clear error for unknown names."""
     if not isinstance(spec, str) or not spec.strip():
@@ -63,6 +66,8 @@ def parse_tower(spec: str) -> list[str]:
             if not count.strip().isdigit() or int(count) < 1:
                 raise ValueError(f"repeat count in {part.strip()!r} must be a positive integer")
             n = int(count)
+            if n > MAX_LEVELS:
+                raise ValueError(f"repeat count in {part.strip()!r} must be at most {MAX_LEVELS}")
         names += [name] * n
     return names
 
