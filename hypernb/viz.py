@@ -37,6 +37,9 @@ def _mean_curve(result, key: str):
         return np.asarray(steps), np.nanmean(arr, 0), np.nanmin(arr, 0), np.nanmax(arr, 0)
 
 
+CURVE_STYLES = ("-", "--", "-.", (0, (1, 1)))
+
+
 def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title: str = "", ylabel: str = "",
            symlog: bool = False, minus: dict | None = None):
     """One line per labelled Result (mean over seeds, band = min..max). ``key``: "loss" or a
@@ -48,14 +51,16 @@ def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title:
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.6))
-    for label, result in results.items():
+    for i, (label, result) in enumerate(results.items()):
         c = _mean_curve(result, key)
         if c is None:
             continue
         x, mean, lo, hi = c
         shift = (minus or {}).get(label, 0.0)
         mean, lo, hi = mean - shift, lo - shift, hi - shift
-        (line,) = ax.plot(x, mean, label=label, lw=1.4, marker="o" if len(x) <= 2 else None, ms=4)
+        # a line style per curve as well as a colour: two curves that coincide stay visible as two
+        (line,) = ax.plot(x, mean, label=label, lw=1.4, ls=CURVE_STYLES[i % len(CURVE_STYLES)],
+                          marker="o" if len(x) <= 2 else None, ms=4)
         if len(result.seeds) > 1:
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
         for s in result.seeds:
@@ -75,7 +80,8 @@ def curves(results: dict, key: str = "loss", ax=None, logy: bool = False, title:
         ax.text(0.5, 0.5, f"nothing logged for {key!r}{why}", transform=ax.transAxes, ha="center", va="center",
                 fontsize=8, color="0.4")
     elif len(results) > 1:
-        ax.legend(fontsize=7)
+        several = any(len(r.seeds) > 1 for r in results.values())
+        ax.legend(fontsize=7, title="line: mean over seeds; band: min–max" if several else None, title_fontsize=7)
     return fig if fig is not None else ax.figure
 
 

@@ -131,7 +131,9 @@ def test_rate_interval_is_the_exact_clopper_pearson_one():
                              (24, 24): (0.8575, 1.0)}.items():  # published Clopper–Pearson tables
         assert rate_interval(k, n) == pytest.approx((lo, hi), abs=1e-4)
     row = C.judge(C.BY_ID["report-adam-adam-fails"], None, "full", failures=(4, 5)).row()
-    assert row["effect"] == "4 of 5 failed" and row["95 % interval"] == "[28 %, 99 %] of runs fail"
+    assert row["effect"] == "4 of 5 runs failed" and row["95 % interval"] == "[28 %, 99 %] of runs fail"
+    seeds = C.judge(C.BY_ID["towers-fail-above-100"], None, "full", failures=(3, 3))
+    assert seeds.row()["effect"] == "3 of 3 seeds failed" and seeds.reason.startswith("3 of 3 seeds failed")
 
 
 def test_rate_rule():

@@ -79,6 +79,11 @@ class Claim:
     first_rules: bool = False  # judged by the rules before RULES_AMENDED (a declaration as first made)
 
     @property
+    def counted(self) -> str:
+        """What a rate claim counts: runs, or seeds (one outcome per seed)."""
+        return "seeds" if self.metric.startswith("seeds") else "runs"
+
+    @property
     def rule(self) -> str:
         if self.kind == "rate":
             return FIRST_RATE_RULE if self.first_rules else RULES["rate"]
@@ -101,13 +106,13 @@ class Verdict:
         if e is None:
             effect = "–"
         elif c.kind == "rate":
-            effect = f"{round(e.mean * e.n)} of {e.n} failed"
+            effect = f"{round(e.mean * e.n)} of {e.n} {c.counted} failed"
         else:
             effect = f"{e.mean:+.3g}{c.unit}"
         return {"id": c.id, "claim": c.statement, "claimant": c.claimant, "metric": c.metric,
                 "comparison": c.comparison, "rule": c.rule, "n": self.n, "effect": effect,
                 "95 % interval": "–" if e is None or e.n < 2 else (
-                    f"[{100 * e.lo:.0f} %, {100 * e.hi:.0f} %] of runs fail" if c.kind == "rate"
+                    f"[{100 * e.lo:.0f} %, {100 * e.hi:.0f} %] of {c.counted} fail" if c.kind == "rate"
                     else f"[{e.lo:+.3g}, {e.hi:+.3g}]{c.unit}"),
                 "verdict": self.verdict, "why": self.reason, "amended": c.amended}
 
@@ -129,11 +134,12 @@ def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tupl
         rate = failed / n if n else 0.0
         lo, hi = rate_interval(failed, n) if n else (0.0, 1.0)
         v.n, v.effect = n, Interval(rate, lo, hi, n)  # the rate of failure, with its exact 95 % interval
+        unit = claim.counted
         if profile != "full":
-            v.verdict, v.reason = INDICATIVE, f"{failed} of {n} runs failed on the {profile} profile"
+            v.verdict, v.reason = INDICATIVE, f"{failed} of {n} {unit} failed on the {profile} profile"
             return v
         if n < claim.min_n:
-            v.reason = f"n = {n} < {claim.min_n} runs required"
+            v.reason = f"n = {n} < {claim.min_n} {unit} required"
         elif claim.first_rules:
             if failed >= 0.8 * n:
                 v.verdict, v.reason = "reproduced", f"{failed} of {n} runs failed"
@@ -142,11 +148,11 @@ def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tupl
             else:
                 v.reason = f"{failed} of {n} runs failed (neither ≥ 80 % nor none)"
         else:
-            ci = f"{failed} of {n} runs failed, exact 95 % interval of the rate {100 * lo:.0f}–{100 * hi:.0f} %"
+            ci = f"{failed} of {n} {unit} failed, exact 95 % interval of the rate {100 * lo:.0f}–{100 * hi:.0f} %"
             if lo > RATE_LINE:
-                v.verdict, v.reason = "reproduced", f"{ci}, above 50 %: most runs fail"
+                v.verdict, v.reason = "reproduced", f"{ci}, above 50 %: most {unit} fail"
             elif hi < RATE_LINE:
-                v.verdict, v.reason = "refuted", f"{ci}, below 50 %: most runs do not fail"
+                v.verdict, v.reason = "refuted", f"{ci}, below 50 %: most {unit} do not fail"
             else:
                 v.reason = f"{ci}, which includes 50 %"
         return v

@@ -255,11 +255,12 @@ def accuracy_figure(s: Setup, df):
     for ax, protocol in zip(axes[0], protocols):
         sub = df[df.protocol == protocol]
         alphas = sorted(sub.alpha0.unique())
+        cmap = plt.get_cmap("viridis")  # ordered colours for ordered α0 (10 categorical ones had near-twins)
         for i, a in enumerate(alphas):
-            color = f"C{i % 10}"
+            color = cmap(i / max(1, len(alphas) - 1) * 0.92)
             g = sub[sub.alpha0 == a]
             means = g.groupby("height").test_error.mean()
-            ax.plot(means.index, means.values, marker="o", ms=3, color=color, label=f"α0 = {a:g}")
+            ax.plot(means.index, means.values, marker="os^D"[i % 4], ms=3, color=color, label=f"α0 = {a:g}")
             bad = g[g.status != "ok"]
             if len(bad):
                 ax.scatter(bad.height, [FAILED] * len(bad), marker="x", color=color, s=30)
@@ -504,7 +505,8 @@ def verdicts(s: Setup, df, cost: dict) -> list:
     v = C.judge(C.BY_ID["towers-fail-above-100"], None, s.profile, failures=(int(sum(seeds.values())), len(seeds)),
                 missing="" if len(top) else "no run with α0 > 10² and height ≥ 1", evidence="figures/error_vs_height.png")
     if len(top):
-        v.reason += (f" (seeds whose every tower failed); of the runs, {int(_failed(top).sum())} of {len(top)} failed"
+        v.reason += (f" (a seed fails if every tower of it does); of the runs, {int(_failed(top).sum())} of {len(top)} "
+                     "failed"
                      + _failure_context(top, paper[(paper.alpha0 > 1e2) & (paper.height == 0)]))
     out.append(v)
     if cost is None:
