@@ -68,23 +68,30 @@ def test_one_value_has_no_interval_in_its_reason():
 
 
 
-def test_a_zero_width_interval_decides_only_from_six_seeds():
-    """Every seed giving the same difference makes the t interval a point; the range of n values covers the median
-    with 1 − 2·0.5ⁿ, 95 % only from n = 6: below that the claim stays inconclusive, as first declared it was not."""
-    claim = C.BY_ID["peers-adam-sgd-less-sensitive"]  # higher, δ = 1 decade, min n 3
+def test_a_claim_on_a_measure_with_ties_is_judged_on_the_median_from_six_seeds():
+    """A count of decades (or runs that end identically) is judged by the distribution-free interval of the
+    median: 3 seeds cannot decide, whether they all gave +4 (a t interval of no width) or +4, +4, +3 (a t
+    interval that would say reproduced); 6 can. As first declared, the t interval decided."""
+    claim = C.BY_ID["peers-adam-sgd-less-sensitive"]  # higher, δ = 1 decade, min n 3, median
+    assert claim.median and "n ≥ 6" in claim.rule and "n ≥ 6" not in replace(claim, first_rules=True).rule
     same = C.judge(claim, Interval(4.0, 4.0, 4.0, 3), "full")
-    assert same.verdict == "inconclusive" and "no width" in same.reason and "n ≥ 6" in same.reason, same.reason
-    assert "0.25" in same.reason  # the chance of 3 values on one side
-    assert C.judge(claim, Interval(4.0, 4.0, 4.0, 5), "full").verdict == "inconclusive"
-    six = C.judge(claim, Interval(4.0, 4.0, 4.0, 6), "full")
-    assert six.verdict == "reproduced" and "96.9 %" in six.reason, six.reason
-    assert C.judge(claim, Interval(0.0, 0.0, 0.0, 6), "full").verdict == "refuted"  # every seed: no difference
+    assert same.verdict == "inconclusive" and "no distribution-free 95 % interval below n = 6" in same.reason
+    assert "0.25" in same.reason and same.row()["95 % interval"] == "none below n = 6", same.reason
+    assert same.reason.endswith("by the rules before their amendment (RULES_AMENDED): reproduced")  # computed beside
+    near = C.judge(claim, interval([4, 4, 3]), "full", values=[4, 4, 3])
+    assert near.verdict == "inconclusive" and near.effect.mean == 4.0, near.reason
+    six = C.judge(claim, interval([4] * 6), "full", values=[4] * 6)
+    assert six.verdict == "reproduced" and "distribution-free 95 % interval [+4, +4]" in six.reason, six.reason
+    nine = C.judge(claim, interval([4, 4, 3, 5, 4, 2, 4, 6, 0]), "full", values=[4, 4, 3, 5, 4, 2, 4, 6, 0])
+    assert nine.verdict == "reproduced" and (nine.effect.lo, nine.effect.hi) == (2, 5)  # x(2), x(8) of 9
+    assert C.judge(claim, interval([0.0] * 6), "full", values=[0.0] * 6).verdict == "refuted"  # no difference
     first = C.judge(replace(claim, first_rules=True), Interval(4.0, 4.0, 4.0, 3), "full")
     assert first.verdict == "reproduced" and "no width" in first.reason  # the rule before RULES_AMENDED
-    assert "6" in claim.rule and "6" not in replace(claim, first_rules=True).rule
-    spread = C.judge(claim, Interval(4.0, 3.0, 5.0, 3), "full")  # a spread: the t interval as always
-    assert spread.verdict == "reproduced", spread.reason
-
+    # any other claim: the t interval, unless every seed gives the same difference
+    lower = C.BY_ID["towers-less-sensitive"]
+    assert not lower.median and C.judge(lower, Interval(-5.0, -8.0, -2.0, 3), "full").verdict == "reproduced"
+    tie = C.judge(lower, Interval(-5.0, -5.0, -5.0, 3), "full")
+    assert tie.verdict == "inconclusive" and "every seed gives the same difference" in tie.reason
 
 def test_a_cifar_subset_never_decides_the_papers_claim(tmp_path):
     """Full CIFAR-10 is the claim's data: on the 4,000-image subset even the full protocol is indicative,
@@ -145,6 +152,8 @@ def test_rate_rule():
     assert verdict == {(5, 5): "inconclusive", (6, 6): "reproduced", (4, 5): "inconclusive", (16, 20): "reproduced",
                        (0, 5): "inconclusive", (0, 6): "refuted", (2, 5): "inconclusive", (3, 20): "refuted"}
     assert "28–99 %" in C.judge(claim, None, "full", failures=(4, 5)).reason
+    assert C.judge(claim, None, "full", failures=(4, 5)).reason.endswith("amendment (RULES_AMENDED): reproduced")
+    assert "before their amendment" not in C.judge(claim, None, "full", failures=(6, 6)).reason  # the same verdict
     first = replace(claim, first_rules=True)
     assert [C.judge(first, None, "full", failures=k).verdict for k in [(4, 5), (0, 5), (2, 5)]] == [
         "reproduced", "refuted", "inconclusive"]
@@ -236,7 +245,7 @@ def test_every_follow_up_has_the_size_its_plan_asks_for_and_every_sizable_claim_
         e, c = Interval(**v["effect"]), v["claim"]
         if c["kind"] == "rate":
             return F.plan_rate(round(e.mean * e.n), e.n, c["min_n"])[0]
-        return F.plan(e, c["kind"], c["delta"], c["min_n"])[0]
+        return F.plan(e, c["kind"], c["delta"], c["min_n"], c.get("median", False))[0]
 
     planned = {i: size(v) for i, v in inconclusive.items()}
     declared = {c.follows: c for c in C.FOLLOW_UPS}
@@ -258,8 +267,8 @@ def test_the_notebooks_run_each_follow_up_on_as_many_fresh_seeds_as_declared():
                                                           full01["FRESH_SEEDS"] + full01["SEEDS"] + full01["TUNE_SEEDS"]),
              "towers-less-sensitive": (full04["FOLLOW_UP_SEEDS"], full04["SEEDS"]),
              "report-adam-adam-fails": (full01["FOLLOW_UP_ADAM_ADAM_SEEDS"], full01["SEEDS"]),
-             "towers-fail-above-100": (full04["FOLLOW_UP_COUNT_SEEDS"], full04["SEEDS"]),
-             "report-towers-saturate": (full04["FOLLOW_UP_COUNT_SEEDS"], full04["SEEDS"]),
+             "towers-fail-above-100": (full04["FOLLOW_UP_FAIL_SEEDS"], full04["SEEDS"] + full04["FOLLOW_UP_SEEDS"]),
+             "report-towers-saturate": (full04["FOLLOW_UP_SATURATE_SEEDS"], full04["SEEDS"]),
              "peers-adam-sgd-less-sensitive": (full06["FOLLOW_UP_SEEDS"], full06["TUNE_SEEDS"]),
              "peers-adam-sgd-spares-choosing-alpha0": (full06["FOLLOW_UP_SEEDS"], full06["TUNE_SEEDS"])}
     assert set(sizes) == {c.follows for c in C.FOLLOW_UPS if c.follows != "towers-level-cost"}
@@ -278,10 +287,15 @@ def test_plans_for_a_zero_width_first_run_and_for_a_rate():
 
     from hypernb.study.stats import rate_interval
 
-    assert F.plan(Interval(4.0, 4.0, 4.0, 3), "higher", 1.0) == (C.SIGN_N, 1.0)
-    assert F.plan(Interval(0.0, 0.0, 0.0, 3), "within", 1.0, min_n=3) == (C.SIGN_N, 1.0)
+    n, p = F.plan(Interval(4.0, 4.0, 4.0, 3), "higher", 1.0)
+    assert n == C.SIGN_N and math.isnan(p)  # the fewest that can decide; its chance not estimable
+    assert F.plan(Interval(0.0, None, None, 3), "within", 1.0, min_n=3, median=True)[0] == C.SIGN_N
+    assert F.plan(Interval(2.0, 1.0, 3.0, 3), "higher", 1.0, median=True)[0] == C.SIGN_N
     assert F.plan(Interval(1.0, 1.0, 1.0, 3), "within", 1.0)[0] is None  # on δ: a zero-width run never decides
-    assert F.plan_rate(3, 3) == (6, 1.0)  # 6 of 6: 54–100 %; 5 of 5 reaches down to 47.8 %
+    n, p = F.plan_rate(3, 3)
+    assert n == 6 and math.isnan(p)  # 6 of 6: 54–100 %; 5 of 5 reaches down to 47.8 %
+    with pytest.raises(ValueError, match="at least one"):
+        F.plan_rate(0, 0)
     n, p = F.plan_rate(4, 5, min_n=5)
 
     def decided(m):

@@ -4,11 +4,13 @@ comparison, the decision rule and the smallest effect that matters (δ).
 A verdict comes only from runs at the full protocol (``profile="full"``); smoke and demo runs get
 the same table marked "indicative — reduced protocol". Every comparison is a paired difference
 over seeds (same seed: same initial weights and data order) with its 95 % t interval, decided by the
-rules below. Where every seed gives the same difference (a count of decades, two runs that end
-identically), the t interval has no width, which is no evidence of certainty: such a difference is
-judged with the distribution-free interval for the median instead, the range of the n values, which
-covers the median with probability 1 − 2·0.5ⁿ and so reaches 95 % only from n = 6 (``SIGN_N``); below
-that the claim is inconclusive.
+rules below. A claim on a per-seed measure with ties (a count of decades; runs that end identically:
+``Claim.median``), and any comparison whose seeds all give the same difference, is judged instead
+by the distribution-free 95 % interval of the median difference (order statistics, as
+``bench.median_ci``): a t interval of no width is no evidence of certainty, and with 3 whole numbers
+the t interval is no more to be trusted than their range. That interval covers the median with at
+least 95 % and exists only from n = 6 (``SIGN_N``: n values all on one side of the median happen with
+probability at most 2·0.5ⁿ); below that the claim is inconclusive.
 
 * ``lower`` (the claim: the difference is negative, e.g. test error goes down):
   reproduced if the interval lies below 0; refuted if it lies above −δ (no improvement as large
@@ -23,12 +25,12 @@ that the claim is inconclusive.
   refuted if it lies below 50 %, inconclusive otherwise.
 
 A declaration changed after runs had started says so in ``amended``: what it was, what it is, and
-why; the notebooks and the summary show it beside the verdict. The two rules above for a zero-width
-interval and for a rate were amended after review (``RULES_AMENDED``), before the runs of their
-follow-ups; until then a zero-width t interval was judged as any other and a rate by its point
-estimate (reproduced if ≥ 80 % of runs fail, refuted if none does): both ignored how few seeds
-stood behind them. A claim as first declared (``FIRST_DECLARED``, ``first_rules=True``) is judged
-by the rules of that time.
+why; the notebooks and the summary show it beside the verdict. The median rule and the rate rule were
+amended after review (``RULES_AMENDED``), after the first runs' results were known and before the runs
+of the follow-ups they called for; until then a zero-width t interval was judged as any other and a
+rate by its point estimate (reproduced if ≥ 80 % of runs fail, refuted if none does): both ignored how
+few seeds stood behind them. The change moved five verdicts from reproduced to inconclusive. A claim
+as first declared (``FIRST_DECLARED``, ``first_rules=True``) is judged by the rules of that time.
 
 What we found by reading the report's files (not by running anything) are *findings*, listed
 apart, and no claim is attributed to a source that did not make it.
@@ -53,12 +55,16 @@ RULES = {
     "rate": "reproduced if the exact 95 % interval of the failure rate lies above 50 %; refuted if it lies below "
             "50 %; else inconclusive",
 }
-ZERO_WIDTH = "; where every seed gives the same difference, the interval is the n values' range, 95 % from n = 6"
+ZERO_WIDTH = ("; where every seed gives the same difference, the interval is the distribution-free one of the median "
+              "(order statistics), which needs n ≥ 6")
+MEDIAN_RULE = ("judged on the median difference: its distribution-free 95 % interval (order statistics, n ≥ 6) "
+               "decides, as the t interval does for a mean")
 FIRST_RATE_RULE = "reproduced if ≥ 80 % of the runs fail; refuted if none does; else inconclusive"
-RULES_AMENDED = ("decision rule amended after review (2026-12-07), before its follow-up ran: a zero-width t interval "
-                 "(every seed the same difference) is judged by the distribution-free interval of the median, which "
-                 "needs n ≥ 6, and a rate by its exact 95 % interval against 50 % instead of its point estimate "
-                 "(≥ 80 % of runs fail) or none failing")
+RULES_AMENDED = ("decision rule amended after review (2026-12-07), after the first runs' results were known and before "
+                 "the follow-up's runs: a per-seed measure with ties (a count of decades, runs that end identically) and "
+                 "a zero-width t interval are judged by the distribution-free interval of the median, which needs "
+                 "n ≥ 6, and a rate by its exact 95 % interval against 50 % instead of its point estimate (≥ 80 % of "
+                 "runs fail) or none failing; this moved five verdicts from reproduced to inconclusive")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Claim:
     amended: str = ""  # what changed in the declaration after runs had started, and why ("" = as first declared)
     follows: str = ""  # a follow-up: the id of the claim whose inconclusive first run it repeats (see FOLLOW_UPS)
     first_rules: bool = False  # judged by the rules before RULES_AMENDED (a declaration as first made)
+    median: bool = False  # a per-seed measure with ties: judged on the median (see the module docstring)
 
     @property
     def counted(self) -> str:
@@ -87,7 +94,10 @@ class Claim:
     def rule(self) -> str:
         if self.kind == "rate":
             return FIRST_RATE_RULE if self.first_rules else RULES["rate"]
-        return RULES[self.kind].replace("δ", f"δ ({self.delta:g}{self.unit})") + ("" if self.first_rules else ZERO_WIDTH)
+        rule = RULES[self.kind].replace("δ", f"δ ({self.delta:g}{self.unit})")
+        if self.first_rules:
+            return rule
+        return f"{rule}; {MEDIAN_RULE}" if self.median else rule + ZERO_WIDTH
 
 
 @dataclass
@@ -111,7 +121,7 @@ class Verdict:
             effect = f"{e.mean:+.3g}{c.unit}"
         return {"id": c.id, "claim": c.statement, "claimant": c.claimant, "metric": c.metric,
                 "comparison": c.comparison, "rule": c.rule, "n": self.n, "effect": effect,
-                "95 % interval": "–" if e is None or e.n < 2 else (
+                "95 % interval": "–" if e is None or e.n < 2 else f"none below n = {SIGN_N}" if e.lo is None else (
                     f"[{100 * e.lo:.0f} %, {100 * e.hi:.0f} %] of {c.counted} fail" if c.kind == "rate"
                     else f"[{e.lo:+.3g}, {e.hi:+.3g}]{c.unit}"),
                 "verdict": self.verdict, "why": self.reason, "amended": c.amended}
@@ -123,13 +133,28 @@ class Verdict:
 
 
 def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tuple[int, int] | None = None,
-          missing: str = "", evidence: str = "", detail: str = "") -> Verdict:
-    """The pre-declared rule applied to ``effect`` (or to ``failures`` = (failed, n) for a rate)."""
+          values=None, missing: str = "", evidence: str = "", detail: str = "") -> Verdict:
+    """The pre-declared rule applied to ``effect`` (or to ``failures`` = (failed, n) for a rate). ``values``:
+    the per-seed differences behind ``effect``, for a claim judged on the median (without them, a zero-width
+    effect stands for n equal values). A verdict that the rules as they were before ``RULES_AMENDED`` would
+    have given otherwise says so in its reason, computed on the same numbers."""
+    v = _judge(claim, effect, profile, failures, values, missing, evidence, detail)
+    if not claim.first_rules and profile == "full" and not missing:
+        before = _judge(replace(claim, first_rules=True), effect, profile, failures, values, "", "", "")
+        if before.verdict != v.verdict:
+            v.reason += f"; by the rules before their amendment (RULES_AMENDED): {before.verdict}"
+    return v
+
+
+def _judge(claim: Claim, effect: Interval | None, profile: str, failures, values, missing: str, evidence: str,
+           detail: str) -> Verdict:
     v = Verdict(claim, "inconclusive", evidence=evidence, detail=detail)
     if missing:
         v.reason = missing
         return v
     if claim.kind == "rate":
+        if failures is None:
+            raise ValueError(f"{claim.id} is a rate claim: judge it with failures=(failed, n)")
         failed, n = failures
         rate = failed / n if n else 0.0
         lo, hi = rate_interval(failed, n) if n else (0.0, 1.0)
@@ -159,25 +184,34 @@ def judge(claim: Claim, effect: Interval | None, profile: str, *, failures: tupl
     if effect is None:
         v.reason = "no paired runs"
         return v
+    zero_width = effect.n >= 2 and effect.lo == effect.hi
+    on_median = not claim.first_rules and effect.n >= 2 and (claim.median or zero_width)
+    if on_median:  # the distribution-free interval of the median, from the per-seed values
+        from ..bench import median_ci
+
+        med, lo, hi = median_ci(list(values) if values is not None else [effect.mean] * effect.n)
+        effect = Interval(med, lo, hi, effect.n)  # lo, hi None: no such interval below SIGN_N values
     v.n, v.effect = effect.n, effect
     if effect.n < 2:  # one value (e.g. an exact measurement): no interval to speak of
         ci = f"value {effect.mean:+.3g}{claim.unit} at n = 1 (no interval)"
+    elif on_median:
+        ci = (f"median {effect.mean:+.3g}{claim.unit} at n = {effect.n}"
+              + (" (every seed gives the same difference)" if zero_width else "")
+              + (f", distribution-free 95 % interval [{effect.lo:+.3g}, {effect.hi:+.3g}]{claim.unit}"
+                 if effect.lo is not None else ""))
     else:
         ci = f"interval [{effect.lo:+.3g}, {effect.hi:+.3g}]{claim.unit} at n = {effect.n}"
-        if effect.lo == effect.hi:  # a discrete measure can give every seed the same difference
-            ci += " (every seed gives the same difference, so the t interval has no width"
-            ci += ")" if claim.first_rules else (
-                f"; their range covers the median with {100 * (1 - 2 * 0.5 ** effect.n):.1f} %)")
+        if zero_width:  # (judged by the rules as first declared: a zero-width t interval as any other)
+            ci += " (every seed gives the same difference, so the t interval has no width)"
     if profile != "full":
         v.verdict, v.reason = INDICATIVE, f"{ci}, {profile} profile"
         return v
     if effect.n < claim.min_n:
         v.reason = f"n = {effect.n} < {claim.min_n} seeds required"
         return v
-    if effect.n >= 2 and effect.lo == effect.hi and effect.n < SIGN_N and not claim.first_rules:
-        v.reason = (f"{ci}: below 95 %, since {effect.n} values all on one side of any point happen by chance with "
-                    f"probability 2·0.5^{effect.n} = {2 * 0.5 ** effect.n:.2g}; a distribution-free verdict needs "
-                    f"n ≥ {SIGN_N}")
+    if on_median and effect.lo is None:
+        v.reason = (f"{ci}: no distribution-free 95 % interval below n = {SIGN_N} ({effect.n} values all on one side "
+                    f"of the median happen with probability up to 2·0.5^{effect.n} = {2 * 0.5 ** effect.n:.2g})")
         return v
     d = claim.delta
     if claim.kind == "lower":
@@ -427,6 +461,10 @@ CLAIMS += [
        "within", PEER_MARGIN, " pp", 5, "first declared at its default lr; changed to the lr chosen on validation "
        "after runs had started (validation chose the default lr, so the runs compared are the same); " + _PEER_DELTA),
 ]
+# per-seed measures with ties, judged on the median (see the module docstring; declared with RULES_AMENDED): counts
+# of decades, and heights whose runs end identically
+MEDIAN_CLAIMS = ("report-towers-saturate", "peers-adam-sgd-less-sensitive", "peers-adam-sgd-spares-choosing-alpha0")
+CLAIMS = [replace(c, median=True) if c.id in MEDIAN_CLAIMS else c for c in CLAIMS]
 BY_ID = {c.id: c for c in CLAIMS}
 
 # Declarations as they stood before an amendment (see ``Claim.amended``), judged by the notebooks beside the
@@ -492,8 +530,10 @@ FOLLOW_UPS = [
                "(the first run: 9), measured alone on the machine"),
     _follow_up("report-adam-adam-fails", 20, "Adam/Adam (κ = 10⁻³) with β stored raw, in the report's setting, 30 "
                "epochs; seeds 5–24 only (the first run: 0–4)"),
-    _follow_up("towers-fail-above-100", 6, "α0 = 10³, heights 1–50, one outcome per seed; seeds 3–8 only (the first "
-               "run: 0–2)"),
+    _follow_up("towers-fail-above-100", 6, "α0 = 10³, heights 1–50, one outcome per seed; seeds 9–14 only (the first "
+               "run: 0–2; first declared on 3–8 (e52efde), but 3–7 had run at height 5 for the spread's follow-up, "
+               "and every height of a seed ends alike, so they were not fresh: that run, 6 of 6 failing, is not "
+               "this verdict; redeclared on 9–14 after review, before their runs)"),
     _follow_up("report-towers-saturate", 6, "height 3 − height 10 at α0 = 10⁻⁴, paired by seed; seeds 3–8 only (the "
                "first run: 0–2)"),
     _follow_up("peers-adam-sgd-less-sensitive", 6, "Adam/SGD over κ − Adam (cosine) over α, paired by seed; seeds "

@@ -91,17 +91,17 @@ def decision_probability(mean: float, sd: float, n: int, kind: str, delta: float
     return min(1.0, total * h / 3)
 
 
-def plan(effect: Interval, kind: str, delta: float, min_n: int = 2) -> tuple[int | None, float]:
+def plan(effect: Interval, kind: str, delta: float, min_n: int = 2, median: bool = False) -> tuple[int | None, float]:
     """(smallest n from ``min_n`` (the claim's own minimum) to MAX_N whose decision probability reaches POWER,
-    that probability), or (None, the probability at MAX_N) when none does. A first run whose seeds all gave
-    the same difference: ``claims.SIGN_N`` seeds, decided for certain if they all gave that value again and
-    it lies outside the undecided band of a zero-width interval."""
+    that probability), or (None, the probability at MAX_N) when none does. A claim judged on the median
+    (``median``, or a first run whose seeds all gave one value, which leaves no sd to plug in): the fewest
+    seeds that can decide at all, ``claims.SIGN_N``, if its median lies outside the undecided band, with
+    the chance NaN (not estimable from such a run); else None."""
     from .claims import SIGN_N
 
-    if effect.n >= 2 and effect.lo == effect.hi:
+    if median or effect.lo is None or (effect.n >= 2 and effect.lo == effect.hi):
         lo, hi = undecided_band(kind, delta, 0.0)
-        decided = not (lo <= effect.mean <= hi)
-        return (max(SIGN_N, min_n), 1.0) if decided else (None, 0.0)
+        return (max(SIGN_N, min_n) if not lo <= effect.mean <= hi else None), math.nan
     sd = per_seed_sd(effect)
     p = 0.0
     for n in range(max(2, min_n), MAX_N + 1):
@@ -118,6 +118,8 @@ def plan_rate(failed: int, n: int, min_n: int = 2) -> tuple[int | None, float]:
     from .claims import RATE_LINE
     from .stats import rate_interval
 
+    if n < 1:
+        raise ValueError("a rate's follow-up is planned from a first run of at least one")
     rate, p = failed / n, 0.0
     for m in range(max(2, min_n), MAX_N + 1):
         p = 0.0
@@ -125,8 +127,9 @@ def plan_rate(failed: int, n: int, min_n: int = 2) -> tuple[int | None, float]:
             lo, hi = rate_interval(k, m)
             if lo > RATE_LINE or hi < RATE_LINE:
                 p += math.comb(m, k) * rate ** k * (1 - rate) ** (m - k)
-        if p >= POWER:
-            return m, p
+        if p >= POWER:  # (p is not monotone in m: the interval's steps make it saw-tooth, 80 % at 20 of 0.8, 73 % at 22)
+            # a first rate of 0 or 1 makes the plug-in certain: the fewest that can decide, its chance not estimable
+            return m, (p if 0 < failed < n else math.nan)
     return None, p
 
 
@@ -141,14 +144,17 @@ def plan_table(verdicts: list, declared: dict):
             continue
         rate = v.claim.kind == "rate"
         n, p = (plan_rate(round(v.effect.mean * v.effect.n), v.effect.n, v.claim.min_n) if rate
-                else plan(v.effect, v.claim.kind, v.claim.delta, v.claim.min_n))
+                else plan(v.effect, v.claim.kind, v.claim.delta, v.claim.min_n, v.claim.median))
         follow = declared.get(v.claim.id)
         size = (f"n for a {100 * POWER:.0f} % chance of a verdict (if the first run's mean and sd, or rate, were the "
                 "truth)")
         rows.append({"claim": v.claim.statement, "first run: n, effect [95 % interval]":
                      f"{v.effect.n}, {v.row()['effect']} {v.row()['95 % interval']}",
-                     "per-seed sd": "– (a rate)" if rate else f"{per_seed_sd(v.effect):.3g}",
-                     size: f"none ≤ {MAX_N} ({100 * p:.0f} % at {MAX_N})" if n is None else f"{n} ({100 * p:.0f} %)",
+                     "per-seed sd": "– (a rate)" if rate else "– (judged on the median)" if v.claim.median or
+                     v.effect.lo is None or v.effect.lo == v.effect.hi else f"{per_seed_sd(v.effect):.3g}",
+                     size: (f"none ≤ {MAX_N}" + ("" if p != p else f" ({100 * p:.0f} % at {MAX_N})")) if n is None
+                     else f"{n} (the fewest that can decide; its chance is not estimable from this run)" if p != p
+                     else f"{n} ({100 * p:.0f} %)",
                      "follow-up": "–" if follow is None else f"{follow.min_n}: {follow.comparison}"})
     return pd.DataFrame(rows)
 
@@ -176,7 +182,7 @@ def judge(s, follow: dict) -> list:
         return (int(sum(d.values())), len(d)) if claim.kind == "rate" and d else None
 
     return [C.judge(C.FOLLOW_UP_BY_ID[i], interval(d.values()) if d else None, s.profile,
-                    failures=rate(C.FOLLOW_UP_BY_ID[i], d),
+                    failures=rate(C.FOLLOW_UP_BY_ID[i], d), values=list(d.values()),
                     missing="" if d else "no paired values (no seed has a result in both arms)",
                     evidence="figures/follow_ups.png",
                     detail=("per seed (or repetition): " + ", ".join(f"{k}: {v:+.4g}" for k, v in d.items())) if d else "")

@@ -357,8 +357,13 @@ def sensitivity_figure(s: Setup, task: str, out: dict):
     grid = out["grid"]
     methods = [m for m in ["Adam", ALPHA0, "Adam/SGD", "Prodigy", "D-Adaptation Adam", "Schedule-Free AdamW", "DoG"]
                if (grid.method == m).any()]
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.1 * len(methods), 3.4), sharey=True, squeeze=False)
-    axes = axes[0]
+    cols = min(4, len(methods))  # rows of at most 4 panels: 7 in one row had unreadable tick labels
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(methods):]:
+        ax.set_visible(False)
+    axes = list(axes.flat)
+    within = 0.01 if task.endswith("lstm") else WITHIN
     for ax, m in zip(axes, methods):
         g = grid[grid.method == m]
         for v, sub in g.groupby("value"):
@@ -369,15 +374,26 @@ def sensitivity_figure(s: Setup, task: str, out: dict):
                 ax.scatter([v] * len(bad), bad.test_error, marker="x", color="C3", s=30)
         means = g.groupby("value").test_error.mean()
         ax.plot(means.index, means.values, color="C0")
+        best = g[g.status == "ok"].groupby("value").test_error.mean().min()
+        if best == best:  # (NaN: every run diverged)
+            ax.axhline(best + within, color="C2", lw=0.8, ls="--",
+                       label=f"best mean + {within:g}{' nats' if task.endswith('lstm') else ' pp'}")
         knob = "α (cosine)" if m == "Adam" else "α0 (κ 10⁻⁵)" if m == ALPHA0 else KNOBS[m][0]
         seeds = g.seed.nunique()
         ax.set_xscale("log")
         if not task.endswith("lstm"):
+            from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(FixedLocator([1, 2, 3, 5, 10, 20, 50, 90]))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(knob)
         ax.set_title(f"{m} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=9)
     failed = "the unigram entropy" if task.endswith("lstm") else f"{FAILED:g} %"
-    axes[0].set_ylabel(f"{metric(task)}\n(× diverged, counted as {failed})")
+    for r in range(rows):
+        axes[r * cols].set_ylabel(f"{metric(task)}\n(× diverged, counted as {failed})")
+    axes[0].legend(fontsize=7, loc="upper center")
     n = grid[grid.method == "Adam/SGD"].value.nunique()
     fig.suptitle(f"{task} ({DATA_NOTE[task]}): each method against its one remaining knob, {n} value(s), one per "
                  "decade",
@@ -492,7 +508,7 @@ def verdicts(s: Setup, tasks: dict) -> list:
     for claim_id, method in SENSITIVITY.items():
         per_seed = decade_differences(grid, method, s["TUNE_SEEDS"])
         out.append(C.judge(C.BY_ID[claim_id], interval(per_seed.values()) if per_seed else None, s.profile,
-                           missing="" if per_seed else "no paired grids", evidence="figures/mnist-mlp_sensitivity.png",
+                           values=list(per_seed.values()), missing="" if per_seed else "no paired grids", evidence="figures/mnist-mlp_sensitivity.png",
                            detail="per seed (decades of Adam/SGD − of Adam): " + ", ".join(
                                f"{seed}: {d:+g}" for seed, d in per_seed.items())))
     return out

@@ -657,8 +657,10 @@ def _failures(res) -> tuple[int, int]:
 
 
 def _failed_per_seed(res) -> dict:
-    """seed → 1.0 if its run diverged or ended at chance (≤ 11 % accuracy), else 0.0."""
-    return {sd.seed: float(sd.status != "ok" or sd.final["test_acc"] <= 0.11) for sd in res.seeds}
+    """seed → 1.0 if its run diverged or ended at chance (≤ 11 % accuracy), else 0.0; a seed still running (or
+    stopped) has no outcome yet and is left out."""
+    return {sd.seed: float(sd.status == "diverged" or sd.final["test_acc"] <= 0.11) for sd in res.seeds
+            if sd.status in ("ok", "diverged")}
 
 
 def _report_pairs(s: Setup, table: dict) -> dict:

@@ -28,25 +28,28 @@ SPEC = {
     "REPORT_HEIGHTS": ("list", "none"), "REPORT_ALPHAS0": ("list", "none"), "REPORT_EPOCHS": ("int", "none"),
     "REPORT_LEVEL": "str", "COST_HEIGHTS": ("list", "none"), "COST_REPS": ("int", "none"), "TRAIN": "bool",
     "PAPER_OUTPUT_TANH": "bool", "LOGIT_CHECK": ("bool", "none"), "FOLLOW_UP_SEEDS": ("list", "none"),
-    "FOLLOW_UP_COST_REPS": ("int", "none"), "FOLLOW_UP_COUNT_SEEDS": ("list", "none"), "OUT_DIR": "str",
+    "FOLLOW_UP_COST_REPS": ("int", "none"), "FOLLOW_UP_SATURATE_SEEDS": ("list", "none"),
+    "FOLLOW_UP_FAIL_SEEDS": ("list", "none"), "OUT_DIR": "str",
     "INTERACTIVE": "bool", "QUIET": "bool",
 }
 DEFAULTS = {
     "smoke": {"SEEDS": [0], "HEIGHTS": [0, 1, 3], "ALPHAS0": [1e-2, 1.0, 1e3], "REPORT_HEIGHTS": [0, 1],
               "REPORT_ALPHAS0": [1.0, 1e-4], "REPORT_EPOCHS": 1, "COST_HEIGHTS": [1, 2, 5], "COST_REPS": 1,
-              "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1], "FOLLOW_UP_COST_REPS": 1, "FOLLOW_UP_COUNT_SEEDS": [1]},
+              "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1], "FOLLOW_UP_COST_REPS": 1, "FOLLOW_UP_SATURATE_SEEDS": [1],
+              "FOLLOW_UP_FAIL_SEEDS": [2]},
     "demo": {"SEEDS": [0], "HEIGHTS": [0, 1, 2, 3, 5, 10, 50], "ALPHAS0": [1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 3], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 2,
              "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 3, "LOGIT_CHECK": False, "FOLLOW_UP_SEEDS": [1],
-             "FOLLOW_UP_COST_REPS": 2, "FOLLOW_UP_COUNT_SEEDS": [1]},
+             "FOLLOW_UP_COST_REPS": 2, "FOLLOW_UP_SATURATE_SEEDS": [1], "FOLLOW_UP_FAIL_SEEDS": [2]},
     "full": {"SEEDS": [0, 1, 2], "HEIGHTS": [0, 1, 2, 3, 4, 5, 10, 20, 50],
              "ALPHAS0": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3],
              "REPORT_HEIGHTS": [0, 1, 2, 3, 5, 10], "REPORT_ALPHAS0": [1.0, 1e-2, 1e-4, 1e-6], "REPORT_EPOCHS": 20,
              "COST_HEIGHTS": [1, 2, 5, 10, 20, 50], "COST_REPS": 9, "LOGIT_CHECK": True,
              # the follow-ups (claims.FOLLOW_UPS): fresh seeds and repetitions, sized by followup.plan
              "FOLLOW_UP_SEEDS": [3, 4, 5, 6, 7], "FOLLOW_UP_COST_REPS": 24,
-             # those declared with claims.RULES_AMENDED (every tower fails; gains saturate): SIGN_N fresh seeds
-             "FOLLOW_UP_COUNT_SEEDS": [3, 4, 5, 6, 7, 8]},
+             # those declared with claims.RULES_AMENDED: SIGN_N fresh seeds each; every tower fails on seeds no
+             # run of its grid has used (3-7 ran at heights 0 and 5 for the spread's follow-up)
+             "FOLLOW_UP_SATURATE_SEEDS": [3, 4, 5, 6, 7, 8], "FOLLOW_UP_FAIL_SEEDS": [9, 10, 11, 12, 13, 14]},
 }
 FAILED = 90.0  # the test error % a diverged run counts as
 CHECK = "paper, other logits"  # the paper's grid with the logits PAPER_OUTPUT_TANH does not choose
@@ -55,7 +58,10 @@ CHECK = "paper, other logits"  # the paper's grid with the logits PAPER_OUTPUT_T
 def check(params: dict) -> None:
     """Rules across parameters, checked before anything trains: the follow-ups' seeds are fresh."""
     followup.fresh_seeds(params["FOLLOW_UP_SEEDS"], params["SEEDS"], "FOLLOW_UP_SEEDS", "SEEDS")
-    followup.fresh_seeds(params["FOLLOW_UP_COUNT_SEEDS"], params["SEEDS"], "FOLLOW_UP_COUNT_SEEDS", "SEEDS")
+    followup.fresh_seeds(params["FOLLOW_UP_SATURATE_SEEDS"], params["SEEDS"], "FOLLOW_UP_SATURATE_SEEDS", "SEEDS")
+    # (the paper's grid: every height of a seed ends alike, so a seed the spread's follow-up ran is no longer fresh)
+    followup.fresh_seeds(params["FOLLOW_UP_FAIL_SEEDS"], [*params["SEEDS"], *(params["FOLLOW_UP_SEEDS"] or [])],
+                         "FOLLOW_UP_FAIL_SEEDS", "SEEDS or FOLLOW_UP_SEEDS")
 
 
 def _height_axis(ax, heights) -> None:
@@ -226,8 +232,10 @@ def _failed(df):
 
 def _failed_seeds(top) -> dict:
     """Per seed: 1.0 if every tower run of it (α0 > 10², heights ≥ 1) failed, else 0.0; a seed's runs are one
-    outcome (every height of a seed ended at the same error), so the claim counts seeds, not runs."""
-    return {int(seed): float(_failed(g).all()) for seed, g in top.groupby("seed")}
+    outcome (every height of a seed ended at the same error), so the claim counts seeds, not runs. A seed
+    without a run at every height of the grid is left out."""
+    heights = top.height.nunique()
+    return {int(seed): float(_failed(g).all()) for seed, g in top.groupby("seed") if g.height.nunique() == heights}
 
 
 def _failure_context(top, plain) -> str:
@@ -448,13 +456,14 @@ def follow_up_runs(s: Setup) -> dict:
     if s["FOLLOW_UP_COST_REPS"] and s.profile != "smoke":
         cost = costs(s, repetitions=s["FOLLOW_UP_COST_REPS"], name="cost_follow_up.json")  # None: not measured, training off
         out["towers-level-cost-follow-up"] = {} if cost is None else dict(enumerate(per_level_percent(cost)))
-    seeds = list(s["FOLLOW_UP_COUNT_SEEDS"] or [])
+    seeds = list(s["FOLLOW_UP_FAIL_SEEDS"] or [])
     top = [a for a in s["ALPHAS0"] if a > 1e2]
     if seeds and s["PAPER_OUTPUT_TANH"] and top:  # every tower fails: the paper's grid at α0 > 10², heights ≥ 1
         points = [("paper", a, h, {**paper_config(s, a, h), "seeds": seeds}) for h in s["HEIGHTS"] if h >= 1
                   for a in top]
         df = _tidy(points, run_grid(s, [cfg for *_, cfg in points], desc="follow-up: every tower fails"))
         out["towers-fail-above-100-follow-up"] = _failed_seeds(df)
+    seeds = list(s["FOLLOW_UP_SATURATE_SEEDS"] or [])
     if seeds and {3, 10} <= set(s["REPORT_HEIGHTS"]):  # gains saturate: the report's grid, α0 = 10⁻⁴, heights 3, 10
         points = [("report", 1e-4, h, {**report_config(s, 1e-4, h), "seeds": seeds}) for h in (3, 10)]
         df = _tidy(points, run_grid(s, [cfg for *_, cfg in points], desc="follow-up: gains saturate"))
@@ -531,7 +540,7 @@ def verdicts(s: Setup, df, cost: dict) -> list:
     def pair(claim_id, a, h1, h0):
         e1, e0 = err(a, h1), err(a, h0)
         effect = paired(e1, e0) if set(e1) & set(e0) else None
-        v = C.judge(C.BY_ID[claim_id], effect, s.profile,
+        v = C.judge(C.BY_ID[claim_id], effect, s.profile, values=list(differences(e1, e0).values()),
                     missing="" if effect is not None else f"no runs at α0 = {a:g}, heights {h0} and {h1}",
                     evidence="figures/error_vs_height.png")
         if effect is not None and all(round(e1[k] - e0[k], 6) == 0 for k in set(e1) & set(e0)):
