@@ -110,13 +110,18 @@ def figures(s: Setup, runs: dict):
     for ax in axes[1:]:
         ax.set_yscale("symlog", linthresh=1e-5)
         ax.axhline(0, color="k", lw=0.8)
+    fig.suptitle(f"{s.profile} profile, {len(s['SEEDS'])} seed(s)" + ("" if s.profile == "full" else
+                 ": indicative, a reduced protocol") + "; the verdicts use validation loss", fontsize=9)
     fig.tight_layout()
     save_figure(s, fig, "char_rnn")
     fig2, ax = plt.subplots(figsize=(6.5, 3.6))
     a_mid = sorted(s["ALPHAS0"])[len(s["ALPHAS0"]) // 2]
     curves({"contiguous split": runs[("Adam_α", a_mid)],
             "shuffled characters (the report's bug)": runs[("shuffled characters (the report's bug)", a_mid)]},
-           "loss", ax=ax, title="why the report's LSTM stopped at 3.12 nats")
+           "loss", ax=ax, title=f"contiguous split vs the report's shuffled characters, Adam_α at α0 = {a_mid:g}\n"
+                                f"({s.profile} profile, {len(s['SEEDS'])} seed(s)): shuffled text cannot go below the "
+                                "unigram entropy", )
+    ax.title.set_fontsize(9)
     ax.axhline(entropy(), color="k", ls="--", lw=1, label="unigram entropy of the training text")
     ax.legend(fontsize=7)
     save_figure(s, fig2, "shuffled_vs_contiguous")

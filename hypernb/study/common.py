@@ -145,10 +145,16 @@ def setup(notebook: str, namespace: dict, spec: dict, defaults: dict, check=None
 
 def describe(s: Setup) -> str:
     """A deterministic one-screen summary of what the notebook will run (checked by nbval)."""
-    lines = [f"notebook {s.notebook}: profile '{s.profile}'"]
+    head = f"notebook {s.notebook}: profile '{s.profile}'"
+    if s.notebook == "05_summary" and not s.params.get("RESULTS_DIR"):  # it trains nothing of its own
+        head += " (its own outputs; it reads each notebook's records: full where committed, else demo)"
+    lines = [head]
     for k in sorted(s.params):
         if k not in ("OUT_DIR", "RESULTS_DIR", "PROFILE", "QUIET", "INTERACTIVE"):
-            lines.append(f"  {k} = {s.params[k]!r}")
+            value = f"{s.params[k]!r}"
+            if k == "TRAIN" and s.params[k] and not training_allowed(True):
+                value += " (off here: HYPERNB_TRAIN=0, records are read, nothing trains)"
+            lines.append(f"  {k} = {value}")
     return "\n".join(lines)
 
 
