@@ -189,10 +189,23 @@ def judge(s, follow: dict) -> list:
             for i, d in follow.items()]
 
 
+def _spread_out(x: float, values: list) -> list:
+    """x positions for a strip of dots: equal values side by side instead of on top of one another."""
+    count = {v: values.count(v) for v in set(values)}
+    seen: dict = {}
+    out = []
+    for v in values:
+        k = seen[v] = seen.get(v, -1) + 1
+        step = min(0.04, 0.3 / max(1, count[v] - 1))  # m equal values across at most ±0.15, centred on x
+        out.append(x + (k - (count[v] - 1) / 2) * step)
+    return out
+
+
 def figure(s, follow: dict, first: dict):
     """Per follow-up: every per-seed difference of the first run and of the follow-up (each dot one seed, or
-    one timing repetition), their means with 95 % intervals, 0 and the claim's δ. Linear axes: every value
-    is drawn, nothing is cut."""
+    one timing repetition; equal values side by side), their means with 95 % intervals (a median with its
+    distribution-free interval for a claim judged on the median; a rate with its exact one), 0 and the claim's
+    δ. Linear axes: every value is drawn, nothing is cut."""
     import textwrap
 
     import matplotlib.pyplot as plt
@@ -209,15 +222,23 @@ def figure(s, follow: dict, first: dict):
         claim = C.FOLLOW_UP_BY_ID[i]
         for x, (label, d) in enumerate((("first run", first.get(i, {})), ("follow-up", follow[i]))):
             values = list(d.values())
-            ax.scatter([x] * len(values), values, s=12, color=f"C{x}", alpha=0.7, label=f"{label} (n = {len(values)})")
+            ax.scatter(_spread_out(x, values), values, s=12, color=f"C{x}", alpha=0.7,
+                       label=f"{label} (n = {len(values)})")
             if len(values) >= 2:
                 e = interval(values)
                 if claim.kind == "rate":  # the rate with its exact interval, as judged
                     from .stats import rate_interval
 
                     e = Interval(e.mean, *rate_interval(round(sum(values)), len(values)), len(values))
-                ax.errorbar([x + 0.15], [e.mean], yerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="o", color="k",
-                            capsize=4)
+                elif claim.median or e.lo == e.hi:  # judged on the median: its distribution-free interval
+                    from ..bench import median_ci
+
+                    e = Interval(*median_ci(values), len(values))
+                if e.lo is None:  # (fewer than 6 values: no such interval; the median alone)
+                    ax.plot([x + 0.2], [e.mean], "D", color="k", ms=5)
+                else:
+                    ax.errorbar([x + 0.2], [e.mean], yerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="o", color="k",
+                                capsize=4)
         ax.axhline(0.0, color="k", lw=0.8)
         if claim.kind == "rate":  # each dot a seed: 1 failed, 0 did not; the line the rule's interval must clear
             ax.axhline(C.RATE_LINE, color="C3", lw=0.8, ls="--", label="50 % (the rate rule's line)")
