@@ -28,18 +28,18 @@ RULE_FIELDS = ("mu", "beta1", "beta2", "gamma")  # fields that set a hyperparame
 
 
 def _plain(value):
-    """NumPy numbers and arrays as Python ones, paths as strings: a record's config.json must hold what a
+    """NumPy (and torch) numbers and arrays as Python ones, paths as strings: a record's config.json must hold what a
     rerun compares equal (np.int64(1) was written as the string 'np.int64(1)', and the rerun was refused)."""
     import os
 
     if isinstance(value, os.PathLike):
         return os.fspath(value)
-    if type(value).__module__ == "numpy":
-        return value.tolist() if hasattr(value, "tolist") else value
+    if type(value).__module__ == "numpy" or (type(value).__module__ == "torch" and hasattr(value, "tolist")):
+        return value.tolist() if hasattr(value, "tolist") else value  # (a 0-d array or tensor: its number)
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {_plain(k): _plain(v) for k, v in value.items()}
     return value
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
@@ -247,8 +247,7 @@ class RunConfig:
         if self.output_tanh and self.model_name != "mlp":
             raise ValueError(f"output_tanh squashes the MLP's logits; {self.task} has no MLP: drop output_tanh")
         if isinstance(self.height, numbers.Integral) and self.height > MAX_HEIGHT:
-            raise ValueError(f"height must be at most {MAX_HEIGHT} (each level keeps state the size of the level "
-                             f"below), got {self.height}")
+            raise ValueError(f"height must be at most {MAX_HEIGHT} (every level is built and stepped), got {self.height}")
         if len(self.tower_names()) > MAX_HEIGHT + 1:  # (also raises on unknown optimizer names)
             raise ValueError(f"{self.optimizer!r} has {len(self.tower_names()) - 1} hyper levels; at most {MAX_HEIGHT}")
         if not self.is_peer:

@@ -207,14 +207,10 @@ def load_checkpoint(path: Path, device, keys: tuple = ()) -> dict:
     torch's traceback."""
     fix = ("Delete it to train its runs again from their first epoch (their finished seeds are kept), or "
            "restore it from a backup")
-    try:
-        with zipfile.ZipFile(path) as archive:  # torch.load does not check the stored CRCs: a flipped byte in a
-            corrupt = archive.testzip()        # tensor would load, and the run resume from wrong numbers
-    except (zipfile.BadZipFile, OSError, EOFError):
-        corrupt = None  # not readable as a zip at all: torch.load below says what is wrong with it
+    corrupt = _failed_crc(path)
     if corrupt is not None:
         raise DamagedFileError(path, f"{path} should hold a training checkpoint but its part {corrupt!r} fails its "
-                                     f"checksum: the file was overwritten or corrupted. {fix}")
+                                     f"checksum: the file is incomplete or corrupted. {fix}")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
     except (EOFError, pickle.UnpicklingError, RuntimeError, OSError) as e:
@@ -233,6 +229,27 @@ def load_checkpoint(path: Path, device, keys: tuple = ()) -> dict:
     if missing:
         raise DamagedFileError(path, f"{path} should hold a training checkpoint but lacks {missing}. {fix}")
     return state
+
+
+def _failed_crc(path: Path) -> str | None:
+    """The first part of a checkpoint's zip whose stored CRC-32 does not match its bytes, or None. torch.load
+    does not check them: a flipped byte in a tensor loaded silently and a run resumed from wrong numbers. A
+    part stored with CRC 0 is not checked (torch writes 0 when its compute_crc32 setting is off), nor is a file
+    that is not a zip at all (torch.load says what is wrong with it). Reads the file once more."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0:
+                    continue
+                try:
+                    with archive.open(info) as part:
+                        while part.read(1 << 22):
+                            pass
+                except zipfile.BadZipFile:  # "Bad CRC-32 for file …"
+                    return info.filename
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return None
+    return None
 
 
 def git_commit() -> str | None:

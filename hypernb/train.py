@@ -438,12 +438,12 @@ class _Record:
             defaults = RunConfig().to_dict()
             diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC
                           and old.get(k, defaults.get(k)) != self.cfg.get(k, defaults.get(k)))
-            started = (self.out / "metrics.json").exists() or any(self.out.glob("checkpoint-*"))
-            if diff and started:
-                raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff}); "
-                                 "choose another out_dir, or delete that folder to start over")
-            if diff:  # a run that stopped before its first epoch (bad data, a refused setting): nothing to keep
-                io.write_json(self.out / "config.json", _portable(self.cfg))
+            if diff:
+                started = (self.out / "metrics.json").exists() or any(self.out.glob("checkpoint-*"))
+                hint = ("" if started else "; it holds no trained epoch (a run that stopped before its first one, or "
+                        "one still in it): delete its config.json to use the folder for this configuration, or")
+                raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff})"
+                                 f"{hint or ';'} choose another out_dir, or delete that folder to start over")
         if (self.out / "metrics.json").exists():
             saved = read_metrics(self.out / "metrics.json")
             self.seeds = {s.seed: s for s in read_seeds(saved, self.out / "metrics.json")}

@@ -554,8 +554,8 @@ def test_a_copy_made_with_a_scheduler_attached_steps_only_itself(how):
     else:
         model2, opt2, sched2 = copy.deepcopy((model, opt, sched))
     before = [p.detach().clone() for p in model.parameters()]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch warns that the copy's step is no longer the scheduler's wrapper
+    with warnings.catch_warnings():  # torch warns that the copy's step is no longer the scheduler's wrapper
+        warnings.filterwarnings("ignore", message=r"Seems like `optimizer.step\(\)` has been overridden")
         _steps(model2, opt2, data[1:3])
         sched2.step()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the original did not move
@@ -886,7 +886,11 @@ def test_a_compiled_training_step_runs_the_optimizer_step_eagerly():
             step(x, y)
         return model, opt
 
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     (eager, _), (compiled, opt) = train(False), train(True)
+    assert counters["stats"]["unique_graphs"] >= 1 and sum(counters["graph_break"].values()) >= 1  # compiled around it
     for a, b in zip(eager.parameters(), compiled.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert int(opt.steps) == 4

@@ -221,15 +221,19 @@ def test_other_config_in_the_same_out_dir_is_refused(tmp_path):
         run(dict(SMOKE, epochs=1, seeds=[0], alpha=0.5, out_dir=str(tmp_path)))
 
 
-def test_a_run_stopped_before_its_first_epoch_does_not_block_the_corrected_one(tmp_path):
+def test_a_run_stopped_before_its_first_epoch_says_how_to_rerun_corrected(tmp_path):
     """A text run with fewer training windows than one batch stops before any step, with a message saying so; its
-    folder holds only a config.json, which the corrected rerun replaces instead of refusing it."""
+    folder holds only a config.json. A corrected rerun there is refused (another process may still be in that
+    run's first epoch), naming the file to delete; deleted, it trains."""
     require("shakespeare")
     bad = dict(task="shakespeare-lstm", profile="smoke", epochs=1, train_limit=2000, seeds=[0], out_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"2000 training characters give \d+ windows .* fewer than one batch "
                                          r"\(batch_size=\d+\): no training step would run"):
         run(bad)
     assert (tmp_path / "config.json").exists() and not (tmp_path / "metrics.json").exists()
+    with pytest.raises(ValueError, match=r"holds no trained epoch .* delete its config.json"):
+        run(dict(bad, batch_size=8, max_steps=2))
+    (tmp_path / "config.json").unlink()
     fixed = run(dict(bad, batch_size=8, max_steps=2))
     assert fixed.seeds[0].status == "ok"
     assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 8
@@ -248,10 +252,12 @@ def test_numpy_numbers_in_a_config_are_recorded_as_numbers_and_resume(tmp_path):
     import numpy as np
 
     require("mnist")
-    cfg = dict(SMOKE, epochs=np.int64(1), kappa=np.float32(1e-5), seeds=np.arange(1), out_dir=str(tmp_path))
+    cfg = dict(SMOKE, epochs=np.int64(1), kappa=np.float32(1e-5), seeds=np.arange(1), alpha=torch.tensor(1e-3),
+               out_dir=str(tmp_path))
     first = run(cfg)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["epochs"] == 1 and saved["seeds"] == [0] and isinstance(saved["kappa"], float)
+    assert isinstance(saved["alpha"], float)
     again = run(cfg)  # read back, not refused
     assert again.seeds[0].final == first.seeds[0].final
 
@@ -618,8 +624,17 @@ def test_a_checkpoint_with_a_flipped_byte_is_named_damaged_not_loaded(tmp_path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # inside the tensor's 80,000 bytes
     path.write_bytes(bytes(data))
-    with pytest.raises(io.DamagedFileError, match=r"fails its checksum: the file was overwritten or corrupted"):
+    with pytest.raises(io.DamagedFileError, match=r"fails its checksum: the file is incomplete or corrupted"):
         io.load_checkpoint(path, "cpu", CHECKPOINT_KEYS)
+    from torch.utils.serialization import config as serialization  # torch's own switch: CRCs stored as 0
+
+    saved = serialization.save.compute_crc32
+    serialization.save.compute_crc32 = False
+    try:
+        io.save_checkpoint(path, {**{k: 0 for k in CHECKPOINT_KEYS}, "model": torch.ones(3)})
+    finally:
+        serialization.save.compute_crc32 = saved
+    assert torch.equal(io.load_checkpoint(path, "cpu", CHECKPOINT_KEYS)["model"], torch.ones(3))  # not "damaged"
 
 
 def test_a_checkpoint_cut_short_anywhere_is_named_damaged(tmp_path):
