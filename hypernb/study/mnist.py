@@ -437,15 +437,20 @@ def alpha_figure(s: Setup, table: dict):
 
 def sensitivity_figure(s: Setup, tuning):
     """Test error against α for X and against κ for X/SGD over the same number of decades; a
-    diverged seed is drawn as an × at the top (counted as 90 %)."""
+    diverged seed is drawn as an × at the top (counted as 90 %); the value validation chose, dashed."""
     import matplotlib.pyplot as plt
 
     opts = list(s["OPTIMIZERS"])
+    best = chosen(tuning)
     fig, axes = plt.subplots(2, len(opts), figsize=(3.4 * len(opts), 5.6), squeeze=False)
     for j, opt in enumerate(opts):
         for i, (hyper, knob) in enumerate((("none", "α"), ("sgd", "κ"))):
             ax = axes[i][j]
             g = tuning[(tuning.optimizer == opt) & (tuning.hyperoptimizer == hyper)]
+            if (opt, hyper) in best:  # the value validation chose (the tuned comparison's), as a vertical line
+                ax.axvline(best[(opt, hyper)], color="C2", ls="--", lw=1,
+                           label=f"chosen on validation: {best[(opt, hyper)]:g}")
+                ax.legend(fontsize=6, loc="upper center")
             for value, sub in g.groupby("value"):
                 ok = sub[sub.status == "ok"]
                 ax.scatter([value] * len(ok), ok.test_error, s=10, color="C0", alpha=0.6)
