@@ -20,7 +20,7 @@ from . import claims as C
 from . import followup
 from . import sources as S
 from .common import Setup, run_grid, save_figure, save_table
-from .stats import differences, interval, paired
+from .stats import differences, interval
 
 NAME = "04_towers"
 SPEC = {
@@ -531,19 +531,13 @@ def verdicts(s: Setup, df, cost: dict) -> list:
         growth = (mem[str(hs[-1])] - mem[str(hs[0])]) / (hs[-1] - hs[0]) / mem[str(hs[0])] * 100
         out.append(C.judge(C.BY_ID["report-towers-memory"], interval([growth]), s.profile,
                            evidence="figures/cost_per_height.png", detail="exact bytes, no noise"))
-    rep = df[df.protocol == "report"]
-
-    def err(a, h):
-        cell = rep[(rep.alpha0 == a) & (rep.height == h)]
-        return dict(zip(cell.seed, cell.test_error))
-
     def pair(claim_id, a, h1, h0):
-        e1, e0 = err(a, h1), err(a, h0)
-        effect = paired(e1, e0) if set(e1) & set(e0) else None
-        v = C.judge(C.BY_ID[claim_id], effect, s.profile, values=list(differences(e1, e0).values()),
+        d = _height_differences(df, a, h1, h0)
+        effect = interval(d.values()) if d else None
+        v = C.judge(C.BY_ID[claim_id], effect, s.profile, values=list(d.values()),
                     missing="" if effect is not None else f"no runs at α0 = {a:g}, heights {h0} and {h1}",
                     evidence="figures/error_vs_height.png")
-        if effect is not None and all(round(e1[k] - e0[k], 6) == 0 for k in set(e1) & set(e0)):
+        if effect is not None and all(round(x, 6) == 0 for x in d.values()):
             v.reason += (f"; every seed ends at the same error at heights {h1} and {h0}: the levels between change "
                          "nothing measurable at these κ")
         out.append(v)
