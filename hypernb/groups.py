@@ -89,17 +89,17 @@ def plan(members: list[Member], batch: int | None) -> list[list[Member]]:
     return groups
 
 
-def build_optimizer(members: list[Member], params, batched: bool):
-    """The tower that trains every member: the tallest tower, κ = 0 above a member's own height,
-    every value one per member (or a plain number when there is one member and no batch); or a
-    learning-rate-free peer (one member)."""
+def build_optimizer(members: list[Member], params, batched: bool, tower: list[str] | None = None):
+    """The tower that trains every member: the tallest tower (or ``tower``, the one a group kept when
+    members left it), κ = 0 above a member's own height, every value one per member (or a plain number
+    when there is one member and no batch); or a learning-rate-free peer (one member)."""
     if members[0].config.is_peer:
         from . import peers
 
         c = members[0].config
         return peers.build(c.optimizer, params, c.alpha, c.d0, c.weight_decay)
 
-    tower = max((m.tower for m in members), key=len)
+    tower = tower or max((m.tower for m in members), key=len)
     height = len(tower) - 1
     K = len(members)
 

@@ -38,10 +38,14 @@ from .config import RunConfig
 from .groups import Member, batches_well_on_cpu, build_optimizer, plan
 from .models import MLP, CharLSTM, ResNet20, batched
 from .optim import Recorder
+from .optim.base import select_configurations
 
 # fields that do not change what is computed: a rerun may change them and still resume
 NON_SEMANTIC = {"out_dir", "quiet", "data_root", "download", "device", "keep_checkpoint", "compiled"}
 EXPLODE_FACTOR = 10.0  # a training loss above this × its first logged value counts as divergence
+# on a CPU, runs still training leave their batch once a member diverged (see _without_stopped); off only for
+# the baseline arm of benchmarks/diverged_members.py, which measures what it buys
+LEAVE_DIVERGED_ON_CPU = True
 MAX_BATCH_CPU = 32  # default largest group on a CPU (a GPU takes every compatible run at once)
 
 
@@ -402,15 +406,15 @@ def run(config=None, *, batch: int | None = None, on_epoch_end=None, **given):
     for device_name, ms in by_device.items():
         device = torch.device(device_name)
         saved = _interrupted_groups(ms, everyone, records)
-        taken = {id(m) for g in saved for m in g}
+        taken = {id(m) for g, _ in saved for m in g}
         rest = [m for m in ms if id(m) not in taken]
         if batch is not None or device.type == "cuda":
             planned = plan(rest, batch)
         else:  # on a CPU only the models that gain are batched (measured: benchmarks/throughput.py)
             planned = plan([m for m in rest if batches_well_on_cpu(m.config)], MAX_BATCH_CPU) + \
                 [[m] for m in rest if not batches_well_on_cpu(m.config)]
-        for group in saved + planned:
-            _train_group(group, device, records, on_epoch_end)
+        for group, tower in saved + [(g, None) for g in planned]:
+            _train_group(group, device, records, on_epoch_end, tower)
     results = [rec.result() for rec in records]
     return results[0] if single else results
 
@@ -490,12 +494,13 @@ def _members_file(ckpt: Path) -> Path:
         ckpt.parent / "members.json"
 
 
-def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], records) -> list[list[Member]]:
+def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], records) -> list[tuple[list[Member], list]]:
     """The groups that were interrupted mid-way, exactly as they were, so that they resume from
     their checkpoints instead of starting over: planning the pending members afresh could group them
     differently (a member that diverged in the interrupted group is finished, so no longer pending;
     another ``batch`` limit). A saved group is taken when all its members are among this call's runs,
-    at least one is pending, and every other one diverged (stopped inside that group)."""
+    at least one is pending, and every other one diverged (stopped inside that group). Each comes with
+    the tower it trains (its members file names it: a group that members left keeps its padded levels)."""
     pending_by_key = {m.key(): m for m in pending}
     outs = [Path(m.config.out_dir).resolve() for m in pending if m.config.out_dir]
     if not outs:
@@ -522,23 +527,37 @@ def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], reco
             continue
         ckpt = _checkpoint_path(group)
         if ckpt is not None and ckpt.exists() and _members_file(ckpt).resolve() == f.resolve():
-            groups.append(group)
+            groups.append((group, _saved_tower(f)))
             taken |= set(keys)
     return groups
 
 
-def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
-    """Train the members of one group together; write their records as it goes."""
+def _saved_tower(members_file: Path) -> list[str] | None:
+    """The tower a group checkpoint was trained with, when its members are not all of it (None: theirs)."""
+    tower = io.read_json(members_file).get("tower")
+    return tower if isinstance(tower, list) and all(isinstance(n, str) for n in tower) else None
+
+
+def _train_group(group: list[Member], device, records, on_epoch_end, tower: list[str] | None = None,
+                 handoff: dict | None = None) -> None:
+    """Train the members of one group together; write their records as it goes.
+
+    ``tower``: the group's tower when it is not its members' tallest (a group that members left keeps
+    its padded levels). ``handoff``: where the members stand, from the group they left (see
+    :func:`_without_stopped`)."""
     c0 = group[0].config
     K, batched_model = len(group), len(group) > 1
-    task = prepare_data(c0, device, group[0].seed)
+    task = handoff["task"] if handoff else prepare_data(c0, device, group[0].seed)
     dtype = getattr(torch, c0.dtype)
     models = []
-    for m in group:  # each run's own initialisation, exactly as alone
+    for i, m in enumerate(group):  # each run's own initialisation, exactly as alone
         seed_everything(m.seed)
         models.append(build_model(m.config, task).to(device=device, dtype=dtype))
+        if handoff:
+            models[-1].load_state_dict(handoff["models"][i])
     model = models[0] if not batched_model else batched(models).to(device)
-    opt = build_optimizer(group, model.parameters(), batched_model)
+    tower = tower or max((m.tower for m in group), key=len)
+    opt = build_optimizer(group, model.parameters(), batched_model, tower)
     recorder = Recorder(opt, every=c0.log_every)
     results = [SeedResult(m.seed, data=task.info, trained_with=K) for m in group]
     loaders = [task.train(m.seed) for m in group]
@@ -550,15 +569,30 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     window = torch.zeros(K, device=device, dtype=torch.float64)
     window_n = 0
     first_step = None  # the first step's losses, on the device until the epoch's end
-    if ckpt is not None and ckpt.exists():
-        ck = io.load_checkpoint(ckpt, device, CHECKPOINT_KEYS)
-        model.load_state_dict(ck["model"])
+    ck = handoff or (io.load_checkpoint(ckpt, device, CHECKPOINT_KEYS) if ckpt is not None and ckpt.exists() else None)
+    if ck is not None:
+        if not handoff:
+            model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         recorder.load_state_dict(ck["recorder"])
-        results = [SeedResult(**r) for r in ck["results"]]
+        results = [r if isinstance(r, SeedResult) else SeedResult(**r) for r in ck["results"]]
         alive, first_loss, stopped = ck["alive"], ck["first_loss"], ck["stopped"]
         start_epoch, global_step = ck["epoch"] + 1, ck["global_step"]
         window, window_n = ck["window"].to(device), ck["window_n"]
+
+    def save_checkpoint(epoch: int) -> None:
+        if epoch == start_epoch or handoff:
+            io.write_json(_members_file(ckpt), {"members": [m.key() for m in group], "tower": tower})
+        io.save_checkpoint(ckpt, {  # (CHECKPOINT_KEYS: what a resume checks that it finds)
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "recorder": recorder.state_dict(),
+            "results": [asdict(r) for r in results], "alive": alive, "first_loss": first_loss,
+            "stopped": stopped, "epoch": epoch,
+            "global_step": global_step, "window": window.cpu(), "window_n": window_n})
+
+    if handoff and ckpt is not None:  # from now on the members resume from here, not from the group they left
+        save_checkpoint(handoff["epoch"])
+        if handoff["checkpoint"] is not None:
+            _remove_checkpoint(handoff["checkpoint"])
     env = io.environment(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -574,6 +608,11 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
     else:
         lr0 = [m.config.alpha for m in group]
     for epoch in range(start_epoch, c0.epochs):
+        rows = [k for k in range(K) if alive[k]]
+        if LEAVE_DIVERGED_ON_CPU and device.type == "cpu" and batched_model and len(rows) < K:  # (some are alive: else the loop ended)
+            _train_group([group[k] for k in rows], device, records, on_epoch_end, tower, _without_stopped(
+                rows, task, model, opt, recorder, results, first_loss, epoch - 1, global_step, window, window_n, ckpt))
+            return
         t_epoch = time.perf_counter()
         scales = [_schedule(m.config.schedule, epoch, c0.epochs) for m in group]
         opt.param_groups[0]["lr"] = [a * s for a, s in zip(lr0, scales)] if batched_model else lr0[0] * scales[0]
@@ -683,13 +722,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
         for k, (m, res) in enumerate(zip(group, results)):
             res.trajectory = _trajectory(recorder, k if batched_model else None, m.height, stopped[k])
         if ckpt is not None:
-            if epoch == start_epoch:
-                io.write_json(_members_file(ckpt), {"members": [m.key() for m in group]})
-            io.save_checkpoint(ckpt, {  # (CHECKPOINT_KEYS: what a resume checks that it finds)
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "recorder": recorder.state_dict(),
-                "results": [asdict(r) for r in results], "alive": alive, "first_loss": first_loss,
-                "stopped": stopped, "epoch": epoch,
-                "global_step": global_step, "window": window.cpu(), "window_n": window_n})
+            save_checkpoint(epoch)
         _publish(group, results, records, env)
         if on_epoch_end is not None:
             on_epoch_end(results, epoch)
@@ -699,12 +732,34 @@ def _train_group(group: list[Member], device, records, on_epoch_end) -> None:
         res.trajectory = _trajectory(recorder, k if batched_model else None, group[k].height, stopped[k])
     _publish(group, results, records, env)  # the finished records first, then
     if ckpt is not None and not any(m.config.keep_checkpoint for m in group):
-        ckpt.unlink(missing_ok=True)  # the checkpoint is no longer needed to resume
-        _members_file(ckpt).unlink(missing_ok=True)
-        if ckpt.parent.parent.name == ".groups":
-            with contextlib.suppress(OSError):
-                ckpt.parent.rmdir()
-                ckpt.parent.parent.rmdir()
+        _remove_checkpoint(ckpt)  # the checkpoint is no longer needed to resume
+
+
+def _without_stopped(rows, task, model, opt, recorder, results, first_loss, epoch, global_step, window, window_n,
+                     ckpt) -> dict:
+    """Where the members ``rows`` of a batched group stand after ``epoch``, for a group of them alone.
+
+    Why: on a CPU every member of a batch costs its share of every step, also one that diverged and
+    whose record is finished, so the runs still training continue without it (from the next epoch on;
+    one left trains as an ordinary run). Members are independent, so they continue exactly as they
+    would have. On a GPU a batch's step costs about the same for any K, and the group stays whole."""
+    batched_on = len(rows) > 1
+    return {"task": task, "models": [model.member_state(k) for k in rows],
+            "optimizer": select_configurations(opt.state_dict(), rows, batched_on),
+            "recorder": Recorder.select(recorder.state_dict(), rows, batched_on),
+            "results": [results[k] for k in rows], "alive": [True] * len(rows),
+            "first_loss": [first_loss[k] for k in rows], "stopped": [None] * len(rows), "epoch": epoch,
+            "global_step": global_step, "window": window[rows], "window_n": window_n, "checkpoint": ckpt}
+
+
+def _remove_checkpoint(ckpt: Path) -> None:
+    """A group checkpoint and the list of its members (and its ``.groups`` folder, when empty)."""
+    ckpt.unlink(missing_ok=True)
+    _members_file(ckpt).unlink(missing_ok=True)
+    if ckpt.parent.parent.name == ".groups":
+        with contextlib.suppress(OSError):
+            ckpt.parent.rmdir()
+            ckpt.parent.parent.rmdir()
 
 
 def _refresh_batchnorm(model, loader, epoch: int, kind: str, batches: int = 50) -> None:

@@ -202,3 +202,76 @@ def test_sgdperparam_reads_a_flat_list_as_one_value_per_configuration():
     single = optim.tower("adam/sgdperparam", [torch.nn.Parameter(torch.ones(4))], kappa=[[1e-3, 2e-3, 3e-3]])
     assert [single.hyperparameters()[f"hyper.alpha.{h}"].item() for h in ("alpha", "beta1", "beta2")] == \
         pytest.approx([1e-3, 2e-3, 3e-3])  # without batch a list is one value per entry, as documented
+
+
+def test_on_a_cpu_runs_that_diverged_leave_their_batch_and_the_rest_train_on_exactly():
+    """The tallest tower diverges in the first epoch: from the second epoch on the two others train as a
+    batch of two (the diverged run no longer costs a share of each step), then one of them alone (as an
+    ordinary run) once the second diverges too; each still equals its run trained alone."""
+    require("mnist")
+    base = dict(TASKS["mlp"][0], profile="smoke", epochs=4, max_steps=10, dtype="float64", quiet=True, log_every=5)
+    configs = [dict(base, optimizer="sgd/sgd", alpha=0.05, mu=0.9, kappa=1e-3, seeds=[0]),
+               dict(base, optimizer="sgd", alpha=0.05, mu=0.5, seeds=[1]),
+               dict(base, optimizer="sgd/sgd*3", alpha=0.05, mu=0.9, kappa=[1e300, 1e-4, 1e-5], seeds=[2])]
+    sizes = []
+
+    def watch(results, epoch):
+        sizes.append(len(results))
+
+    together = run(configs, batch=3, on_epoch_end=watch)
+    assert sizes == [3, 2, 2, 2]
+    assert [r.seeds[0].status for r in together] == ["ok", "ok", "diverged"]
+    assert together[2].seeds[0].diverged_at_step <= 5 and not together[2].seeds[0].epochs  # found at the first log
+    for c, t in zip(configs[:2], together):
+        assert len(t.seeds[0].epochs) == 4
+        _close(t.seeds[0], run(c, batch=1).seeds[0], f"{c['optimizer']} after its batch lost a member")
+    # another diverges in the second epoch (at step 15, κ too large): the last one trains alone from then on
+    grows = dict(configs[1], optimizer="sgd/sgd", kappa=3e-2, alpha=2.0)
+    sizes.clear()
+    together = run([configs[0], grows, configs[2]], batch=3, on_epoch_end=watch)
+    statuses = [r.seeds[0].status for r in together]
+    assert statuses == ["ok", "diverged", "diverged"], [r.seeds[0].reason for r in together]
+    assert together[1].seeds[0].diverged_at_step == 15 and sizes == [3, 2, 1, 1]
+    _close(together[0].seeds[0], run(configs[0], batch=1).seeds[0], "the last run of its batch, alone")
+
+
+def test_selecting_configurations_of_a_state_dict_refuses_what_it_cannot_select():
+    from hypernb import optim
+    from hypernb.optim.base import select_configurations
+
+    p = torch.nn.Parameter(torch.randn(3, 4))
+    opt = optim.Adam([p], alpha=[1e-3, 2e-3, 3e-3], hyper=optim.SGD(alpha=1e-5), batch=3)
+    p.grad = torch.randn(3, 4)
+    opt.step()
+    sd = opt.state_dict()
+    for rows in ([], [3], [1, 1], [-1]):
+        with pytest.raises(ValueError, match="distinct configurations in 0…2"):
+            select_configurations(sd, rows)
+    with pytest.raises(ValueError, match="one configuration; got 2 rows"):
+        select_configurations(sd, [0, 1], batched=False)
+    single = optim.Adam([torch.nn.Parameter(torch.randn(4))], alpha=1e-3, hyper=optim.SGD(alpha=1e-5))
+    with pytest.raises(ValueError, match="built with batch=K"):
+        select_configurations(single.state_dict(), [0])
+    # what it selects loads into an optimizer of those configurations and steps as row 2 would have
+    q = torch.nn.Parameter(p.detach()[2].clone())
+    alone = optim.Adam([q], alpha=3e-3, hyper=optim.SGD(alpha=1e-5))
+    alone.load_state_dict(select_configurations(sd, [2], batched=False))
+    assert alone.param_groups[0]["lr"] == 3e-3
+    g = torch.randn(3, 4)
+    p.grad, q.grad = g, g[2].clone()
+    opt.step()
+    alone.step()
+    torch.testing.assert_close(q.detach(), p.detach()[2], rtol=1e-6, atol=1e-7)
+    assert float(alone.hyperparameters()["alpha"]) == pytest.approx(float(opt.hyperparameters()["alpha"][2]), rel=1e-6)
+    assert float(alone.hyperparameters()["alpha"]) != pytest.approx(3e-3, rel=1e-9)  # it was learned on
+    # and two rows into a batch of two
+    r = torch.nn.Parameter(p.detach()[[0, 2]].clone())
+    pair = optim.Adam([r], alpha=[1e-3, 3e-3], hyper=optim.SGD(alpha=1e-5), batch=2)
+    pair.load_state_dict(select_configurations(opt.state_dict(), [0, 2]))
+    assert pair.param_groups[0]["lr"] == [1e-3, 3e-3] and int(pair.steps) == 2
+    g = torch.randn(3, 4)
+    p.grad, r.grad = g, g[[0, 2]].clone()
+    opt.step()
+    pair.step()
+    torch.testing.assert_close(r.detach(), p.detach()[[0, 2]], rtol=0, atol=0)
+    torch.testing.assert_close(pair.hyperparameters()["alpha"], opt.hyperparameters()["alpha"][[0, 2]], rtol=0, atol=0)

@@ -7,7 +7,7 @@ import torch
 
 import hypernb
 from conftest import require, require_cxx
-from hypernb import RunConfig, run
+from hypernb import RunConfig, io, run
 from hypernb.cli import main
 
 
@@ -136,6 +136,43 @@ def test_a_group_in_which_a_run_diverged_resumes_where_it_stopped(tmp_path):
     for a, b in zip(reference, resumed):
         same = ("status", "diverged_at_step", "reason", "steps", "loss", "final", "trajectory")
         assert repr([getattr(a.seeds[0], f) for f in same]) == repr([getattr(b.seeds[0], f) for f in same])  # nan too
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("members.json"))
+
+
+def test_runs_that_left_their_group_resume_from_their_own_checkpoint(tmp_path):
+    """On a CPU, the runs of a group that go on after one diverged train as a smaller group with a
+    checkpoint of its own, which keeps the group's tower (the diverged run's was the tallest): an
+    interruption there resumes from it, trains nothing twice and ends as the uninterrupted run."""
+    require("mnist")
+    base = dict(SMOKE, optimizer="sgd/sgd", mu=0.9, kappa=1e-3, seeds=[0], epochs=3, dtype="float64")
+    runs = [base, dict(base, optimizer="sgd", mu=0.5, seeds=[1]),
+            dict(base, optimizer="sgd/sgd*3", kappa=[1e300, 1e-4, 1e-5], seeds=[2])]
+
+    def configs(where):
+        return [dict(c, out_dir=str(tmp_path / where / str(i))) for i, c in enumerate(runs)]
+
+    reference = run(configs("ref"))
+    assert [r.seeds[0].status for r in reference] == ["ok", "ok", "diverged"]
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(seed_results, epoch):
+        if len(seed_results) == 2 and epoch == 1:  # in the group of the two left
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(configs("resumed"), on_epoch_end=interrupt)
+    saved = [io.read_json(f) for f in (tmp_path / "resumed" / ".groups").glob("*/members.json")]
+    assert [(len(s["members"]), s["tower"]) for s in saved] == [(2, ["sgd", "sgd", "sgd", "sgd"])]  # the first is gone
+    epochs_trained = []
+    resumed = run(configs("resumed"), on_epoch_end=lambda results, epoch: epochs_trained.append(epoch))
+    assert epochs_trained == [2]
+    for a, b in zip(reference, resumed):
+        same = ("status", "diverged_at_step", "reason", "steps", "loss", "final", "trajectory", "epochs")
+        strip = lambda s: [{k: v for k, v in e.items() if k != "time_s"} for e in s] if isinstance(s, list) and s \
+            and isinstance(s[0], dict) else s  # noqa: E731
+        assert repr([strip(getattr(a.seeds[0], f)) for f in same]) == repr([strip(getattr(b.seeds[0], f)) for f in same])
     assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("members.json"))
 
 

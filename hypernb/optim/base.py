@@ -617,3 +617,48 @@ def _fmt(value) -> str:
         vals = {float(v) for v in value}
         return _fmt(vals.pop()) if len(vals) == 1 else "[" + ", ".join(_fmt(v) for v in value) + "]"
     return f"{float(value):g}"
+
+
+def select_configurations(state_dict: dict, rows: list[int], batched: bool = True) -> dict:
+    """The :meth:`HyperOptimizer.state_dict` of configurations ``rows`` of a ``batch=K`` optimizer,
+    for one built on just those: ``batch=len(rows)``, or (``batched=False``, one row) an ordinary one.
+
+    Why: configurations trained together are independent, so some can leave a batch (a sweep drops
+    the ones that diverged instead of computing them on) and the rest continue exactly where they
+    were. Every tensor of the state is one row per configuration, and so is a group's setting that is a
+    list of K values (``lr``, ``alpha``, ``weight_decay``, …); the step count is shared."""
+    K = state_dict.get("batch") if isinstance(state_dict, dict) else None
+    if not isinstance(K, int):
+        raise ValueError("select_configurations takes the state dict of an optimizer built with batch=K")
+    rows = list(rows)
+    if not rows or any(not isinstance(r, int) or not 0 <= r < K for r in rows) or len(set(rows)) != len(rows):
+        raise ValueError(f"rows must be distinct configurations in 0…{K - 1}, got {rows!r}")
+    if not batched and len(rows) != 1:
+        raise ValueError(f"an optimizer without batch= trains one configuration; got {len(rows)} rows")
+    index = torch.tensor(rows)
+
+    def take(t):
+        if t is None:
+            return None
+        if t.dim() == 0 or t.shape[0] != K:
+            raise ValueError(f"a state tensor of shape {tuple(t.shape)} has no row per configuration (K = {K})")
+        return t[index.to(t.device)].clone()
+
+    def setting(v):
+        if isinstance(v, list) and len(v) == K:
+            return [v[r] for r in rows] if batched else v[rows[0]]
+        return v
+
+    levels = [{**lvl, "raw": take(lvl["raw"]), "G": take(lvl["G"]),
+               "fixed": {k: take(v) for k, v in lvl["fixed"].items()},
+               "state": [{k: take(v) for k, v in st.items()} for st in lvl["state"]],
+               "J": None if lvl["J"] is None else [[take(b) for b in bases] for bases in lvl["J"]],
+               "Jc": None if lvl["Jc"] is None else [take(c) for c in lvl["Jc"]]}
+              for lvl in state_dict["levels"]]
+    out = {**state_dict, "batch": len(rows) if batched else None, "first_bad": take(state_dict["first_bad"]),
+           "levels": levels, "param_groups": [{k: setting(v) for k, v in g.items()} for g in state_dict["param_groups"]],
+           "param_sizes": [[n // K * (len(rows) if batched else 1) for n in sizes]
+                           for sizes in state_dict["param_sizes"]]}
+    if state_dict.get("initial_lr") is not None:
+        out["initial_lr"] = [[lr[r] for r in rows] for lr in state_dict["initial_lr"]]
+    return out

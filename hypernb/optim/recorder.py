@@ -90,6 +90,13 @@ class Recorder:
         self._buf[: values.shape[0]].copy_(values)
         self._n, self.steps, self._count = values.shape[0], list(state["steps"]), state["count"]
 
+    @staticmethod
+    def select(state: dict, rows: list[int], batched: bool = True) -> dict:
+        """A batch=K recorder's :meth:`state_dict` for configurations ``rows`` only (see
+        :func:`hypernb.optim.base.select_configurations`; ``batched=False``: one row, for an ordinary optimizer)."""
+        values = state["values"]
+        return {**state, "values": values[:, :, rows].clone() if batched else values[:, :, rows[0]].clone()}
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.remove()
