@@ -113,26 +113,23 @@ def _one_name_each(argv: list[str]) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import io, run, sweep
+    from . import io, run
     from .data import DataError
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
     config = RunConfig.from_dict(values)
     out = Path(config.out_dir) if config.out_dir else None
-    if out is not None:  # one writer per folder; a killed write's temporary files are then leftovers
+    if out is not None:
         io.check_out_dir(out, "--out")
-        if not sweep.claim(out):
-            raise ValueError(f"--out {out} is {sweep.describe_claim(out)}, which is writing a run there; wait for "
-                             "it to end (rerunning then resumes or reads the finished run) or choose another --out")
-        io.remove_temporaries(out, older_than=None)
     before = _stamp(out / "metrics.json") if out is not None else None
     try:
-        result = run(config)
+        result = run(config)  # (which holds the folder's claim while it trains: one writer per folder)
     except DataError as e:  # its message speaks to the Python API
         raise DataError(str(e).replace("pass data_root=...", "pass --data-root DIR")) from None
-    finally:
-        if out is not None:
-            sweep.release(out)
+    except ValueError as e:
+        if str(e).startswith("out_dir "):  # another process is writing there
+            raise ValueError("--out " + str(e)[len("out_dir "):].replace("another out_dir", "another --out")) from None
+        raise
     print(result)
     for s in result.seeds:
         if s.status != "ok":

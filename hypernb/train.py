@@ -392,6 +392,41 @@ def run(config=None, *, batch: int | None = None, on_epoch_end=None, **given):
     shared = sorted({o for o in outs if outs.count(o) > 1})
     if shared:  # checked before any record is written: a refused call leaves no file behind
         raise ValueError(f"several configurations share out_dir {shared[0]}; each run needs a folder of its own")
+    with _claimed([Path(c.out_dir) for c in configs if c.out_dir]):
+        return _run(configs, single, batch, on_epoch_end)
+
+
+@contextlib.contextmanager
+def _claimed(folders: list[Path]):
+    """Hold each run folder's claim while training (one writer per folder: the same notebook run in
+    JupyterLab and by papermill, two shells, a sweep's point): a folder another live process holds is
+    refused, naming it, before anything is written. Claims are :mod:`hypernb.sweep`'s."""
+    from . import sweep
+
+    held, made = [], []
+    try:
+        for out in folders:
+            if not out.is_dir():
+                io.check_out_dir(out, "out_dir")  # (made here, with a clear error where it cannot be)
+                made.append(out)
+            io.check_out_dir(out, "out_dir")
+            if not sweep.claim(out):
+                for folder in made:  # a refused call leaves no folder of its own behind
+                    with contextlib.suppress(OSError):
+                        sweep.release(folder)
+                        folder.rmdir()
+                raise ValueError(f"out_dir {out} is {sweep.describe_claim(out)}, which is writing a run there; wait "
+                                 "for it to end (running this again then resumes or reads the finished run) or "
+                                 "choose another out_dir")
+            held.append(out)
+            io.remove_temporaries(out, older_than=None, recursive=False)  # ours alone: leftovers of killed writes
+        yield
+    finally:
+        for out in held:
+            sweep.release(out)
+
+
+def _run(configs: list[RunConfig], single: bool, batch, on_epoch_end):
     records = [_Record(c) for c in configs]
     members, everyone = [], {}
     for i, (c, rec) in enumerate(zip(configs, records)):

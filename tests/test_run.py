@@ -477,6 +477,37 @@ def test_cli_run_writes_the_documented_files(tmp_path, capsys):
     assert metrics["seeds"][0]["status"] == "ok" and metrics["config"] == config
 
 
+def test_a_run_folder_another_live_process_writes_to_is_refused_and_nothing_is_left_behind(tmp_path, capsys):
+    """One writer per run folder, for run() as for the command line: the same notebook in JupyterLab
+    and under papermill must not interleave their checkpoints and records."""
+    import subprocess
+    import sys
+
+    from hypernb import sweep
+
+    require("mnist")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from hypernb import sweep; "
+                               f"print(sweep.claim({str(busy)!r}), flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        fresh = tmp_path / "fresh"
+        configs = [dict(SMOKE, seeds=[0], epochs=1, out_dir=str(fresh)), dict(SMOKE, seeds=[0], epochs=1, out_dir=str(busy))]
+        with pytest.raises(ValueError, match=r"out_dir .*busy is claimed by pid \d+ .*writing a run there; wait"):
+            run(configs)
+        assert not fresh.exists() and [p.name for p in busy.iterdir()] == [sweep.CLAIM]  # nothing written, no claim left
+        code = main(["run", "--profile", "smoke", "--seeds", "0", "--epochs", "1", "--quiet", "--out", str(busy)])
+        err = capsys.readouterr().err
+        assert code != 0 and f"--out {busy} is claimed by pid" in err and "choose another --out" in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+    result = run(dict(SMOKE, seeds=[0], epochs=1, out_dir=str(busy)))  # its owner is gone: the claim is taken over
+    assert result.seeds[0].status == "ok" and not (busy / sweep.CLAIM).exists()  # and released after the run
+
+
 def test_cli_help_documents_every_field(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
