@@ -37,6 +37,14 @@ KAPPA_RULES = {
     "report": "report: κ_ℓ = α0/(100(1+ℓ))",
 }
 KAPPA_DECAY = 1e-8  # d of the "decay" rule
+
+
+def kappa_rule_text(rule: str, decay: float = KAPPA_DECAY) -> str:
+    """A rule's name with what it means, for headers and labels a reader sees without the dropdown:
+    ``decay (κ_ℓ = κ₁·d^(ℓ−1), d = 1e-08)``."""
+    text = KAPPA_RULES[rule]
+    meaning = text.split(": ", 1)[1] if ": " in text else "κ_ℓ = κ₁"
+    return f"{rule} ({meaning}" + (f", d = {decay:g})" if rule == "decay" else ")")
 KAPPA_FLOOR = 1e-30  # a "decay" κ below this is 0: that level is held at its initial value
 ALPHA_EXPONENTS = (-6, 3)  # α slider: 1e-6 … 1e3 (log)
 KAPPA_EXPONENTS = (-8, 0)  # κ slider: 1e-8 … 1 (log)
@@ -569,8 +577,8 @@ class Explorer:
             parts.append(f"μ = {_num(s['mu'])}")
         if s["height"]:
             ks = kappa_levels(s["kappa_rule"], s["kappa"] or 0.0, s["alpha"], s["height"], self.kappa_decay)
-            parts.append(f"κ rule {s['kappa_rule']} (" + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}"
-                                                                     for i, k in enumerate(ks)) + ")")
+            parts.append(f"κ rule {kappa_rule_text(s['kappa_rule'], self.kappa_decay)}: "
+                         + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}" for i, k in enumerate(ks)))
         parts.append(f"{s['epochs']} epoch{'s' if s['epochs'] > 1 else ''}")
         return ", ".join(parts)
 
@@ -685,8 +693,8 @@ class Explorer:
         if s["mu"]:
             parts.append(f"μ = {_num(s['mu'])}")
         if s["height"]:
-            parts.append(f"κ rule {s['kappa_rule']}: " + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}"
-                                                                    for i, k in enumerate(self.kappas(s)[:4])))
+            parts.append(f"κ rule {kappa_rule_text(s['kappa_rule'], self.kappa_decay)}: "
+                         + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}" for i, k in enumerate(self.kappas(s)[:4])))
         parts.append(f"{s['epochs']} epoch(s)")
         return " · ".join(parts)
 

@@ -216,6 +216,10 @@ def test_a_panel_without_a_widget_frontend_is_a_static_picture():
     width, height = png_size(base64.b64decode(data["image/png"]))  # everyone else: a picture of it
     assert width >= 1000 and height >= 600  # 11.5 × 6.9 in at 100 dpi
     assert "κ₂ = 1e-13" in panel.header()  # the settings it shows, κ per level included
+    # and what its κ rule means, for a reader who never sees the dropdown
+    assert "κ rule decay (κ_ℓ = κ₁·d^(ℓ−1), d = 1e-08): κ₁ = 1e-05, κ₂ = 1e-13" in panel.header()
+    assert [widgets.kappa_rule_text(r) for r in ("same", "paper", "report")] == [
+        "same (κ_ℓ = κ₁)", "paper (κ_ℓ = α0)", "report (κ_ℓ = α0/(100(1+ℓ)))"]
 
 
 def fake_result(alpha, loss, diverged_at=None, epochs=1):

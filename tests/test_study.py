@@ -492,3 +492,32 @@ def test_a_configuration_listed_twice_in_a_grid_trains_once(tmp_path, monkeypatc
     b = {**a, "alpha": 0.2}
     out = common.run_grid(s, [a, b, dict(a)])
     assert out == ["result of 0.1", "result of 0.2", "result of 0.1"] and len(seen) == len(set(seen)) == 2
+
+
+def test_the_step_size_figure_draws_identical_curves_once_and_names_every_method(tmp_path):
+    """Schedule-Free's lr tuned on validation can be its default: the two runs then log the same
+    numbers, and two lines drawn on top of each other would hide one method."""
+    from types import SimpleNamespace
+
+    from hypernb.study.common import Setup
+    from hypernb.study.lrfree import step_size_figure
+
+    def result(key, values):
+        return SimpleNamespace(seeds=[SimpleNamespace(trajectory={"step": [0, 10, 20], key: values})])
+
+    out = {"runs": {"Adam/SGD": result("alpha", [1e-3, 2e-3, -1e-4]),
+                    "Schedule-Free AdamW (default lr)": result("step_size", [2.5e-3] * 3),
+                    "Schedule-Free AdamW (lr tuned on validation)": result("step_size", [2.5e-3] * 3),
+                    "Prodigy": result("step_size", [1e-6, 1e-2, 1e-2]), "DoG": result("step_size", [0.0, 1.0, 1.2]),
+                    "Adam (α = 0.001)": result("alpha", [1e-3] * 3)}}
+    s = Setup("06_vs_lr_free", "smoke", {"SEEDS": [0]}, tmp_path, tmp_path)
+    fig = step_size_figure(s, "mnist-mlp", out)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == ["Adam/SGD: α (learned)", "Schedule-Free AdamW (default lr = lr tuned on validation, the same "
+                      "numbers): lr", "Prodigy: d·lr", "DoG: η"]
+    assert len({line.get_color() for line in fig.axes[0].lines}) == 4  # no two alike (styles cycle as well)
+    assert (tmp_path / "figures" / "mnist-mlp_step_size.png").exists()
+    from hypernb.study.lrfree import _same_numbers_label
+
+    assert _same_numbers_label([("Prodigy", "step_size"), ("DoG", "step_size")]) == \
+        "Prodigy: d·lr = DoG: η (the same numbers)"  # methods of two families: each named as it is

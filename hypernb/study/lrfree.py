@@ -403,27 +403,52 @@ def sensitivity_figure(s: Setup, task: str, out: dict):
     return fig
 
 
+def _step_size_label(name: str, key: str) -> str:
+    """What the step-size figure draws for a method: the learned α, or a peer's own step size."""
+    if key == "alpha":
+        return f"{name}: α (learned)"
+    if name.startswith(("Prodigy", "D-Adaptation")):
+        return f"{name}: d·lr"
+    if name.startswith("DoG"):
+        return f"{name}: η"
+    return f"{name}: lr"
+
+
+def _same_numbers_label(names: list) -> str:
+    """One legend entry for methods whose curves are the same numbers: ``Schedule-Free AdamW (default lr
+    = lr tuned on validation, the same numbers): lr``."""
+    family = {name.split(" (")[0] for name, _ in names}
+    if len(family) == 1 and all(" (" in name for name, _ in names):
+        variants = " = ".join(name.split(" (", 1)[1].rstrip(")") for name, _ in names)
+        return _step_size_label(f"{family.pop()} ({variants}, the same numbers)", names[0][1])
+    return " = ".join(_step_size_label(*n) for n in names) + " (the same numbers)"
+
+
 def step_size_figure(s: Setup, task: str, out: dict):
-    """The step size each method uses over training, on one axis (symmetric log: α can cross 0)."""
+    """The step size each method uses over training, on one axis (symmetric log: α can cross 0).
+    Curves that are the same numbers (Schedule-Free's tuned lr can be its default) are drawn once and
+    named together, so that no method is hidden under another."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    from ..viz import CURVE_STYLES
+
+    curves: dict = {}  # (steps, values) → the labels of the methods that drew exactly these
     for name, r in out["runs"].items():
-        sd = r.seeds[0]
-        traj = sd.trajectory
+        traj = r.seeds[0].trajectory
         key = "alpha" if "alpha" in traj else "step_size" if "step_size" in traj else None
-        if key is None:
+        if key is None or name.startswith(("Adam (", "SGD μ")):  # (a fixed α times the cosine multiplier)
             continue
-        values = traj[key]
-        if name.startswith(("Adam (", "SGD μ")):  # a fixed α times the cosine multiplier, per epoch
-            continue
-        ax.plot(traj["step"], values, label=name + ("" if key == "alpha" else " (d·lr or η)"), lw=1.2,
+        curves.setdefault((tuple(traj["step"]), tuple(traj[key])), []).append((name, key))
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    for i, ((steps, values), names) in enumerate(curves.items()):
+        label = _step_size_label(*names[0]) if len(names) == 1 else _same_numbers_label(names)
+        ax.plot(steps, values, label=label, lw=1.4, ls=CURVE_STYLES[i % len(CURVE_STYLES)],
                 marker="o" if len(values) < 5 else None)  # a short run logs a point or two: show them
     ax.set_yscale("symlog", linthresh=1e-9)  # Prodigy, D-Adaptation and DoG start near 1e-6
     ax.set_xlabel("step")
     ax.set_ylabel("step size (symmetric log)")
     ax.set_title(f"{task}: the step size each method learns or estimates (seed {s['SEEDS'][0]})", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     save_figure(s, fig, f"{task}_step_size")
     return fig
