@@ -406,10 +406,10 @@ def _claimed(folders: list[Path]):
     held, made = [], []
     try:
         for out in folders:
-            if not out.is_dir():
-                io.check_out_dir(out, "out_dir")  # (made here, with a clear error where it cannot be)
+            existed = out.is_dir()
+            io.check_out_dir(out, "out_dir")  # (made if missing, with a clear error where it cannot be)
+            if not existed:
                 made.append(out)
-            io.check_out_dir(out, "out_dir")
             if not sweep.claim(out):
                 for folder in made:  # a refused call leaves no folder of its own behind
                     with contextlib.suppress(OSError):
@@ -616,7 +616,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end, tower: list
         window, window_n = ck["window"].to(device), ck["window_n"]
 
     def save_checkpoint(epoch: int) -> None:
-        if epoch == start_epoch or handoff:
+        if epoch in (start_epoch, start_epoch - 1):  # (start_epoch − 1: where a handoff starts from)
             io.write_json(_members_file(ckpt), {"members": [m.key() for m in group], "tower": tower})
         io.save_checkpoint(ckpt, {  # (CHECKPOINT_KEYS: what a resume checks that it finds)
             "model": model.state_dict(), "optimizer": opt.state_dict(), "recorder": recorder.state_dict(),
@@ -643,8 +643,8 @@ def _train_group(group: list[Member], device, records, on_epoch_end, tower: list
     else:
         lr0 = [m.config.alpha for m in group]
     for epoch in range(start_epoch, c0.epochs):
-        rows = [k for k in range(K) if alive[k]]
-        if LEAVE_DIVERGED_ON_CPU and device.type == "cpu" and batched_model and len(rows) < K:  # (some are alive: else the loop ended)
+        rows = [k for k in range(K) if alive[k]]  # (some are: else the loop ended)
+        if LEAVE_DIVERGED_ON_CPU and device.type == "cpu" and batched_model and len(rows) < K:
             _train_group([group[k] for k in rows], device, records, on_epoch_end, tower, _without_stopped(
                 rows, task, model, opt, recorder, results, first_loss, epoch - 1, global_step, window, window_n, ckpt))
             return

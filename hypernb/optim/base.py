@@ -656,7 +656,8 @@ def select_configurations(state_dict: dict, rows: list[int], batched: bool = Tru
                "Jc": None if lvl["Jc"] is None else [take(c) for c in lvl["Jc"]]}
               for lvl in state_dict["levels"]]
     out = {**state_dict, "batch": len(rows) if batched else None, "first_bad": take(state_dict["first_bad"]),
-           "levels": levels, "param_groups": [{k: setting(v) for k, v in g.items()} for g in state_dict["param_groups"]],
+           "levels": levels,
+           "param_groups": [{k: setting(v) for k, v in g.items()} for g in state_dict["param_groups"]],
            "param_sizes": [[n // K * (len(rows) if batched else 1) for n in sizes]
                            for sizes in state_dict["param_sizes"]]}
     if state_dict.get("initial_lr") is not None:
