@@ -531,6 +531,12 @@ def claim(point_dir: Path) -> bool:
     return False
 
 
+def holds(point_dir: Path) -> bool:
+    """Whether this process (or this Slurm task) holds the point's claim already."""
+    seen = _read_claim(Path(point_dir) / CLAIM)
+    return seen is not None and _mine(seen[1])
+
+
 def release(point_dir: Path) -> None:
     """Give up this process's claim of a point (nothing if it is not ours)."""
     path = Path(point_dir) / CLAIM

@@ -37,7 +37,7 @@ from . import io
 from .config import RunConfig
 from .groups import Member, batches_well_on_cpu, build_optimizer, plan
 from .models import MLP, CharLSTM, ResNet20, batched
-from .optim import Recorder
+from .optim import NonFiniteError, Recorder
 from .optim.base import select_configurations
 
 # fields that do not change what is computed: a rerun may change them and still resume
@@ -65,7 +65,7 @@ class SeedResult:
     peak_memory_mb: float | None = None
     time_s: float = 0.0
     data: dict = field(default_factory=dict)  # what was trained on (says SUBSET for the CIFAR subset)
-    trained_with: int = 1  # how many runs shared its training loop (batched)
+    trained_with: int = 1  # how many runs shared its training loop (batched), at its start (diverged ones leave)
     first_step_loss: float | None = None  # the training loss of the untrained model (its first batch)
 
     @property
@@ -81,7 +81,7 @@ class SeedResult:
         return (f"its training loss reached {worst:.4g}, over {EXPLODE_FACTOR:g}× its first step's "
                 f"{self.first_step_loss:.4g}; the divergence check compares with the first logged mean, "
                 f"{self.loss[0]:.4g}, which was already that high, so this run counts as ok: the step size α0 "
-                "is likely too large")
+                "is likely too large (in a tower, or κ: if α0 trains well alone, lower κ)")
 
 
 @dataclass
@@ -400,18 +400,23 @@ def run(config=None, *, batch: int | None = None, on_epoch_end=None, **given):
 def _claimed(folders: list[Path]):
     """Hold each run folder's claim while training (one writer per folder: the same notebook run in
     JupyterLab and by papermill, two shells, a sweep's point): a folder another live process holds is
-    refused, naming it, before anything is written. Claims are :mod:`hypernb.sweep`'s."""
+    refused, naming it, before anything is written. Claims are :mod:`hypernb.sweep`'s; one this process
+    holds already stays its holder's, and a folder it cannot write to is only read (a finished run)."""
     from . import sweep
 
     held, made = [], []
     try:
         for out in folders:
-            existed = out.is_dir()
+            if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+                continue  # (reading a finished record needs no claim; training there fails, naming the folder)
+            top = next(p for p in [out, *out.parents] if p.exists() or p == p.parent)
             io.check_out_dir(out, "out_dir")  # (made if missing, with a clear error where it cannot be)
-            if not existed:
-                made.append(out)
+            if top != out:  # the folders this call made, innermost first
+                made += [p for p in [out, *out.parents] if p != top and top in p.parents]
+            if sweep.holds(out):
+                continue
             if not sweep.claim(out):
-                for folder in made:  # a refused call leaves no folder of its own behind
+                for folder in sorted(made, key=lambda p: -len(p.parts)):  # a refused call leaves no folder behind
                     with contextlib.suppress(OSError):
                         sweep.release(folder)
                         folder.rmdir()
@@ -441,15 +446,18 @@ def _run(configs: list[RunConfig], single: bool, batch, on_epoch_end):
     for device_name, ms in by_device.items():
         device = torch.device(device_name)
         saved = _interrupted_groups(ms, everyone, records)
-        taken = {id(m) for g, _ in saved for m in g}
+        taken = {id(m) for g, _, _ in saved for m in g}
         rest = [m for m in ms if id(m) not in taken]
         if batch is not None or device.type == "cuda":
             planned = plan(rest, batch)
         else:  # on a CPU only the models that gain are batched (measured: benchmarks/throughput.py)
             planned = plan([m for m in rest if batches_well_on_cpu(m.config)], MAX_BATCH_CPU) + \
                 [[m] for m in rest if not batches_well_on_cpu(m.config)]
-        for group, tower in saved + [(g, None) for g in planned]:
-            _train_group(group, device, records, on_epoch_end, tower)
+        for group, tower, together in saved + [(g, None, None) for g in planned]:
+            handoff = None
+            while group:  # (a group that members left trains on as a smaller one: see _without_stopped)
+                group, tower, handoff = _train_group(group, device, records, on_epoch_end, tower, handoff, together)
+                together = True
     results = [rec.result() for rec in records]
     return results[0] if single else results
 
@@ -529,13 +537,16 @@ def _members_file(ckpt: Path) -> Path:
         ckpt.parent / "members.json"
 
 
-def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], records) -> list[tuple[list[Member], list]]:
+def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], records) -> list[tuple]:
     """The groups that were interrupted mid-way, exactly as they were, so that they resume from
     their checkpoints instead of starting over: planning the pending members afresh could group them
     differently (a member that diverged in the interrupted group is finished, so no longer pending;
     another ``batch`` limit). A saved group is taken when all its members are among this call's runs,
     at least one is pending, and every other one diverged (stopped inside that group). Each comes with
-    the tower it trains (its members file names it: a group that members left keeps its padded levels)."""
+    the tower it trains and whether it is batched (its members file says: a group that members left keeps its
+    padded levels, and its last member stays a batch of one). A larger group comes first: when a process was
+    killed between a smaller group's first checkpoint and the removal of the one it left, the larger one
+    resumes (and leaves again, cleaning up), so that no checkpoint is left behind."""
     pending_by_key = {m.key(): m for m in pending}
     outs = [Path(m.config.out_dir).resolve() for m in pending if m.config.out_dir]
     if not outs:
@@ -543,17 +554,23 @@ def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], reco
     places = set(outs) | {o.parent / ".groups" for o in outs} | {Path(os.path.commonpath(outs)) / ".groups"}
     files = sorted({f for d in places if d.is_dir()
                     for f in [*d.glob("checkpoint-*.members.json"), *d.glob("*/members.json")]})
+    listed = {}
+    for f in files:
+        try:
+            listed[f] = io.read_json(f)
+            keys = listed[f]["members"]
+        except (OSError, ValueError, KeyError, TypeError):
+            listed.pop(f, None)  # unreadable: its members are planned afresh (and start over)
+            continue
 
     def stopped_inside(m: Member) -> bool:
         s = records[m.index].seeds.get(m.seed)
         return s is not None and s.status == "diverged"
 
     groups, taken = [], set()
-    for f in files:
-        try:
-            keys = io.read_json(f)["members"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreadable: its members are planned afresh (and start over)
+    for f in sorted(listed, key=lambda f: (-len(listed[f]["members"]) if isinstance(listed[f]["members"], list)
+                                           else 0, str(f))):
+        keys = listed[f]["members"]
         if not isinstance(keys, list) or not all(k in everyone for k in keys) or taken & set(keys):
             continue
         group = [pending_by_key.get(k, everyone[k]) for k in keys]
@@ -562,26 +579,27 @@ def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], reco
             continue
         ckpt = _checkpoint_path(group)
         if ckpt is not None and ckpt.exists() and _members_file(ckpt).resolve() == f.resolve():
-            groups.append((group, _saved_tower(f)))
+            tower = listed[f].get("tower")  # (older members files name neither: then the members' own)
+            together = listed[f].get("batched")
+            groups.append((group, tower if isinstance(tower, list) and all(isinstance(n, str) for n in tower) else None,
+                           together if isinstance(together, bool) else None))
             taken |= set(keys)
     return groups
 
 
-def _saved_tower(members_file: Path) -> list[str] | None:
-    """The tower a group checkpoint was trained with, when its members are not all of it (None: theirs)."""
-    tower = io.read_json(members_file).get("tower")
-    return tower if isinstance(tower, list) and all(isinstance(n, str) for n in tower) else None
-
-
 def _train_group(group: list[Member], device, records, on_epoch_end, tower: list[str] | None = None,
-                 handoff: dict | None = None) -> None:
-    """Train the members of one group together; write their records as it goes.
+                 handoff: dict | None = None, together: bool | None = None) -> tuple:
+    """Train the members of one group together; write their records as it goes. Returns (None, None,
+    None) when the group is done, or (members, tower, handoff) for the members still training when some
+    diverged on a CPU, which go on as a group of their own (see :func:`_without_stopped`).
 
     ``tower``: the group's tower when it is not its members' tallest (a group that members left keeps
-    its padded levels). ``handoff``: where the members stand, from the group they left (see
-    :func:`_without_stopped`)."""
+    its padded levels). ``handoff``: where the members stand, from the group they left. ``together``:
+    trained as a batched model (default: when there are several; a batch's last member stays a batch
+    of one, which computes exactly what the batch computed)."""
     c0 = group[0].config
-    K, batched_model = len(group), len(group) > 1
+    K = len(group)
+    batched_model = K > 1 if together is None else together
     task = handoff["task"] if handoff else prepare_data(c0, device, group[0].seed)
     dtype = getattr(torch, c0.dtype)
     models = []
@@ -617,7 +635,8 @@ def _train_group(group: list[Member], device, records, on_epoch_end, tower: list
 
     def save_checkpoint(epoch: int) -> None:
         if epoch in (start_epoch, start_epoch - 1):  # (start_epoch − 1: where a handoff starts from)
-            io.write_json(_members_file(ckpt), {"members": [m.key() for m in group], "tower": tower})
+            io.write_json(_members_file(ckpt), {"members": [m.key() for m in group], "tower": tower,
+                                                "batched": batched_model})
         io.save_checkpoint(ckpt, {  # (CHECKPOINT_KEYS: what a resume checks that it finds)
             "model": model.state_dict(), "optimizer": opt.state_dict(), "recorder": recorder.state_dict(),
             "results": [asdict(r) for r in results], "alive": alive, "first_loss": first_loss,
@@ -644,10 +663,10 @@ def _train_group(group: list[Member], device, records, on_epoch_end, tower: list
         lr0 = [m.config.alpha for m in group]
     for epoch in range(start_epoch, c0.epochs):
         rows = [k for k in range(K) if alive[k]]  # (some are: else the loop ended)
-        if LEAVE_DIVERGED_ON_CPU and device.type == "cpu" and batched_model and len(rows) < K:
-            _train_group([group[k] for k in rows], device, records, on_epoch_end, tower, _without_stopped(
-                rows, task, model, opt, recorder, results, first_loss, epoch - 1, global_step, window, window_n, ckpt))
-            return
+        if len(rows) < K and _leaves(group, device, batched_model):
+            _publish(group, results, records, env)  # (again: a resumed group had not published its last epoch)
+            return [group[k] for k in rows], tower, _without_stopped(
+                rows, task, model, opt, recorder, results, first_loss, epoch - 1, global_step, window, window_n, ckpt)
         t_epoch = time.perf_counter()
         scales = [_schedule(m.config.schedule, epoch, c0.epochs) for m in group]
         opt.param_groups[0]["lr"] = [a * s for a, s in zip(lr0, scales)] if batched_model else lr0[0] * scales[0]
@@ -768,6 +787,14 @@ def _train_group(group: list[Member], device, records, on_epoch_end, tower: list
     _publish(group, results, records, env)  # the finished records first, then
     if ckpt is not None and not any(m.config.keep_checkpoint for m in group):
         _remove_checkpoint(ckpt)  # the checkpoint is no longer needed to resume
+    return None, None, None
+
+
+def _leaves(group: list[Member], device, batched_model: bool) -> bool:
+    """Whether the members still training leave a batch in which some diverged: on a CPU, unless a
+    member keeps its checkpoint (the group's checkpoint then stays whole)."""
+    return (LEAVE_DIVERGED_ON_CPU and device.type == "cpu" and batched_model
+            and not any(m.config.keep_checkpoint for m in group))
 
 
 def _without_stopped(rows, task, model, opt, recorder, results, first_loss, epoch, global_step, window, window_n,
@@ -776,12 +803,11 @@ def _without_stopped(rows, task, model, opt, recorder, results, first_loss, epoc
 
     Why: on a CPU every member of a batch costs its share of every step, also one that diverged and
     whose record is finished, so the runs still training continue without it (from the next epoch on;
-    one left trains as an ordinary run). Members are independent, so they continue exactly as they
-    would have. On a GPU a batch's step costs about the same for any K, and the group stays whole."""
-    batched_on = len(rows) > 1
+    the last one as a batch of one). Members are independent, so they continue exactly as they would
+    have. On a GPU a batch's step costs about the same for any K, and the group stays whole."""
     return {"task": task, "models": [model.member_state(k) for k in rows],
-            "optimizer": select_configurations(opt.state_dict(), rows, batched_on),
-            "recorder": Recorder.select(recorder.state_dict(), rows, batched_on),
+            "optimizer": select_configurations(opt.state_dict(), rows),
+            "recorder": Recorder.select(recorder.state_dict(), rows),
             "results": [results[k] for k in rows], "alive": [True] * len(rows),
             "first_loss": [first_loss[k] for k in rows], "stopped": [None] * len(rows), "epoch": epoch,
             "global_step": global_step, "window": window[rows], "window_n": window_n, "checkpoint": ckpt}
@@ -855,7 +881,8 @@ def _divergence(loss_value: float, first: float | None, nonfinite, step: int):
     if nonfinite is not None:  # with the loss it came with, which tells a too-large α0 from a too-large κ
         losses = "" if first is None or not math.isfinite(first) else (
             f" (mean training loss: {first:.4g} at the first log, {loss_value:.4g} at this check)")
-        return nonfinite.step, str(nonfinite) + losses
+        n = nonfinite  # as a run alone says it: a record does not name its row in a batch
+        return n.step, str(NonFiniteError(n.level, n.optimizer, n.name, n.step, n.what)) + losses
     if not math.isfinite(loss_value):
         return step, f"training loss became {loss_value}"
     if first is not None and loss_value > EXPLODE_FACTOR * max(first, 1e-3):

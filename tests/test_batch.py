@@ -222,6 +222,7 @@ def test_on_a_cpu_runs_that_diverged_leave_their_batch_and_the_rest_train_on_exa
     assert sizes == [3, 2, 2, 2]
     assert [r.seeds[0].status for r in together] == ["ok", "ok", "diverged"]
     assert together[2].seeds[0].diverged_at_step <= 5 and not together[2].seeds[0].epochs  # found at the first log
+    assert together[2].seeds[0].reason == run(configs[2], batch=1).seeds[0].reason  # (not naming its row in the batch)
     for c, t in zip(configs[:2], together):
         assert len(t.seeds[0].epochs) == 4
         _close(t.seeds[0], run(c, batch=1).seeds[0], f"{c['optimizer']} after its batch lost a member")
@@ -275,3 +276,20 @@ def test_selecting_configurations_of_a_state_dict_refuses_what_it_cannot_select(
     pair.step()
     torch.testing.assert_close(r.detach(), p.detach()[[0, 2]], rtol=0, atol=0)
     torch.testing.assert_close(pair.hyperparameters()["alpha"], opt.hyperparameters()["alpha"][[0, 2]], rtol=0, atol=0)
+
+
+def test_in_float32_a_run_computes_the_same_whether_the_others_of_its_batch_diverge_or_not():
+    """Its last partner diverged: it goes on as a batch of one, which computes as the batch did (a run
+    alone keeps its few numbers in float64, a batch in the parameters' dtype)."""
+    require("mnist")
+    base = dict(TASKS["mlp"][0], profile="smoke", epochs=3, max_steps=10, quiet=True, log_every=5,
+                optimizer="adam/sgd", kappa=1e-5)
+    mine = dict(base, alpha=0.1, seeds=[0])
+    beside_healthy = run([mine, dict(base, alpha=0.05, seeds=[1])])[0].seeds[0]
+    sizes = []
+    beside_diverging = run([mine, dict(base, alpha=0.05, kappa=1e3, seeds=[1])],
+                           on_epoch_end=lambda results, epoch: sizes.append(len(results)))
+    assert beside_diverging[1].seeds[0].status == "diverged" and sizes == [2, 1, 1]
+    mine_then = beside_diverging[0].seeds[0]
+    assert mine_then.status == "ok" and mine_then.loss == beside_healthy.loss
+    assert mine_then.trajectory == beside_healthy.trajectory and mine_then.final == beside_healthy.final

@@ -455,8 +455,9 @@ class Engine:
             raise ValueError("cuda_graph=True needs CUDA parameters and capturable=True")
         self.cuda_graph = (cuda and self.capturable) if cuda_graph is None else cuda_graph
         self._graph, self._graph_key, self._g_static, self._warm = None, None, None, 0
-        # one configuration on a CPU: the few-number part of the step runs in NumPy (see Level)
-        self.host = HOST_MODE and self.K == 1 and self.device.type == "cpu" and not self.capturable
+        # one configuration on a CPU: the few-number part of the step runs in NumPy (see Level); not for batch=1,
+        # which computes as a batch of any K does (a batch's last configuration goes on as one)
+        self.host = HOST_MODE and self.batch is None and self.device.type == "cpu" and not self.capturable
 
     def _flatten(self, groups) -> list[Segment]:
         """One [K, P] matrix; each parameter becomes a view of its columns (they stay leaf

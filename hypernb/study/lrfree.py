@@ -419,7 +419,8 @@ def _same_numbers_label(names: list) -> str:
     = lr tuned on validation, the same numbers): lr``."""
     family = {name.split(" (")[0] for name, _ in names}
     if len(family) == 1 and all(" (" in name for name, _ in names):
-        variants = " = ".join(name.split(" (", 1)[1].rstrip(")") for name, _ in names)
+        variants = " = ".join(name.split(" (", 1)[1][:-1] if name.endswith(")") else name.split(" (", 1)[1]
+                              for name, _ in names)
         return _step_size_label(f"{family.pop()} ({variants}, the same numbers)", names[0][1])
     return " = ".join(_step_size_label(*n) for n in names) + " (the same numbers)"
 
