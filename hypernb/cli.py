@@ -113,7 +113,7 @@ def _one_name_each(argv: list[str]) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import io, run
+    from . import io, run, sweep
     from .data import DataError
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
@@ -123,7 +123,8 @@ def cmd_run(args) -> int:
         io.check_out_dir(out, "--out")
     before = _stamp(out / "metrics.json") if out is not None else None
     try:
-        result = run(config)  # (which holds the folder's claim while it trains: one writer per folder)
+        with sweep.stopped_by_sigterm():  # (a kill ends it as Ctrl-C does: the folder's claim is released)
+            result = run(config)  # (which holds the folder's claim while it trains: one writer per folder)
     except DataError as e:  # its message speaks to the Python API
         raise DataError(str(e).replace("pass data_root=...", "pass --data-root DIR")) from None
     except ValueError as e:

@@ -728,7 +728,7 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
             return group, (json.loads(report.read_text()) if report.exists() else {})
 
     out = {"ran": [], "failed": [], "busy": []}
-    with ThreadPoolExecutor(max_workers=workers) as pool, _stopped_by_sigterm(), \
+    with ThreadPoolExecutor(max_workers=workers) as pool, stopped_by_sigterm(), \
             tqdm(total=sum(len(g) for g in groups), desc=f"sweep {spec.name}", disable=quiet) as bar:
         try:
             for group, status in pool.map(one, groups):
@@ -751,9 +751,10 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
 
 
 @contextlib.contextmanager
-def _stopped_by_sigterm():
-    """SIGTERM (a scheduler's or a user's kill) ends the sweep as Ctrl-C does, so that it stops its
-    workers and exits with the interrupted status, instead of dying alone."""
+def stopped_by_sigterm():
+    """SIGTERM (a scheduler's or a user's kill) ends the sweep (or ``python -m hypernb run``) as Ctrl-C
+    does, so that it stops its workers, releases its claims and exits with the interrupted status,
+    instead of dying alone."""
     import signal
     import threading
 

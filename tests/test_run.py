@@ -566,6 +566,26 @@ def test_a_run_folder_another_live_process_writes_to_is_refused_and_nothing_is_l
     sweep.release(busy)
 
 
+def test_sigterm_ends_the_command_line_run_as_ctrl_c_does_releasing_its_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    require("mnist")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "hypernb", "run", "--profile", "smoke", "--epochs", "50", "--seeds",
+                             "0", "--quiet", "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "CLAIM.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted; rerun the same command to resume" in err, err
+    assert not (out / "CLAIM.json").exists()
+
+
 def test_a_finished_run_in_a_folder_that_cannot_be_written_is_read_back(tmp_path, monkeypatch):
     """Reading a finished record needs no claim (a read-only checkout of committed records)."""
     from hypernb import train
