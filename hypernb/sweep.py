@@ -1084,7 +1084,8 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
                     raise io.wrong_json(metrics, METRICS, f"seed {s.seed} has no mapping 'final' or list 'epochs'", fix)
                 status = s.status if s.status != "running" or working else "stopped"
                 rows.append({"point": d.name, **params, "seed": s.seed, "status": status,
-                             "diverged_at_step": s.diverged_at_step, **s.final,
+                             "diverged_at_step": s.diverged_at_step, "reason": s.reason, "warning": s.warning,
+                             **s.final,
                              "epochs_done": len(s.epochs), "time_s": s.time_s, "trained_with": s.trained_with,
                              "git_commit": commit})
         else:

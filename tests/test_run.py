@@ -172,7 +172,8 @@ def test_runs_that_left_their_group_resume_from_their_own_checkpoint(tmp_path):
         same = ("status", "diverged_at_step", "reason", "steps", "loss", "final", "trajectory", "epochs")
         strip = lambda s: [{k: v for k, v in e.items() if k != "time_s"} for e in s] if isinstance(s, list) and s \
             and isinstance(s[0], dict) else s  # noqa: E731
-        assert repr([strip(getattr(a.seeds[0], f)) for f in same]) == repr([strip(getattr(b.seeds[0], f)) for f in same])
+        mine, theirs = ([strip(getattr(r.seeds[0], f)) for f in same] for r in (a, b))
+        assert repr(mine) == repr(theirs)
     assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("members.json"))
 
 
@@ -548,10 +549,11 @@ def test_a_run_folder_another_live_process_writes_to_is_refused_and_nothing_is_l
         assert holder.stdout.readline().strip() == "True"
         fresh = tmp_path / "fresh"
         configs = [dict(SMOKE, seeds=[0], epochs=1, out_dir=str(fresh / "a" / "b")),
-                   dict(SMOKE, seeds=[0], epochs=1, out_dir=str(fresh / "c")), dict(SMOKE, seeds=[0], epochs=1, out_dir=str(busy))]
+                   dict(SMOKE, seeds=[0], epochs=1, out_dir=str(fresh / "c")),
+                   dict(SMOKE, seeds=[0], epochs=1, out_dir=str(busy))]
         with pytest.raises(ValueError, match=r"out_dir .*busy is claimed by pid \d+ .*writing a run there; wait"):
             run(configs)
-        assert not fresh.exists() and [p.name for p in busy.iterdir()] == [sweep.CLAIM]  # nothing written, no claim left
+        assert not fresh.exists() and [p.name for p in busy.iterdir()] == [sweep.CLAIM]  # nothing written or claimed
         code = main(["run", "--profile", "smoke", "--seeds", "0", "--epochs", "1", "--quiet", "--out", str(busy)])
         err = capsys.readouterr().err
         assert code != 0 and f"--out {busy} is claimed by pid" in err and "choose another --out" in err, err

@@ -933,3 +933,20 @@ def test_points_another_sweep_trains_now_are_not_started_again(tmp_path, capsys)
     assert res["busy"] == [dirs[0]] and len(res["ran"]) == 3 and res["failed"] == []
     printed = capsys.readouterr().out
     assert "1 busy elsewhere, 3 to run" in printed and f"BUSY {dirs[0].name}" in printed
+
+
+def test_collect_says_why_a_run_diverged_and_warns_of_an_early_explosion(tmp_path, capsys):
+    require("mnist")
+    spec = tiny_spec(tmp_path, grid={"optimizer": ["sgd/sgd"]},
+                     zip={"alpha": [0.05, 100.0, 0.06], "kappa": [1e-3, 1e-3, 1e300]},
+                     fixed={"task": "mnist-mlp", "profile": "smoke", "epochs": 1, "max_steps": 8, "log_every": 4,
+                            "train_limit": 512, "test_limit": 256})
+    out = tmp_path / "out"
+    main(["sweep", str(spec), "--out", str(out)])
+    assert main(["collect", str(out)]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out / "results.csv").set_index("alpha")
+    assert table.loc[0.05, "status"] == "ok" and table.loc[0.05, ["reason", "warning"]].isna().all()
+    assert table.loc[0.06, "status"] == "diverged" and "non-finite" in table.loc[0.06, "reason"]
+    assert table.loc[100.0, "status"] == "ok" and "first logged mean" in table.loc[100.0, "warning"]
