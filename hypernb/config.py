@@ -5,6 +5,7 @@ A field left at ``None`` takes its value from the profile (per task); anything s
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import numbers
@@ -53,9 +54,10 @@ def field_names(values: Mapping) -> dict:
     out = dict(values)
     for alias, name in CONFIG_ALIASES.items():
         if alias in out:
-            if name in out:
+            if name in out and out[name] is not None and out[alias] is not None:
                 raise ValueError(f"config gives both {alias!r} and {name!r} (the same setting); give one")
-            out[name] = out.pop(alias)
+            value = out.pop(alias)
+            out[name] = value if value is not None else out.get(name)
     return out
 
 # per (profile, model): defaults for the fields left at None
@@ -141,6 +143,11 @@ class RunConfig:
     quiet: bool = _f(False, "no progress bar")
 
     # -- construction -------------------------------------------------------------------------------
+    def __post_init__(self):
+        # one spelling of a tower ("Adam / SGD" is "adam/sgd"): a record is found again however it was written
+        if isinstance(self.optimizer, str):
+            self.optimizer = "".join(self.optimizer.split()).lower()
+
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
         """A validated config from a mapping. The names torch.optim users and the CLI use (``lr``,
@@ -312,7 +319,10 @@ class RunConfig:
                 raise ValueError(f"every kappa must be a finite number >= 0, got {k!r}")
         elif isinstance(k, str):
             if k not in KAPPA_RULES:
-                raise ValueError(f"kappa rule must be one of {sorted(KAPPA_RULES)}, got {k!r}")
+                number = ""
+                with contextlib.suppress(ValueError):
+                    number = f" ({float(k):g} as a number: kappa={float(k):g}, not the string {k!r})"
+                raise ValueError(f"kappa rule must be one of {sorted(KAPPA_RULES)}, got {k!r}{number}")
         elif isinstance(k, (list, tuple)):
             if len(k) != len(self.tower_names()) - 1:
                 at = "" if self.height is None else f" at height {self.height}"

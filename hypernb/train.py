@@ -481,6 +481,8 @@ class _Record:
             return
         if (self.out / "config.json").exists():
             old = read_config(self.out / "config.json")
+            if isinstance(old.get("optimizer"), str):  # (written before towers had one spelling: "Adam/SGD")
+                old["optimizer"] = RunConfig(optimizer=old["optimizer"]).optimizer
             # a field the record predates counts as its default (records outlive new RunConfig fields)
             defaults = RunConfig().to_dict()
             diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC

@@ -817,3 +817,16 @@ def test_a_checkpoint_cut_short_anywhere_is_named_damaged(tmp_path):
         return  # (root reads it anyway)
     with pytest.raises(PermissionError):
         io.load_checkpoint(cut, "cpu", CHECKPOINT_KEYS)
+
+
+def test_a_config_is_read_as_a_user_writes_it():
+    """One spelling of a tower (so that a record is found again), an alias beside its field left None (a
+    dict built from defaults), and κ written as text named as the number it is."""
+    assert RunConfig.from_dict({"optimizer": " Adam / SGD*2 "}).optimizer == "adam/sgd*2"
+    assert RunConfig(optimizer="SGD/SGD").optimizer == "sgd/sgd"
+    assert RunConfig.from_dict({"alpha": None, "lr": 1e-3}).alpha == 1e-3
+    assert RunConfig.from_dict({"alpha": 1e-3, "lr": None}).alpha == 1e-3
+    with pytest.raises(ValueError, match="gives both 'lr' and 'alpha'"):
+        RunConfig.from_dict({"alpha": 0.1, "lr": 1e-3})
+    with pytest.raises(ValueError, match=r"got '1e-5' \(1e-05 as a number: kappa=1e-05, not the string '1e-5'\)"):
+        RunConfig.from_dict({"kappa": "1e-5"})
