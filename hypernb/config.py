@@ -143,11 +143,6 @@ class RunConfig:
     quiet: bool = _f(False, "no progress bar")
 
     # -- construction -------------------------------------------------------------------------------
-    def __post_init__(self):
-        # one spelling of a tower ("Adam / SGD" is "adam/sgd"): a record is found again however it was written
-        if isinstance(self.optimizer, str):
-            self.optimizer = "".join(self.optimizer.split()).lower()
-
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
         """A validated config from a mapping. The names torch.optim users and the CLI use (``lr``,

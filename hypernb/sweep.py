@@ -532,9 +532,10 @@ def claim(point_dir: Path) -> bool:
 
 
 def holds(point_dir: Path) -> bool:
-    """Whether this process (or this Slurm task) holds the point's claim already."""
+    """Whether this very process holds the point's claim already (a requeued Slurm task's earlier claim
+    is not held: it is taken back by :func:`claim`, refreshed)."""
     seen = _read_claim(Path(point_dir) / CLAIM)
-    return seen is not None and _mine(seen[1])
+    return seen is not None and seen[1].get("token") == _TOKEN and Path(point_dir) / CLAIM in _held
 
 
 def release(point_dir: Path) -> None:

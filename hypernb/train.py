@@ -392,12 +392,12 @@ def run(config=None, *, batch: int | None = None, on_epoch_end=None, **given):
     shared = sorted({o for o in outs if outs.count(o) > 1})
     if shared:  # checked before any record is written: a refused call leaves no file behind
         raise ValueError(f"several configurations share out_dir {shared[0]}; each run needs a folder of its own")
-    with _claimed([Path(c.out_dir) for c in configs if c.out_dir]):
+    with _claimed([c for c in configs if c.out_dir]):
         return _run(configs, single, batch, on_epoch_end)
 
 
 @contextlib.contextmanager
-def _claimed(folders: list[Path]):
+def _claimed(configs: list[RunConfig]):
     """Hold each run folder's claim while training (one writer per folder: the same notebook run in
     JupyterLab and by papermill, two shells, a sweep's point): a folder another live process holds is
     refused, naming it, before anything is written. Claims are :mod:`hypernb.sweep`'s; one this process
@@ -406,9 +406,10 @@ def _claimed(folders: list[Path]):
 
     held, made = [], []
     try:
-        for out in folders:
-            if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
-                continue  # (reading a finished record needs no claim; training there fails, naming the folder)
+        for c in configs:
+            out = Path(c.out_dir)
+            if out.is_dir() and not os.access(out, os.W_OK | os.X_OK) and _finished_record(c):
+                continue  # (reading a finished record needs no claim; anything else is refused below)
             top = next(p for p in [out, *out.parents] if p.exists() or p == p.parent)
             io.check_out_dir(out, "out_dir")  # (made if missing, with a clear error where it cannot be)
             if top != out:  # the folders this call made, innermost first
@@ -429,6 +430,16 @@ def _claimed(folders: list[Path]):
     finally:
         for out in held:
             sweep.release(out)
+
+
+def _finished_record(c: RunConfig) -> bool:
+    """Whether ``c.out_dir`` holds a record in which every seed of ``c`` ended (ok or diverged)."""
+    path = Path(c.out_dir) / "metrics.json"
+    try:
+        ended = {s.seed for s in read_seeds(read_metrics(path), path) if s.status in ("ok", "diverged")}
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    return set(c.seeds) <= ended
 
 
 def _run(configs: list[RunConfig], single: bool, batch, on_epoch_end):
@@ -481,8 +492,6 @@ class _Record:
             return
         if (self.out / "config.json").exists():
             old = read_config(self.out / "config.json")
-            if isinstance(old.get("optimizer"), str):  # (written before towers had one spelling: "Adam/SGD")
-                old["optimizer"] = RunConfig(optimizer=old["optimizer"]).optimizer
             # a field the record predates counts as its default (records outlive new RunConfig fields)
             defaults = RunConfig().to_dict()
             diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC
@@ -664,7 +673,9 @@ def _train_group(group: list[Member], device, records, on_epoch_end, tower: list
     else:
         lr0 = [m.config.alpha for m in group]
     for epoch in range(start_epoch, c0.epochs):
-        rows = [k for k in range(K) if alive[k]]  # (some are: else the loop ended)
+        rows = [k for k in range(K) if alive[k]]
+        if not rows:  # every one diverged at the last epoch's end
+            break
         if len(rows) < K and _leaves(group, device, batched_model):
             _publish(group, results, records, env)  # (again: a resumed group had not published its last epoch)
             return [group[k] for k in rows], tower, _without_stopped(

@@ -293,3 +293,14 @@ def test_in_float32_a_run_computes_the_same_whether_the_others_of_its_batch_dive
     mine_then = beside_diverging[0].seeds[0]
     assert mine_then.status == "ok" and mine_then.loss == beside_healthy.loss
     assert mine_then.trajectory == beside_healthy.trajectory and mine_then.final == beside_healthy.final
+
+
+def test_a_batch_whose_runs_all_diverge_at_an_epoch_end_finishes_cleanly(tmp_path):
+    """No logging point inside the epoch: both runs are found diverged at its end; the next epoch has
+    nobody left to train (a batch of none is not formed) and the group's checkpoint is removed."""
+    require("mnist")
+    base = dict(TASKS["mlp"][0], profile="smoke", epochs=3, max_steps=10, quiet=True, log_every=1000,
+                optimizer="sgd/sgd", alpha=0.05, kappa=1e300)
+    results = run([dict(base, seeds=[s], out_dir=str(tmp_path / str(s))) for s in (0, 1)])
+    assert [r.seeds[0].status for r in results] == ["diverged", "diverged"]
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*members.json"))

@@ -599,6 +599,8 @@ def test_a_finished_run_in_a_folder_that_cannot_be_written_is_read_back(tmp_path
     monkeypatch.setattr(train.os, "access", lambda p, mode: False if str(p) == config["out_dir"] else real(p, mode))
     again = run(config)
     assert again.seeds[0].loss == first.seeds[0].loss and not (tmp_path / "done" / "CLAIM.json").exists()
+    with pytest.raises(ValueError, match=r"out_dir .*done is not writable; choose another path"):
+        run(dict(config, seeds=[0, 1]))  # a seed to train there: refused before anything trains
 
 
 def test_cli_help_documents_every_field(capsys):
@@ -820,13 +822,33 @@ def test_a_checkpoint_cut_short_anywhere_is_named_damaged(tmp_path):
 
 
 def test_a_config_is_read_as_a_user_writes_it():
-    """One spelling of a tower (so that a record is found again), an alias beside its field left None (a
-    dict built from defaults), and κ written as text named as the number it is."""
-    assert RunConfig.from_dict({"optimizer": " Adam / SGD*2 "}).optimizer == "adam/sgd*2"
-    assert RunConfig(optimizer="SGD/SGD").optimizer == "sgd/sgd"
+    """An alias beside its field left None (a dict built from defaults), and κ written as text named as
+    the number it is."""
     assert RunConfig.from_dict({"alpha": None, "lr": 1e-3}).alpha == 1e-3
     assert RunConfig.from_dict({"alpha": 1e-3, "lr": None}).alpha == 1e-3
     with pytest.raises(ValueError, match="gives both 'lr' and 'alpha'"):
         RunConfig.from_dict({"alpha": 0.1, "lr": 1e-3})
     with pytest.raises(ValueError, match=r"got '1e-5' \(1e-05 as a number: kappa=1e-05, not the string '1e-5'\)"):
         RunConfig.from_dict({"kappa": "1e-5"})
+
+
+def test_a_requeued_slurm_task_takes_its_run_folder_back_and_releases_it(tmp_path, monkeypatch):
+    """The task's earlier claim (same Slurm id, another process) counts as its own: taken back, refreshed
+    while training and released after (it was skipped as already held, and stayed behind)."""
+    import time
+
+    from hypernb import sweep
+
+    require("mnist")
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.setattr(sweep, "_slurm_worker", True)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / sweep.CLAIM).write_text(json.dumps({"pid": 1, "host": "elsewhere", "slurm": "777", "token": "before-requeue",
+                                               "since": "then"}))
+    old = time.time() - 3000
+    os.utime(out / sweep.CLAIM, (old, old))
+    assert not sweep.holds(out)
+    assert run(dict(SMOKE, seeds=[0], epochs=1, out_dir=str(out))).seeds[0].status == "ok"
+    assert not (out / sweep.CLAIM).exists()
