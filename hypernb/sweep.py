@@ -369,14 +369,12 @@ def is_done(point_dir: Path) -> bool:
     if info["target"] != "run":
         return (point_dir / Path(info["target"]).name).is_file()  # the executed notebook
     try:
-        from .train import read_metrics, read_seeds
-
-        path = point_dir / "run" / "metrics.json"
-        ended = {s.seed for s in read_seeds(read_metrics(path), path) if s.status in ("ok", "diverged")}
         wanted = RunConfig.from_dict(info["params"]).seeds
-    except (OSError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return False
-    return set(wanted) <= ended
+    from .train import finished_record
+
+    return finished_record(point_dir / "run", wanted)
 
 
 # -- claims: one owner per point ------------------------------------------------------------------

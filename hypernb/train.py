@@ -408,7 +408,7 @@ def _claimed(configs: list[RunConfig]):
     try:
         for c in configs:
             out = Path(c.out_dir)
-            if out.is_dir() and not os.access(out, os.W_OK | os.X_OK) and _finished_record(c):
+            if out.is_dir() and not os.access(out, os.W_OK | os.X_OK) and finished_record(out, c.seeds):
                 continue  # (reading a finished record needs no claim; anything else is refused below)
             top = next(p for p in [out, *out.parents] if p.exists() or p == p.parent)
             io.check_out_dir(out, "out_dir")  # (made if missing, with a clear error where it cannot be)
@@ -432,14 +432,14 @@ def _claimed(configs: list[RunConfig]):
             sweep.release(out)
 
 
-def _finished_record(c: RunConfig) -> bool:
-    """Whether ``c.out_dir`` holds a record in which every seed of ``c`` ended (ok or diverged)."""
-    path = Path(c.out_dir) / "metrics.json"
+def finished_record(out_dir, seeds) -> bool:
+    """Whether ``out_dir`` holds a readable record in which every one of ``seeds`` ended (ok or diverged)."""
+    path = Path(out_dir) / "metrics.json"
     try:
         ended = {s.seed for s in read_seeds(read_metrics(path), path) if s.status in ("ok", "diverged")}
     except (OSError, ValueError, TypeError, KeyError):
         return False
-    return set(c.seeds) <= ended
+    return set(seeds) <= ended
 
 
 def _run(configs: list[RunConfig], single: bool, batch, on_epoch_end):
@@ -565,24 +565,21 @@ def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], reco
     places = set(outs) | {o.parent / ".groups" for o in outs} | {Path(os.path.commonpath(outs)) / ".groups"}
     files = sorted({f for d in places if d.is_dir()
                     for f in [*d.glob("checkpoint-*.members.json"), *d.glob("*/members.json")]})
-    listed = {}
+    listed = {}  # members file → what it says (an unreadable one's members are planned afresh, and start over)
     for f in files:
-        try:
-            listed[f] = io.read_json(f)
-            keys = listed[f]["members"]
-        except (OSError, ValueError, KeyError, TypeError):
-            listed.pop(f, None)  # unreadable: its members are planned afresh (and start over)
-            continue
+        with contextlib.suppress(OSError, ValueError):
+            saved = io.read_json(f)
+            if isinstance(saved, dict) and isinstance(saved.get("members"), list):
+                listed[f] = saved
 
     def stopped_inside(m: Member) -> bool:
         s = records[m.index].seeds.get(m.seed)
         return s is not None and s.status == "diverged"
 
     groups, taken = [], set()
-    for f in sorted(listed, key=lambda f: (-len(listed[f]["members"]) if isinstance(listed[f]["members"], list)
-                                           else 0, str(f))):
+    for f in sorted(listed, key=lambda f: (-len(listed[f]["members"]), str(f))):  # larger groups first
         keys = listed[f]["members"]
-        if not isinstance(keys, list) or not all(k in everyone for k in keys) or taken & set(keys):
+        if not all(isinstance(k, str) and k in everyone for k in keys) or taken & set(keys):
             continue
         group = [pending_by_key.get(k, everyone[k]) for k in keys]
         if not any(k in pending_by_key for k in keys) or not all(

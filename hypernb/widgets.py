@@ -37,6 +37,12 @@ KAPPA_RULES = {
     "report": "report: κ_ℓ = α0/(100(1+ℓ))",
 }
 KAPPA_DECAY = 1e-8  # d of the "decay" rule
+KAPPA_FLOOR = 1e-30  # a "decay" κ below this is 0: that level is held at its initial value
+ALPHA_EXPONENTS = (-6, 3)  # α slider: 1e-6 … 1e3 (log)
+KAPPA_EXPONENTS = (-8, 0)  # κ slider: 1e-8 … 1 (log)
+MAX_HEIGHT = 20
+MAX_EPOCHS = 50
+FIELDS = ("optimizer", "hyperoptimizer", "height", "alpha", "mu", "kappa_rule", "kappa", "epochs")
 
 
 def kappa_rule_text(rule: str, decay: float = KAPPA_DECAY) -> str:
@@ -45,12 +51,6 @@ def kappa_rule_text(rule: str, decay: float = KAPPA_DECAY) -> str:
     text = KAPPA_RULES[rule]
     meaning = text.split(": ", 1)[1] if ": " in text else "κ_ℓ = κ₁"
     return f"{rule} ({meaning}" + (f", d = {decay:g})" if rule == "decay" else ")")
-KAPPA_FLOOR = 1e-30  # a "decay" κ below this is 0: that level is held at its initial value
-ALPHA_EXPONENTS = (-6, 3)  # α slider: 1e-6 … 1e3 (log)
-KAPPA_EXPONENTS = (-8, 0)  # κ slider: 1e-8 … 1 (log)
-MAX_HEIGHT = 20
-MAX_EPOCHS = 50
-FIELDS = ("optimizer", "hyperoptimizer", "height", "alpha", "mu", "kappa_rule", "kappa", "epochs")
 
 
 def tower_string(optimizer: str, hyperoptimizer: str, height: int) -> str:

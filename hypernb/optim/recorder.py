@@ -91,11 +91,10 @@ class Recorder:
         self._n, self.steps, self._count = values.shape[0], list(state["steps"]), state["count"]
 
     @staticmethod
-    def select(state: dict, rows: list[int], batched: bool = True) -> dict:
+    def select(state: dict, rows: list[int]) -> dict:
         """A batch=K recorder's :meth:`state_dict` for configurations ``rows`` only (see
-        :func:`hypernb.optim.base.select_configurations`; ``batched=False``: one row, for an ordinary optimizer)."""
-        values = state["values"]
-        return {**state, "values": values[:, :, rows].clone() if batched else values[:, :, rows[0]].clone()}
+        :func:`hypernb.optim.base.select_configurations`)."""
+        return {**state, "values": state["values"][:, :, rows].clone()}
 
     def close(self) -> None:
         if self._handle is not None:

@@ -172,14 +172,14 @@ def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
     """Every config (a RunConfig or dict) into ``<out>/runs/<hash>``, trained together in compatible
     batches: finished runs are read back instead of retrained, interrupted ones resume. Returns the
     Results in order. With training off, missing records raise :class:`MissingRecords`."""
-    from ..train import Result, run
+    from ..train import Result, finished_record, run
 
     cfgs = []
     for cfg in configs:
         cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
         cfgs.append(cfg.replace(out_dir=str(s.records / "runs" / config_key(cfg)), quiet=s.quiet))
     if not training_allowed(s.params.get("TRAIN", True)):
-        missing = [c for c in cfgs if not _finished(Path(c.out_dir), c.seeds)]
+        missing = [c for c in cfgs if not finished_record(c.out_dir, c.seeds)]
         if missing:
             raise MissingRecords(f"{len(missing)} of {len(cfgs)} runs of {desc} have no finished record under "
                                  f"{shown(s.records / 'runs')} and training is off (TRAIN = False or "
@@ -193,15 +193,6 @@ def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
         print(f"{desc}: {len(unique)} configurations", flush=True)
     results = dict(zip(unique, run(list(unique.values()))))
     return [results[c.out_dir] for c in cfgs]
-
-
-def _finished(out: Path, seeds) -> bool:
-    try:
-        saved = io.read_json(out / "metrics.json")
-    except (FileNotFoundError, ValueError):
-        return False
-    done = {r["seed"] for r in saved["seeds"] if r["status"] in ("ok", "diverged")}
-    return set(seeds) <= done
 
 
 def save_figure(s: Setup, fig, name: str) -> Path:
