@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import pickle
 import platform
@@ -125,7 +126,25 @@ def check_out_dir(path: Path, what: str, create: bool = True) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
+    """Write ``obj`` as strict JSON (RFC 8259), atomically. A number that is not finite (a diverged run's NaN
+    loss, an infinite one) is written as ``null``: Python's own ``NaN``/``Infinity`` are not JSON, and a
+    browser's ``JSON.parse``, ``jq`` or R would refuse the whole file. A run's record turns them back into
+    NaN when it is read (:func:`hypernb.train.read_seeds`)."""
+    text = json.dumps(_strict(obj), indent=1, allow_nan=False, default=_json_default)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def _strict(o):
+    """``o`` with every non-finite float replaced by None (tensors and tuples as lists, as JSON writes them)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_strict(v) for v in o]
+    if isinstance(o, torch.Tensor):
+        return _strict(o.tolist())
+    return o
 
 
 class DamagedFileError(ValueError):

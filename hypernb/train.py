@@ -185,7 +185,26 @@ def read_seeds(saved: dict, path: Path, fix: str | None = None) -> list[SeedResu
             bad = f"seeds[{i}] has unknown key(s) {sorted(set(s) - _SEED_FIELDS)}"
         if bad:
             raise io.wrong_json(path, METRICS, bad, fix)
-        out.append(SeedResult(**s))
+        out.append(SeedResult(**_nan_for_null(s)))
+    return out
+
+
+def _nan_for_null(seed: dict) -> dict:
+    """A seed as it was recorded: its numbers that were not finite are ``null`` in strict JSON
+    (:func:`hypernb.io.write_json`), and NaN again here, so that a diverged run's loss curve keeps its
+    length and its steps. (Records written before held ``NaN`` itself, which Python reads as it is.)"""
+    nan = float("nan")
+    out = dict(seed)
+    if isinstance(seed.get("loss"), list):
+        out["loss"] = [nan if v is None else v for v in seed["loss"]]
+    if isinstance(seed.get("trajectory"), dict):
+        out["trajectory"] = {k: [nan if v is None else v for v in vs] if isinstance(vs, list) else vs
+                             for k, vs in seed["trajectory"].items()}
+    if isinstance(seed.get("epochs"), list):
+        out["epochs"] = [{k: nan if v is None else v for k, v in e.items()} if isinstance(e, dict) else e
+                         for e in seed["epochs"]]
+    if isinstance(seed.get("final"), dict):
+        out["final"] = {k: nan if v is None else v for k, v in seed["final"].items()}
     return out
 
 

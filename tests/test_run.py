@@ -1,5 +1,6 @@
 """run(): real data, the paper's models, divergence, checkpoints and exact resume, the CLI."""
 import json
+import math
 import os
 
 import pytest
@@ -402,6 +403,26 @@ def test_forced_divergence_is_recorded_not_raised(tmp_path):
     assert seed.final == {} and "test_acc" not in result.summary  # no garbage numbers
     assert result.summary["diverged"]["mean"] == 1
     assert hypernb.Result.load(tmp_path).seeds[0].status == "diverged"
+
+
+def test_a_diverged_runs_record_is_strict_json_and_reads_back_its_nan(tmp_path):
+    """NaN is not JSON (a browser's JSON.parse or jq refuse the file): the record writes null, and
+    reading it back gives NaN in the same places, so curves keep their length."""
+    require("mnist")
+    result = run(dict(task="mnist-mlp", optimizer="adam/adam", kappa=1e3, profile="smoke", quiet=True,
+                      log_every=2, out_dir=str(tmp_path)))
+    seed = result.seeds[0]
+    assert any(math.isnan(v) for v in seed.loss) and any(math.isnan(v) for v in seed.trajectory["alpha"])
+
+    def refuse(name):
+        raise AssertionError(f"{name} in metrics.json")
+
+    raw = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert None in raw["seeds"][0]["loss"]
+    back = hypernb.Result.load(tmp_path).seeds[0]
+    for mine, read in [(seed.loss, back.loss)] + [(seed.trajectory[k], back.trajectory[k]) for k in seed.trajectory]:
+        assert len(mine) == len(read)
+        assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(mine, read))
 
 
 def test_a_loss_that_explodes_within_the_first_logged_window_is_ok_but_warned_and_all_diverged_exits_4(
