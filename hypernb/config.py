@@ -316,7 +316,8 @@ class RunConfig:
             if k not in KAPPA_RULES:
                 number = ""
                 with contextlib.suppress(ValueError):
-                    number = f" ({float(k):g} as a number: kappa={float(k):g}, not the string {k!r})"
+                    if math.isfinite(float(k)) and float(k) >= 0:  # (not "inf" or "-1": no κ at all)
+                        number = f" ({float(k):g} as a number: kappa={float(k):g}, not the string {k!r})"
                 raise ValueError(f"kappa rule must be one of {sorted(KAPPA_RULES)}, got {k!r}{number}")
         elif isinstance(k, (list, tuple)):
             if len(k) != len(self.tower_names()) - 1:

@@ -70,18 +70,38 @@ class SeedResult:
 
     @property
     def warning(self) -> str | None:
-        """For a run that finished: its training loss rose above ``EXPLODE_FACTOR`` × its first step's
-        within the first logged window, which the divergence rule (against the first *logged* mean,
-        as declared for the study) cannot see. The run stays ok; the warning says why its numbers are poor."""
-        if self.status != "ok" or self.first_step_loss is None or not self.loss:
+        """Why a run that finished (ok) has poor or unchecked numbers, at length; None when it has none."""
+        found = self._warned()
+        return None if found is None else found[1]
+
+    @property
+    def warned_of(self) -> str | None:
+        """:attr:`warning` in a few words, for one line among others (a Result's repr, the panel's table)."""
+        found = self._warned()
+        return None if found is None else found[0]
+
+    def _warned(self) -> tuple[str, str] | None:
+        """(a few words, at length). Two cases. Its training loss rose above ``EXPLODE_FACTOR`` × its first
+        step's within the first logged window, which the divergence rule (against the first *logged* mean,
+        as declared for the study) cannot see: the run stays ok, and the warning says why its numbers are
+        poor. Or no loss was logged at all (a run shorter than ``log_every``), so only non-finite values
+        were checked."""
+        if self.status != "ok":
+            return None
+        if not self.loss and self.epochs:
+            return ("no loss was logged", "no training loss was logged (the run is shorter than log_every steps), "
+                    "so it was checked only for NaN/inf at each epoch's end, not for an exploding loss, and it has "
+                    "no loss curve; lower log_every")
+        if self.first_step_loss is None or not self.loss:
             return None
         worst = max(self.loss)
         if not worst > EXPLODE_FACTOR * max(self.first_step_loss, 1e-3):
             return None
-        return (f"its training loss reached {worst:.4g}, over {EXPLODE_FACTOR:g}× its first step's "
-                f"{self.first_step_loss:.4g}; the divergence check compares with the first logged mean, "
-                f"{self.loss[0]:.4g}, which was already that high, so this run counts as ok: the step size α0 "
-                "is likely too large (in a tower, or κ: if α0 trains well alone, lower κ)")
+        return "its loss exploded early", (
+            f"its training loss reached {worst:.4g}, over {EXPLODE_FACTOR:g}× its first step's "
+            f"{self.first_step_loss:.4g}; the divergence check compares with the first logged mean, "
+            f"{self.loss[0]:.4g}, which was already that high, so this run counts as ok: the step size α0 "
+            "is likely too large (in a tower, or κ: if α0 trains well alone, lower κ)")
 
 
 @dataclass
@@ -129,9 +149,9 @@ class Result:
         parts = [f"{k}={v['mean']:.4g}±{v['std']:.2g}" for k, v in self.summary.items()
                  if k.startswith("test_") and v.get("mean") is not None]
         status = "ok" if self.ok else ", ".join(f"seed {s.seed}: {s.status}" for s in self.seeds if s.status != "ok")
-        warned = [s.seed for s in self.seeds if s.warning]
-        if warned:
-            status += f"; warning: the loss exploded early (seed {', '.join(map(str, warned))}: see .seeds[i].warning)"
+        for what in dict.fromkeys(s.warned_of for s in self.seeds if s.warned_of):
+            warned = [str(s.seed) for s in self.seeds if s.warned_of == what]
+            status += f"; warning: {what.replace('its ', 'the ')} (seed {', '.join(warned)}: see .seeds[i].warning)"
         return f"Result({', '.join([str(c['task']), str(c['optimizer']), *setting, *parts])}; {status})"
 
 

@@ -531,7 +531,7 @@ class Explorer:
     def _divergence_html(self, entry: PanelRun) -> str:
         """The command line's own words (``hypernb run`` prints the same lines) for each diverged seed."""
         seeds = [s for s in entry.result.seeds if s.status == "diverged"]
-        warned = [s for s in entry.result.seeds if s.warning]  # ok, but its loss exploded early (as the CLI warns)
+        warned = [s for s in entry.result.seeds if s.warning]  # ok, with a warning (as the CLI prints it)
         if not seeds and not warned:
             return ""
         lines = "".join(f"<li>{html.escape(f'seed {s.seed}: {s.status} at step {s.diverged_at_step}: {s.reason}')}"
@@ -598,7 +598,7 @@ class Explorer:
                 out.append(f"diverged at step {s.diverged_at_step}" + (f", level {level.group(1)}" if level else "")
                            + which)
             elif s.warning:
-                out.append(f"ok, but its loss exploded early{which}")
+                out.append(f"ok, but {s.warned_of}{which}")
         return "; ".join(out) or "ok"
 
     @staticmethod

@@ -447,6 +447,19 @@ def test_a_loss_that_explodes_within_the_first_logged_window_is_ok_but_warned_an
     assert "every seed diverged (exit status 4)" in captured.err
 
 
+def test_a_run_shorter_than_log_every_says_its_loss_was_never_checked_for_an_explosion(capsys):
+    """With nothing logged the explosion rule never runs (only the NaN/inf check at an epoch's end): the
+    run is ok but warns, in its repr and on the command line, instead of looking checked."""
+    require("mnist")
+    seed = run(dict(SMOKE, seeds=[0], epochs=1, max_steps=5, log_every=10)).seeds[0]
+    assert seed.status == "ok" and seed.loss == [] and seed.warned_of == "no loss was logged"
+    assert "lower log_every" in seed.warning
+    assert main(["run", "--profile", "smoke", "--quiet", "--max-steps", "5", "--log-every", "10"]) == 0
+    assert "seed 0: warning: no training loss was logged" in capsys.readouterr().out
+    logged = run(dict(SMOKE, seeds=[0], epochs=1, max_steps=5, log_every=5)).seeds[0]
+    assert logged.loss and logged.warning is None
+
+
 def test_a_non_finite_value_is_reported_with_the_losses_logged_before_it():
     from hypernb.optim import NonFiniteError
     from hypernb.train import _divergence
@@ -851,6 +864,10 @@ def test_a_config_is_read_as_a_user_writes_it():
         RunConfig.from_dict({"alpha": 0.1, "lr": 1e-3})
     with pytest.raises(ValueError, match=r"got '1e-5' \(1e-05 as a number: kappa=1e-05, not the string '1e-5'\)"):
         RunConfig.from_dict({"kappa": "1e-5"})
+    for text in ("inf", "nan", "-1"):  # text that is a number but no κ: no hint to write it as one
+        with pytest.raises(ValueError, match="kappa rule must be one of") as refused:
+            RunConfig.from_dict({"kappa": text})
+        assert "as a number" not in str(refused.value)
 
 
 def test_a_requeued_slurm_task_takes_its_run_folder_back_and_releases_it(tmp_path, monkeypatch):
