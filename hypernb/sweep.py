@@ -771,6 +771,31 @@ def stopped_by_sigterm():
         signal.signal(signal.SIGTERM, before)
 
 
+@contextlib.contextmanager
+def _ends_with_parent(every_s: float = 1.0):
+    """A local sweep's worker stops (as on SIGTERM: its claims released, each point resumable from its
+    checkpoint) when the sweep that started it is gone: a sweep killed with SIGKILL, or by the OOM killer,
+    cannot stop its workers itself, and they trained on, orphaned, holding their points. The worker asks
+    every ``every_s`` whether its parent changed (portable, unlike Linux's PR_SET_PDEATHSIG, which also
+    fires when the parent's *thread* that started it ends, as a thread pool's do)."""
+    import signal
+    import threading
+
+    parent, done = os.getppid(), threading.Event()
+
+    def watch():
+        while not done.wait(every_s):
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="ends-with-parent").start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 class SlurmPoints:
     """What a Slurm array task runs: one group of points, requeued (and resumed) on preemption or
     timeout; the requeued task reclaims its own points."""
@@ -1142,7 +1167,8 @@ def cmd_collect(args) -> int:
 
 
 def cmd_points(args) -> int:
-    status = run_points(args.dirs, args.batch)
+    with stopped_by_sigterm(), _ends_with_parent():
+        status = run_points(args.dirs, args.batch)
     if args.report:
         io.write_json(Path(args.report), status)
     return 0
