@@ -520,12 +520,17 @@ def _portable(cfg: dict) -> dict:
 
 class _Record:
     """One configuration's files: its config, env and the metrics of every seed (merged as groups
-    finish: a configuration's seeds may train in different groups)."""
+    finish: a configuration's seeds may train in different groups).
+
+    Seeds are independent runs of one configuration, so a folder's record is the union of the seeds
+    ever asked of it: asking for fewer reads those back (nothing is trained or rewritten), asking for
+    more trains only the new ones and adds them, and the files keep every seed."""
 
     def __init__(self, c: RunConfig):
         self.config, self.cfg = c, c.to_dict()
         self.out = Path(c.out_dir) if c.out_dir else None
         self.seeds: dict[int, SeedResult] = {}
+        self.kept = list(c.seeds)  # every seed the folder's record holds: its own, then the new ones asked for
         self.env = None
         if self.out is None:
             return
@@ -533,7 +538,7 @@ class _Record:
             old = read_config(self.out / "config.json")
             # a field the record predates counts as its default (records outlive new RunConfig fields)
             defaults = RunConfig().to_dict()
-            diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC
+            diff = sorted(k for k in set(old) | set(self.cfg) if k not in NON_SEMANTIC and k != "seeds"
                           and old.get(k, defaults.get(k)) != self.cfg.get(k, defaults.get(k)))
             if diff:
                 started = (self.out / "metrics.json").exists() or any(self.out.glob("checkpoint-*"))
@@ -541,6 +546,10 @@ class _Record:
                         "one still in it): delete its config.json to use the folder for this configuration, or")
                 raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff})"
                                  f"{hint or ';'} choose another out_dir, or delete that folder to start over")
+            recorded = [s for s in old.get("seeds") or [] if isinstance(s, int)]
+            self.kept = recorded + [s for s in c.seeds if s not in recorded]
+            if self.kept != recorded:  # seeds added: the record will hold them too
+                io.write_json(self.out / "config.json", {**old, "seeds": self.kept})
         if (self.out / "metrics.json").exists():
             saved = read_metrics(self.out / "metrics.json")
             self.seeds = {s.seed: s for s in read_seeds(saved, self.out / "metrics.json")}
@@ -559,14 +568,17 @@ class _Record:
             self.env = env
             if self.out is not None and not (self.out / "env.json").exists():
                 io.write_json(self.out / "env.json", env)
-        if self.out is not None:
-            saved = self.result().to_dict()
+        if self.out is not None:  # every seed the folder holds, not only those asked for this time
+            saved = self.result(self.kept).to_dict()
             io.write_json(self.out / "metrics.json", {**saved, "config": _portable(saved["config"]),
                                                       "out_dir": io.shown(self.out)})
 
-    def result(self) -> Result:
-        seeds = [self.seeds[s] for s in self.config.seeds if s in self.seeds]
-        return Result(self.cfg, seeds, summarize(seeds), self.env or {}, str(self.out) if self.out else None)
+    def result(self, seeds: list[int] | None = None) -> Result:
+        """The Result of ``seeds`` (default: the ones asked for)."""
+        seeds = list(self.config.seeds) if seeds is None else seeds
+        found = [self.seeds[s] for s in seeds if s in self.seeds]
+        return Result({**self.cfg, "seeds": seeds}, found, summarize(found), self.env or {},
+                      str(self.out) if self.out else None)
 
 
 def _checkpoint_path(group: list[Member]) -> Path | None:

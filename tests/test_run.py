@@ -313,6 +313,29 @@ def test_other_config_in_the_same_out_dir_is_refused(tmp_path):
         run(dict(SMOKE, epochs=1, seeds=[0], alpha=0.5, out_dir=str(tmp_path)))
 
 
+def test_a_folder_is_read_with_fewer_seeds_and_grows_by_new_ones_trained_alone(tmp_path):
+    """Seeds are independent runs: fewer seeds read back (nothing trained, nothing rewritten); more train
+    only the new ones, which equal the same seeds run from scratch; the files keep every seed."""
+    require("mnist")
+    config = dict(SMOKE, epochs=1, dtype="float64", seeds=[0, 1], out_dir=str(tmp_path / "grown"))
+    first = run(config)
+    before = (tmp_path / "grown" / "metrics.json").read_text()
+    one = run(dict(config, seeds=[1]))
+    assert [s.seed for s in one.seeds] == [1] and one.config["seeds"] == [1]
+    assert one.seeds[0].time_s == first.seeds[1].time_s and one.summary["test_acc"]["n"] == 1
+    assert (tmp_path / "grown" / "metrics.json").read_text() == before
+    grown = run(dict(config, seeds=[2, 0]))
+    assert [s.seed for s in grown.seeds] == [2, 0] and grown.seeds[1].time_s == first.seeds[0].time_s
+    alone = run(dict(config, seeds=[2], out_dir=str(tmp_path / "alone"))).seeds[0]
+    assert grown.seeds[0].loss == pytest.approx(alone.loss, rel=1e-10)
+    assert grown.seeds[0].final == pytest.approx(alone.final, rel=1e-10)
+    kept = hypernb.Result.load(tmp_path / "grown")
+    assert [s.seed for s in kept.seeds] == [0, 1, 2] and kept.config["seeds"] == [0, 1, 2]
+    assert json.loads((tmp_path / "grown" / "config.json").read_text())["seeds"] == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"differs in \['alpha'\]"):  # seeds aside, the same configuration only
+        run(dict(config, seeds=[3], alpha=0.5))
+
+
 def test_a_run_stopped_before_its_first_epoch_says_how_to_rerun_corrected(tmp_path):
     """A text run with fewer training windows than one batch stops before any step, with a message saying so; its
     folder holds only a config.json. A corrected rerun there is refused (another process may still be in that
