@@ -97,7 +97,7 @@ class SeedResult:
         worst = max(self.loss)
         if not worst > EXPLODE_FACTOR * max(self.first_step_loss, 1e-3):
             return None
-        return "its loss exploded early", (
+        return "the loss exploded early", (
             f"its training loss reached {worst:.4g}, over {EXPLODE_FACTOR:g}× its first step's "
             f"{self.first_step_loss:.4g}; the divergence check compares with the first logged mean, "
             f"{self.loss[0]:.4g}, which was already that high, so this run counts as ok: the step size α0 "
@@ -151,7 +151,7 @@ class Result:
         status = "ok" if self.ok else ", ".join(f"seed {s.seed}: {s.status}" for s in self.seeds if s.status != "ok")
         for what in dict.fromkeys(s.warned_of for s in self.seeds if s.warned_of):
             warned = [str(s.seed) for s in self.seeds if s.warned_of == what]
-            status += f"; warning: {what.replace('its ', 'the ')} (seed {', '.join(warned)}: see .seeds[i].warning)"
+            status += f"; warning: {what} (seed {', '.join(warned)}: see .seeds[i].warning)"
         return f"Result({', '.join([str(c['task']), str(c['optimizer']), *setting, *parts])}; {status})"
 
 

@@ -137,7 +137,7 @@ def test_divergence_shows_the_command_lines_words_and_stays_in_the_comparison():
     seed = exploded.result.seeds[0]
     assert exploded.status == "ok" and seed.warning and "finished, with a warning" in other.message.value
     assert html.escape(f"seed 0: warning: {seed.warning}") in other.message.value
-    assert "ok, but its loss exploded early" in other.table.value
+    assert "ok, but the loss exploded early" in other.table.value
 
 
 def test_progress_and_curves_update_after_every_epoch(monkeypatch):
