@@ -258,6 +258,15 @@ class RunConfig:
                 if f.name in RULE_FIELDS and f.name not in takes and getattr(self, f.name) != f.default:
                     raise ValueError(f"{f.name}={getattr(self, f.name)!r} is not a hyperparameter of {family} (it takes "
                                      f"{', '.join(['alpha', *sorted(takes)])}): drop {f.name}")
+        if self.is_peer:  # a peer's package takes its lr, d0 (or reps_rel) and weight decay, nothing of a tower's
+            for f in fields(self):
+                if f.name in (*RULE_FIELDS, "kappa", "sign_safe") and getattr(self, f.name) != f.default:
+                    raise ValueError(f"{f.name}={getattr(self, f.name)!r} is not a setting of {self.optimizer}, a "
+                                     "learning-rate-free peer (it takes alpha as its lr, d0 and weight_decay): "
+                                     f"drop {f.name}")
+        elif self.d0 is not None:
+            raise ValueError(f"d0={self.d0!r} is a learning-rate-free peer's setting (Prodigy's, D-Adaptation's d0, "
+                             f"DoG's reps_rel); {self.optimizer} does not take it: drop d0")
         if self.is_peer and self.compiled:
             raise ValueError(f"compiled=True compiles a hypernb tower's step; {self.optimizer} is a peer's own "
                              "optimizer: drop compiled")

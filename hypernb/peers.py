@@ -7,7 +7,8 @@ D-Adaptation, the DoG step η, Schedule-Free's lr), ``nonfinite()`` and ``check_
 check covers them), and ``train()``/``eval()``: Schedule-Free evaluates at its averaged point, and
 DoG at its polynomial-decay average (γ = 8, Shamir & Zhang 2013), as the DoG authors recommend and
 their package implements (``dog.PolynomialDecayAverager``; kept here over the parameters so that it
-checkpoints with the optimizer). A peer is built in training mode, ready to step in any loop.
+checkpoints with the optimizer). A peer is built in training mode, ready to step in any loop; it is not
+itself a ``torch.optim.Optimizer``: give ``peer.opt`` (the package's optimizer) to a learning-rate scheduler.
 They train one configuration at a time: their step-size estimates sum over every parameter, so K
 configurations in one model would share one estimate.
 """
@@ -41,6 +42,9 @@ def build(name: str, params, alpha: float | None = None, knob: float | None = No
     remaining setting (Prodigy/D-Adaptation d0, DoG reps_rel; Schedule-Free has none besides its lr),
     ``weight_decay`` in each package's own sense (Prodigy and Schedule-Free decouple it as AdamW;
     D-Adaptation Adam and DoG add it to the gradient, as L2)."""
+    if name not in PEERS:
+        raise ValueError(f"unknown learning-rate-free peer {name!r}; choose from {', '.join(PEERS)} (hypernb's own "
+                         "optimizers are in hypernb.optim)")
     package, cls, _, keyword, default = PEERS[name]
     if knob is not None and name == "schedulefree_adamw":
         raise ValueError("Schedule-Free AdamW has no d0-like setting; vary its lr (alpha) instead")

@@ -80,6 +80,16 @@ def test_bad_peer_settings_are_clear_errors():
         RunConfig(**small(optimizer="prodigy", d0=0.0)).validate()
     with pytest.raises(ValueError, match="prodigy, dadapt_adam, schedulefree_adamw, dog"):
         RunConfig(**small(optimizer="prodigyy")).validate()
+    # a tower's settings on a peer would be recorded as if used and silently ignored: refused instead
+    for field, value in (("beta1", 0.5), ("mu", 0.9), ("kappa", 1.0), ("sign_safe", True)):
+        with pytest.raises(ValueError, match=rf"{field}={value!r} is not a setting of prodigy.*drop {field}"):
+            RunConfig(**small(optimizer="prodigy", **{field: value})).validate()
+    with pytest.raises(ValueError, match=r"d0=0.001 is a learning-rate-free peer's setting.*adam/sgd does not take it"):
+        RunConfig(**small(optimizer="adam/sgd", d0=1e-3)).validate()
+    with pytest.raises(ValueError, match=r"in lower case without spaces: optimizer='prodigy', not 'Prodigy'"):
+        RunConfig(**small(optimizer="Prodigy")).validate()
+    with pytest.raises(ValueError, match=r"unknown learning-rate-free peer 'adam'; choose from prodigy"):
+        peers.build("adam", [torch.nn.Parameter(torch.zeros(2))])
 
 
 def _without_prodigyopt(monkeypatch):
