@@ -729,7 +729,7 @@ def _train_group(group: list[Member], device, records, on_epoch_end, tower: list
             return [group[k] for k in rows], tower, _without_stopped(
                 rows, task, model, opt, recorder, results, first_loss, epoch - 1, global_step, window, window_n, ckpt)
         t_epoch = time.perf_counter()
-        scales = [_schedule(m.config.schedule, epoch, c0.epochs) for m in group]
+        scales = [schedule_multiplier(m.config.schedule, epoch, c0.epochs) for m in group]
         opt.param_groups[0]["lr"] = [a * s for a, s in zip(lr0, scales)] if batched_model else lr0[0] * scales[0]
         if hasattr(opt, "train"):  # Schedule-Free trains at one point and evaluates at another
             opt.train()
@@ -906,7 +906,7 @@ def _refresh_batchnorm(model, loader, epoch: int, kind: str, batches: int = 50) 
         m.momentum = momentum
 
 
-def _schedule(kind: str, epoch: int, epochs: int) -> float:
+def schedule_multiplier(kind: str, epoch: int, epochs: int) -> float:
     """The multiplier on α during ``epoch``: He et al. (2016)'s ÷ 10 at 50 % and 75 % of training, or a
     cosine decay from 1 towards 0 (on the learned α, for a hyperoptimizer)."""
     if kind == "step":

@@ -17,7 +17,9 @@ def _plt():
 
 def _mean_curve(result, key: str):
     """Step axis and mean / min / max over the seeds that recorded ``key``, up to the longest seed: a
-    seed that stopped early (diverged) leaves the statistics there, and never cuts the others' curves."""
+    seed that stopped early (diverged) leaves the statistics there, and never cuts the others' curves.
+    A diverged seed's values logged after the step it diverged at are not drawn (a fixed top-level κ
+    would otherwise run on past it), and a curve with no finite value is None (nothing to draw)."""
     import warnings
 
     seeds = [s for s in result.seeds if (s.loss if key == "loss" else s.trajectory.get(key))]
@@ -29,12 +31,38 @@ def _mean_curve(result, key: str):
         axes, values = [s.trajectory["step"] for s in seeds], [s.trajectory[key] for s in seeds]
     steps = max(axes, key=len)  # every seed logs the same steps; one that stopped has a prefix of them
     arr = np.full((len(values), len(steps)), np.nan)
-    for i, v in enumerate(values):
+    for i, (s, v) in enumerate(zip(seeds, values)):
         arr[i, :min(len(v), len(steps))] = np.asarray(v[:len(steps)], dtype=float)
+        if s.status == "diverged" and s.diverged_at_step is not None:
+            arr[i, np.asarray(steps) > s.diverged_at_step] = np.nan
     arr[~np.isfinite(arr)] = np.nan  # a diverged value ends the line instead of breaking the axis
+    if np.isnan(arr).all():
+        return None
     with warnings.catch_warnings():  # a step where every seed is NaN stays NaN (a gap), without a warning
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.asarray(steps), np.nanmean(arr, 0), np.nanmin(arr, 0), np.nanmax(arr, 0)
+
+
+def step_size_in_use(result):
+    """Like :func:`_mean_curve` for the level-0 step size a run *used* at each logged step: its α (learned
+    or fixed) times its schedule's multiplier for that step's epoch (``schedule="cosine"`` or ``"step"``
+    multiply α; the recorded α is before it), or a peer's own step size (d·lr, η, lr: already scheduled)."""
+    from .train import schedule_multiplier
+
+    if any("step_size" in s.trajectory for s in result.seeds):
+        return _mean_curve(result, "step_size")
+    c = _mean_curve(result, "alpha")
+    schedule = result.config.get("schedule") or "none"
+    if c is None or schedule == "none":
+        return c
+    ends = [e["step"] for e in max((s.epochs for s in result.seeds), key=len)]  # last step of each epoch
+    if not ends:
+        return c
+    epochs = int(result.config.get("epochs") or len(ends))
+    # α logged after step s is used at step s + 1, which runs in the first epoch whose last step is ≥ s + 1
+    epoch = np.minimum(np.searchsorted(ends, c[0] + 1, side="left"), epochs - 1)
+    factor = np.array([schedule_multiplier(schedule, int(e), epochs) for e in epoch])
+    return c[0], c[1] * factor, c[2] * factor, c[3] * factor
 
 
 CURVE_STYLES = ("-", "--", "-.", (0, (1, 1)))
@@ -246,7 +274,7 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
         m = _epoch_metric(result, metric)
         if m is not None:
             ax_metric.plot(m[0], m[1], color=color, lw=lw, marker="o", ms=5)
-        a = _mean_curve(result, "alpha")
+        a = step_size_in_use(result)
         if a is not None:
             ax_alpha.plot(a[0], a[1], color=color, lw=lw, marker="o" if len(a[0]) <= 2 else None, ms=4)
             alphas.append(a[1])
@@ -276,7 +304,7 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
     metric_label = _METRICS.get(metric, (metric.replace("_", " "), 1.0))[0]
     for ax, title, ylabel in ((ax_loss, "training loss (mean over the logged steps)", "training loss"),
                               (ax_metric, f"{metric_label} after each epoch", metric_label),
-                              (ax_alpha, "learned step size α (level 0, symmetric log)", "α"),
+                              (ax_alpha, "step size α in use (level 0, × schedule; symmetric log)", "α"),
                               (ax_kappa, "hyper levels' step sizes κ₁, κ₂, … (symmetric log)", "κ"),
                               (ax_mom, "learned μ, γ or β (level 0)", "value")):
         ax.set_title(title, fontsize=10)
@@ -308,12 +336,16 @@ def panel_figure(entries, metric: str = "test_acc", header: str | None = None,
         from matplotlib.ticker import MaxNLocator
 
         ax_metric.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # the step axes share one range, from 0 to the last step any of them drew (a lone marker at step 0
+    # would otherwise centre its axis on itself)
+    last = max([float(np.max(line.get_xdata())) for ax in (ax_loss, ax_alpha, ax_kappa, ax_mom)
+                for line in ax.lines if len(line.get_xdata())] + [1.0])
     for ax in (ax_loss, ax_metric, ax_alpha, ax_kappa, ax_mom):
         if not ax.lines and not (ax is ax_loss and early):
             ax.set_xticks([])
             ax.set_yticks([])
         elif ax is not ax_metric:
-            ax.set_xlim(left=0)  # steps start at 0 (a lone marker would centre the axis on itself)
+            ax.set_xlim(0, last * 1.02)
     ax_key.axis("off")
     if handles:
         extra_h, extra_l = [], []

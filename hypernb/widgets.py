@@ -202,6 +202,31 @@ def _num(v) -> str:
     return "–" if v is None else f"{v:.3g}"
 
 
+def _config_text(c: dict) -> str:
+    """A recorded run's settings as the table writes them (an example shown beside the panel's own runs
+    may come from another profile and length: it says so)."""
+    from .train import _short
+
+    parts = [str(c.get("optimizer", "?"))]
+    parts.append(f"α0 = {_num(c['alpha'])}" if isinstance(c.get("alpha"), (int, float)) else "its default lr")
+    if c.get("mu"):
+        parts.append(f"μ = {_num(c['mu'])}")
+    if "/" in parts[0] and c.get("kappa") is not None:  # a tower: its hyper levels' κ
+        parts.append(f"κ = {_short(c['kappa'])}")
+    if c.get("d0") is not None:
+        parts.append(f"d0 = {_num(c['d0'])}")
+    if c.get("schedule") not in (None, "none"):
+        parts.append(f"{c['schedule']} schedule")
+    if c.get("epochs"):
+        parts.append(f"{c['epochs']} epoch{'s' if c['epochs'] != 1 else ''}")
+    if c.get("profile"):
+        parts.append(f"profile {c['profile']}")
+    seeds = c.get("seeds") or []
+    if len(seeds) > 1:
+        parts.append(f"seeds {', '.join(map(str, seeds))} (numbers: their mean)")
+    return ", ".join(parts)
+
+
 def _sub(n: int) -> str:
     return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
@@ -280,6 +305,7 @@ class Explorer:
         for name, w in c.items():
             w.add_class(f"hypernb-{name.replace('_', '-')}")
         self.kappa_info = W.HTML()
+        self.limits = W.HTML()  # says when a slider sits at an end (a value typed beyond it was set there)
         self.run_button = W.Button(description="Run", button_style="primary", icon="play", tooltip="train this setting")
         self.clear_button = W.Button(description="Clear", icon="trash",
                                      tooltip="empty the comparison (the cache stays)")
@@ -293,7 +319,7 @@ class Explorer:
         self.table = W.HTML()
         for w, name in ((self.run_button, "run"), (self.clear_button, "clear"), (self.status, "status"),
                         (self.progress_text, "progress"), (self.message, "message"), (self.figure, "figure"),
-                        (self.table, "table"), (self.kappa_info, "kappa-info")):
+                        (self.table, "table"), (self.kappa_info, "kappa-info"), (self.limits, "limits")):
             w.add_class(f"hypernb-{name}")
         self.run_button.on_click(self.run)
         self.clear_button.on_click(self.clear)
@@ -309,6 +335,7 @@ class Explorer:
             row(c["alpha"], c["mu"]),
             row(c["kappa"], c["kappa_rule"]),
             row(c["height"], self.kappa_info),
+            self.limits,
             row(self.run_button, self.clear_button, self.progress, self.progress_text),
             self.status,
         ])
@@ -362,6 +389,20 @@ class Explorer:
         d["kappa"] = [float(k) for k in kappa_schedule(d["kappa"], d["alpha"], height)] if height else None
         return json.dumps(d, sort_keys=True, default=str)
 
+    def _at_ends(self) -> list[str]:
+        """The sliders in use that sit at an end of their range. A value typed into a slider's box beyond
+        it is set to that end by the browser, without a word: the panel says so instead."""
+        c, out = self.controls, []
+        for name, label in (("alpha", "α"), ("kappa", "κ₁"), ("height", "height"), ("epochs", "epochs")):
+            w = c[name]
+            if w.disabled or (name == "epochs" and w.value == w.min) or (name == "height" and w.value == w.min):
+                continue
+            low, high = (10.0 ** w.min, 10.0 ** w.max) if name in ("alpha", "kappa") else (w.min, w.max)
+            for end, which in ((low, "lowest"), (high, "highest")):
+                if math.isclose(w.value, end, rel_tol=1e-9):
+                    out.append(f"{label} = {_num(end)} is its slider's {which} value")
+        return out
+
     def _sync_controls(self) -> None:
         c, s = self.controls, self.settings()
         c["mu"].disabled = s["optimizer"] != "sgd"
@@ -369,6 +410,11 @@ class Explorer:
         c["height"].disabled = c["hyperoptimizer"].value == "none"
         c["kappa_rule"].disabled = not tower
         c["kappa"].disabled = not tower or s["kappa_rule"] in ("paper", "report")
+        ends = self._at_ends()
+        self.limits.value = "" if not ends else (
+            f"<span style='font-size:12px;color:#8a5a00'>{html.escape('; '.join(ends), quote=False)}: a value typed beyond a "
+            "slider's range is set to its end. For a wider range, build the panel with it, e.g. "
+            "<code>explorer(alpha=…, epochs=…)</code>.</span>")
         if not tower:
             self.kappa_info.value = "<i>height 0: the plain optimizer, no κ</i>"
             return
@@ -480,13 +526,14 @@ class Explorer:
                 result = train.run(run_cfg, on_epoch_end=on_epoch_end)
             except BaseException as e:  # noqa: B036 (Kernel → Interrupt too: the run is marked, then it goes on)
                 failure, trace = e, traceback.format_exc()
+        said = None  # the status line, shown once the figure and table show the run (not before them)
         try:
             if failure is not None:
                 raise failure
         except KeyboardInterrupt:
             entry.status, entry.time_s = "interrupted", time.perf_counter() - t0
-            self.status.value = (f"<b>#{entry.number}</b> interrupted after {entry.epoch} epoch(s): it stays in the "
-                                 "comparison with what it recorded; press Run to train it again.")
+            said = (f"<b>#{entry.number}</b> interrupted after {entry.epoch} epoch(s): it stays in the comparison "
+                    "with what it recorded; press Run to train it again.")
             raise
         except Exception as e:  # shown in the panel (a traceback in the log would go unseen)
             entry.status, entry.error = "error", f"{type(e).__name__}: {e}"
@@ -494,23 +541,25 @@ class Explorer:
             self.message.value = (f"<div style='color:#b00'><b>#{entry.number} failed</b>: {html.escape(entry.error)}"
                                   f"<details><summary>traceback</summary><pre style='white-space:pre-wrap'>"
                                   f"{html.escape(trace)}</pre></details></div>")
-            self.status.value = f"#{entry.number} failed: see the message below."
+            said = f"#{entry.number} failed: see the message below."
         else:
             entry.result, entry.live = result, []
             entry.time_s = time.perf_counter() - t0
             entry.status = "ok" if result.ok else "diverged"
             self.cache[key] = entry
-            self.status.value = f"<b>#{entry.number}</b> {entry.status} in {entry.time_s:.1f} s" + (
+            said = f"<b>#{entry.number}</b> {entry.status} in {entry.time_s:.1f} s" + (
                 " — moving the controls back to this setting shows it again at once." if result.ok else "")
             self.message.value = self._divergence_html(entry)
         finally:
-            self._busy = False
-            self.run_button.disabled = self.clear_button.disabled = False
             self.progress.layout.visibility = "hidden"
             self.progress_text.value = ""
             if live:
                 self.steps.clear_output()
             self._refresh()
+            if said is not None:
+                self.status.value = said
+            self._busy = False
+            self.run_button.disabled = self.clear_button.disabled = False
         return entry
 
     def clear(self, _=None) -> None:
@@ -560,7 +609,10 @@ class Explorer:
             parts.append(f"α={_num(s['alpha'])}")
         if show & {"kappa", "kappa_rule"} and s["height"]:
             rule = s["kappa_rule"]
-            parts.append(f"κ {rule}" if rule in ("paper", "report") else f"κ₁={_num(s['kappa'])} ({rule})")
+            if rule in ("paper", "report"):
+                parts.append(f"κ {rule}")
+            else:  # (at height 1 the rule has no level to act on: κ₁ alone)
+                parts.append(f"κ₁={_num(s['kappa'])}" + (f" ({rule})" if s["height"] > 1 else ""))
         if "mu" in show and s["mu"] is not None and (s["mu"] or "mu" in changed):
             parts.append(f"μ={_num(s['mu'])}")
         if "epochs" in show and (changed or s["epochs"] > 1):
@@ -569,17 +621,21 @@ class Explorer:
                                                                         s["height"])])
 
     def _full(self, entry: PanelRun) -> str:
+        """Every setting of a run (an example's from its record: it may come from another profile)."""
         if entry.settings is None:
-            return entry.label or ""
+            return _config_text(entry.result.config) if entry.result is not None else entry.label or ""
         s = entry.settings
         parts = [tower_label(s["optimizer"], s["hyperoptimizer"], s["height"]), f"α0 = {_num(s['alpha'])}"]
         if s["mu"] is not None:
             parts.append(f"μ = {_num(s['mu'])}")
         if s["height"]:
             ks = kappa_levels(s["kappa_rule"], s["kappa"] or 0.0, s["alpha"], s["height"], self.kappa_decay)
-            parts.append(f"κ rule {kappa_rule_text(s['kappa_rule'], self.kappa_decay)}: "
-                         + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}" for i, k in enumerate(ks)))
+            rule = f"κ rule {kappa_rule_text(s['kappa_rule'], self.kappa_decay)}: " if s["height"] > 1 else ""
+            parts.append(rule + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}" for i, k in enumerate(ks)))
         parts.append(f"{s['epochs']} epoch{'s' if s['epochs'] > 1 else ''}")
+        seeds = list(self.fixed.get("seeds") or [0])
+        if len(seeds) > 1:
+            parts.append(f"seeds {', '.join(map(str, seeds))} (numbers: their mean)")
         return ", ".join(parts)
 
     def _status_text(self, entry: PanelRun) -> str:
@@ -619,6 +675,8 @@ class Explorer:
         names = [k[len("final_"):] for k in r.summary if k.startswith("final_")]
         if not names:
             return "–"
+        if "step_size" in names:  # a learning-rate-free peer: the step size it estimated, at the end
+            return f"its own step size = {r.summary['final_step_size']['mean']:.3g} (estimated, not learned by κ)"
         height = max(n.count("hyper.") for n in names)
         if height == 0:
             return "nothing learned (height 0)"
@@ -659,8 +717,17 @@ class Explorer:
 
     def _entries(self) -> list:
         changed = self._changed()
-        return [(e.number, self.label(e, changed) + ("" if e.status in ("ok", "running") else f" — {e.status}"),
-                 e.view(), e is self._highlight) for e in self.runs if e.status != "error"]
+        return [(e.number, self.label(e, changed) + self._legend_status(e), e.view(), e is self._highlight)
+                for e in self.runs if e.status != "error"]
+
+    @staticmethod
+    def _legend_status(entry: PanelRun) -> str:
+        """What the legend adds to a run's label: how it ended, unless it simply finished (a run that is
+        ok but warned, as one whose loss exploded early, must not read as a normal run in the figure)."""
+        if entry.status not in ("ok", "running"):
+            return f" — {entry.status}"
+        warned = {s.warned_of for s in entry.view().seeds if s.warned_of}
+        return f" — warning: {'; '.join(sorted(warned))}" if warned else ""
 
     def _refresh(self, figure: bool = True) -> None:
         from .viz import figure_png, panel_figure
@@ -696,6 +763,9 @@ class Explorer:
             parts.append(f"κ rule {kappa_rule_text(s['kappa_rule'], self.kappa_decay)}: "
                          + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}" for i, k in enumerate(self.kappas(s)[:4])))
         parts.append(f"{s['epochs']} epoch(s)")
+        seeds = list(self.fixed.get("seeds") or [0])
+        if len(seeds) > 1:
+            parts.append(f"mean of {len(seeds)} seeds")
         return " · ".join(parts)
 
     def preview_png(self) -> bytes:
@@ -743,8 +813,8 @@ def explorer(task: str = "mnist-mlp", profile: str = "smoke", optimizer: str = "
         checked.append(("kappa", kappa, KAPPA_EXPONENTS, "; for no hyper level use height=0 or hyperoptimizer='none'"))
     for name, value, (lo, hi), why in checked:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not math.isfinite(value):
-            raise ValueError(f"{name} must be a number > 0 (its slider is logarithmic, 1e{lo} to 1e{hi}), got "
-                             f"{value!r}{why}")
+            raise ValueError(f"{name} must be a number > 0 (its slider is logarithmic: 1e{lo} to 1e{hi}, widened to "
+                             f"include a value given here), got {value!r}{why}")
     if "device" in fixed:  # a device this machine lacks fails here, not at every Run
         from .train import resolve_device
 

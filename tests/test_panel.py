@@ -250,8 +250,8 @@ def test_figures_are_readable():
                (2, "#2 α=0.01 — diverged", fake_result([1e-2, float("nan")], [2.3, float("inf")], 15), True)]
     fig = viz.panel_figure(entries)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "learned step size α (level 0, symmetric log)" in titles
-    alpha_ax = fig.axes[titles.index("learned step size α (level 0, symmetric log)")]
+    assert "step size α in use (level 0, × schedule; symmetric log)" in titles
+    alpha_ax = fig.axes[titles.index("step size α in use (level 0, × schedule; symmetric log)")]
     kappa_ax = fig.axes[titles.index("hyper levels' step sizes κ₁, κ₂, … (symmetric log)")]
     assert alpha_ax.get_yscale() == kappa_ax.get_yscale() == "symlog"
     legend_texts = [t.get_text().replace("\n   ", " ") for t in fig.axes[2].get_legend().get_texts()]
@@ -497,3 +497,68 @@ def test_an_interrupt_seen_only_at_an_epochs_end_stops_the_run_unless_it_was_the
         with pytest.raises(KeyboardInterrupt):
             panel.run()
         assert panel.runs[0].status == "interrupted" and panel.cache == {}
+
+
+def test_a_run_that_diverged_before_its_first_logged_loss_is_said_so_and_nothing_runs_past_its_step():
+    """Its loss is [nan]: no curve, so the loss axis says where it diverged; the κ it kept fixed at the top
+    level is not drawn past the step it diverged at (the trajectory logs on to the next logged step)."""
+    r = fake_result([1e-2, float("nan")], [float("nan")], diverged_at=4)
+    fig = viz.panel_figure([(1, "#1 κ too large — diverged", r, True)])
+    titles = [ax.get_title() for ax in fig.axes]
+    loss_ax = fig.axes[titles.index("training loss (mean over the logged steps)")]
+    assert [t.get_text() for t in loss_ax.texts] == ["#1 diverged at step 4, before its first logged loss"]
+    kappa_ax = fig.axes[titles.index("hyper levels' step sizes κ₁, κ₂, … (symmetric log)")]
+    curves = [line for line in kappa_ax.lines  # (":" marks the divergence, black the zero line)
+              if line.get_linestyle() in ("-", "--") and line.get_color() != "k"]
+    drawn = [x for line in curves for x, y in zip(line.get_xdata(), line.get_ydata()) if y == y]
+    assert len(curves) == 2 and drawn == [0, 0]  # not step 10, logged after it diverged
+
+
+def test_the_step_size_axis_shows_alpha_times_its_schedule():
+    """A fixed α with a cosine schedule is not flat: the step used falls with the multiplier, epoch by
+    epoch (α logged after step s is used at step s + 1)."""
+    seed = SeedResult(0, status="ok", steps=[10, 20, 30, 40], loss=[2.0, 1.5, 1.2, 1.0],
+                      trajectory={"step": [0, 10, 20, 30, 40], "alpha": [0.1] * 5},
+                      epochs=[{"epoch": e + 1, "step": 20 * (e + 1), "test_acc": 0.9} for e in range(2)])
+    r = Result({"task": "mnist-mlp", "optimizer": "adam", "schedule": "cosine", "epochs": 2}, [seed], {}, {})
+    x, y, _, _ = viz.step_size_in_use(r)
+    assert list(x) == [0, 10, 20, 30, 40]
+    assert y == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05])  # epoch 2 of 2: (1 + cos(π/2))/2 = 0.5
+    peer = SeedResult(0, status="ok", trajectory={"step": [0, 10], "step_size": [1e-6, 3e-4]})
+    assert list(viz.step_size_in_use(Result({"optimizer": "prodigy", "schedule": "cosine"}, [peer], {}, {}))[1]) \
+        == [1e-6, 3e-4]  # a peer's own step size is already the scheduled lr's
+
+
+def test_the_legend_and_table_say_what_a_warned_or_averaged_or_recorded_run_is():
+    """A run at chance accuracy that counts as ok (its loss exploded early) is marked in the legend; the
+    settings say over how many seeds numbers are averaged; an example names its profile and length; a
+    peer's learned values are its own step size; at height 1 the κ rule is not named (it acts on none)."""
+    exploded = fake_result([10.0, 10.0], [4e4, 5e4])
+    exploded.seeds[0].first_step_loss = 2.3
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke", seeds=[0, 1, 2], height=1, kappa_rule="decay",
+                             examples={"SGD at α 10": exploded})
+    panel.runs.append(widgets.PanelRun(2, panel.settings(), result=fake_result([1e-3], [2.3]), status="ok"))
+    assert [e[1] for e in panel._entries()][0] == "#1 SGD at α 10 — warning: the loss exploded early"
+    assert "seeds 0, 1, 2 (numbers: their mean)" in panel._full(panel.runs[1]) and "mean of 3 seeds" in panel.header()
+    assert "(decay)" not in panel.label(panel.runs[1]) and "κ rule" not in panel._full(panel.runs[1])
+    peer = SeedResult(0, status="ok", trajectory={"step": [0], "step_size": [1e-6]}, final={"final_step_size": 3e-4})
+    recorded = Result({"task": "mnist-mlp", "optimizer": "prodigy", "schedule": "cosine", "epochs": 30,
+                       "profile": "full", "seeds": [0, 1]}, [peer], {"final_step_size": {"mean": 3e-4}}, {})
+    example = widgets.PanelRun(3, None, result=recorded, status="ok", label="#3 Prodigy (cosine)")
+    assert widgets.Explorer._full(panel, example) == ("prodigy, its default lr, cosine schedule, 30 epochs, "
+                                                     "profile full, seeds 0, 1 (numbers: their mean)")
+    assert panel._learned_text(example) == "its own step size = 0.0003 (estimated, not learned by κ)"
+
+
+def test_a_slider_at_an_end_of_its_range_is_said_so():
+    """A value typed beyond a slider's range is set to its end by the browser without a word (5e5 → 1e3):
+    the panel says that the slider sits at its end and how to get a wider range."""
+    panel = widgets.explorer(task="mnist-mlp", profile="smoke")
+    assert panel.limits.value == ""
+    panel.controls["alpha"].value = 1e5  # what the browser sends for 5e5 typed in: the slider's highest value
+    assert "α = 1e+03 is its slider's highest value" in panel.limits.value and "explorer(alpha=" in panel.limits.value
+    panel.controls["alpha"].value = 1e-3
+    panel.controls["epochs"].value = 500
+    assert "epochs = 50 is its slider's highest value" in panel.limits.value
+    panel.controls["epochs"].value = 1  # the lowest epochs and height are ordinary choices: nothing said
+    assert panel.limits.value == ""
