@@ -431,7 +431,7 @@ def step_size_figure(s: Setup, task: str, out: dict):
     named together, so that no method is hidden under another."""
     import matplotlib.pyplot as plt
 
-    from ..viz import CURVE_STYLES
+    from ..viz import CURVE_STYLES, PANEL_COLORS
 
     curves: dict = {}  # (steps, values) → the labels of the methods that drew exactly these
     for name, r in out["runs"].items():
@@ -444,6 +444,7 @@ def step_size_figure(s: Setup, task: str, out: dict):
     for i, ((steps, values), names) in enumerate(curves.items()):
         label = _step_size_label(*names[0]) if len(names) == 1 else _same_numbers_label(names)
         ax.plot(steps, values, label=label, lw=1.4, ls=CURVE_STYLES[i % len(CURVE_STYLES)],
+                color=PANEL_COLORS[i % len(PANEL_COLORS)],  # (20 colours before one repeats; tab10 has 10)
                 marker="o" if len(values) < 5 else None)  # a short run logs a point or two: show them
     ax.set_yscale("symlog", linthresh=1e-9)  # Prodigy, D-Adaptation and DoG start near 1e-6
     ax.set_xlabel("step")
