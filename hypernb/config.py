@@ -248,6 +248,9 @@ class RunConfig:
                              "change nothing; drop autocast, or train in float32")
         if self.output_tanh and self.model_name != "mlp":
             raise ValueError(f"output_tanh squashes the MLP's logits; {self.task} has no MLP: drop output_tanh")
+        if self.height is not None and (not isinstance(self.height, numbers.Integral) or isinstance(self.height, bool)
+                                        or self.height < 0):
+            raise ValueError(f"height must be an integer >= 0, got {self.height!r}")  # (before the tower is built from it)
         if isinstance(self.height, numbers.Integral) and self.height > MAX_HEIGHT:
             raise ValueError(f"height must be at most {MAX_HEIGHT} (every level is built and stepped), got {self.height}")
         if len(self.tower_names()) > MAX_HEIGHT + 1:  # (also raises on unknown optimizer names)
@@ -298,9 +301,6 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.height is not None and (not isinstance(self.height, numbers.Integral) or isinstance(self.height, bool)
-                                        or self.height < 0):
-            raise ValueError(f"height must be an integer >= 0, got {self.height!r}")
         for name, lo, hi in (("beta1", 0, 1), ("beta2", 0, 1), ("gamma", 0, 1)):
             v = getattr(self, name)
             if not isinstance(v, numbers.Real) or not lo < v < hi:

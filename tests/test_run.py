@@ -548,6 +548,7 @@ def test_several_seeds_give_mean_and_std():
     ({"augment": True}, r"augment is CIFAR's crop and flip; mnist-mlp has no CIFAR images"),
     ({"sign_safe": "no"}, r"sign_safe must be True or False, got 'no'"),
     ({"height": True}, r"height must be an integer >= 0, got True"),
+    ({"optimizer": "sgd/sgd", "height": -1}, r"height must be an integer >= 0, got -1"),  # (was an IndexError)
     ({"epochs": 0}, r"epochs must be a positive integer"),
     ({"kappa": [1e-5, 1e-6]}, r"one value per hyper level"),
     ({"kappa": "paperr"}, r"kappa rule must be one of"),
