@@ -750,25 +750,34 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
 
 
 @contextlib.contextmanager
-def stopped_by_sigterm():
+def stopped_by_sigterm(once: bool = False):
     """SIGTERM (a scheduler's or a user's kill) ends the sweep (or ``python -m hypernb run``) as Ctrl-C
     does, so that it stops its workers, releases its claims and exits with the interrupted status,
-    instead of dying alone."""
+    instead of dying alone. ``once`` (a sweep's worker): the first SIGINT or SIGTERM stops it and later
+    ones are ignored, so that they cannot cut short the release of its claims. Ctrl-C reaches the whole
+    process group, and the sweep then terminates its workers too: that second signal used to arrive while
+    a worker was releasing, and left its CLAIM.json behind."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    stopping = []
 
     def stop(signum, frame):
+        if once and stopping:
+            return
+        stopping.append(signum)
         raise KeyboardInterrupt
 
-    before = signal.signal(signal.SIGTERM, stop)
+    names = (signal.SIGTERM, signal.SIGINT) if once else (signal.SIGTERM,)
+    before = {n: signal.signal(n, stop) for n in names}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for n, handler in before.items():
+            signal.signal(n, handler)
 
 
 @contextlib.contextmanager
@@ -1167,7 +1176,7 @@ def cmd_collect(args) -> int:
 
 
 def cmd_points(args) -> int:
-    with stopped_by_sigterm(), _ends_with_parent():
+    with stopped_by_sigterm(once=True), _ends_with_parent():
         status = run_points(args.dirs, args.batch)
     if args.report:
         io.write_json(Path(args.report), status)

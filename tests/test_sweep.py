@@ -891,12 +891,13 @@ def test_collect_tells_failed_stopped_and_running_points_from_missing_ones(tmp_p
     S.release(working)
 
 
-@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL", "SIGINT"])
 def test_a_terminated_local_sweep_stops_its_workers(tmp_path, signal_name):
     """SIGTERM to a local sweep (a scheduler's kill, `kill <pid>`) stops its worker too: it had trained on,
     orphaned, holding its points; a rerun then resumes them. A SIGKILL (or the OOM killer) cannot be
-    handled by the sweep: its worker notices that its parent is gone and stops by itself. Either way the
-    worker releases its point's claim."""
+    handled by the sweep: its worker notices that its parent is gone and stops by itself. Ctrl-C reaches
+    the whole process group (SIGINT to the worker, then the sweep's SIGTERM). Every way the worker releases
+    its point's claims."""
     import signal
 
     require("mnist")
@@ -905,7 +906,7 @@ def test_a_terminated_local_sweep_stops_its_workers(tmp_path, signal_name):
     out = tmp_path / "out"
     sweep = subprocess.Popen([sys.executable, "-m", "hypernb", "sweep", str(spec), "--out", str(out)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
-                             env={**os.environ, "PYTHONPATH": str(REPO)})
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
     claim = None
     for _ in range(600):  # the worker claims its point once it runs
         claims = list(out.glob("points/*/CLAIM.json"))
@@ -914,8 +915,11 @@ def test_a_terminated_local_sweep_stops_its_workers(tmp_path, signal_name):
             break
         time.sleep(0.1)
     assert claim is not None and claim["pid"] != sweep.pid
-    sweep.send_signal(getattr(signal, signal_name))
-    if signal_name == "SIGTERM":
+    if signal_name == "SIGINT":
+        os.killpg(sweep.pid, signal.SIGINT)  # Ctrl-C in a terminal: the sweep and its workers
+    else:
+        sweep.send_signal(getattr(signal, signal_name))
+    if signal_name != "SIGKILL":
         assert sweep.wait(timeout=60) == 130 and "interrupted" in sweep.stderr.read().decode()
     else:
         assert sweep.wait(timeout=60) == -signal.SIGKILL
@@ -924,6 +928,7 @@ def test_a_terminated_local_sweep_stops_its_workers(tmp_path, signal_name):
             break
         time.sleep(0.1)
     assert not _running(claim["pid"]) and not claims[0].exists()
+    assert not list(out.glob("points/**/CLAIM.json"))  # the run folder's claim too
 
 
 def _running(pid: int) -> bool:
