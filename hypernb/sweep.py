@@ -973,11 +973,7 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
         batch = default_batch(spec, executor)
     points = spec.points()
     if dry_run:
-        print(f"sweep {spec.name}: {len(points)} point(s), target {spec.target}")
-        for p in points:
-            print(f"  {point_id(p)}  {json.dumps(p, sort_keys=True)}")
-        if executor == "slurm":
-            print(sbatch_script(spec, out, len(_dry_groups(spec, points, batch))))
+        _dry_run(spec, out, points, executor, batch)
         return {"done": [], "ran": [], "failed": [], "busy": []}
     if executor == "slurm":  # an unreachable cluster fails before the folder is written
         check_slurm(spec.slurm.get("partition"))
@@ -1035,6 +1031,33 @@ def check_data(points: list[dict], missing_ok: bool = True) -> None:
                 D.load_corpus(c.dataset, root, download_ok=c.download and not missing_ok)
         elif not missing_ok or D.available(c.dataset, root):
             D.load_images(c.dataset, root, download_ok=c.download and not missing_ok)
+
+
+def _dry_run(spec: Spec, out: Path, points: list[dict], executor: str, batch) -> None:
+    """Print what the sweep would do in ``out`` now, writing nothing: each point as done (its record
+    ended), busy (another sweep holds it) or to run, the groups that would train together, and for
+    Slurm the sbatch script of the array those groups would be."""
+    state = {}
+    for p in points:
+        d = out / "points" / point_id(p)
+        state[point_id(p)] = ("done" if d.is_dir() and is_done(d) else
+                              "busy" if d.is_dir() and _being_worked_on(d) else "to run")
+    pending = [p for p in points if state[point_id(p)] == "to run"]
+    groups = _dry_groups(spec, pending, batch)
+    group_of = {point_id(pending[int(d.name)]): i + 1 for i, g in enumerate(groups) for d in g}
+    counts = {k: sum(v == k for v in state.values()) for k in ("done", "busy", "to run")}
+    print(f"sweep {spec.name} in {out}: {len(points)} point(s), target {spec.target}; {counts['done']} done, "
+          + (f"{counts['busy']} busy elsewhere, " if counts["busy"] else "")
+          + f"{counts['to run']} to run ({executor}, {len(groups)} group(s) of up to {batch or 'all'} run(s))")
+    for p in points:
+        pid = point_id(p)
+        where = f"group {group_of[pid]}" if pid in group_of else state[pid]
+        print(f"  {where:>9}  {pid}  {json.dumps(p, sort_keys=True)}")
+    if executor == "slurm":
+        if groups:
+            print(sbatch_script(spec, out, len(groups)))
+        else:
+            print("nothing to submit: every point is done or busy")
 
 
 def _dry_groups(spec: Spec, points: list[dict], batch) -> list:

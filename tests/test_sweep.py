@@ -74,6 +74,24 @@ def test_dry_run_prints_points_and_the_sbatch_script(tmp_path, capsys):
     assert "#SBATCH --constraint=a100\n" in script and "#SBATCH --mem=7680M\n" in script
 
 
+def test_a_dry_run_says_which_points_are_done_and_sizes_the_array_from_the_rest(tmp_path, capsys):
+    """On a folder swept before, the dry run marks what is done, groups only the rest, and sizes the
+    array from them (it listed every point and an array for all of them, which the sweep would not submit)."""
+    require("mnist")
+    fixed = {"task": "mnist-mlp", "profile": "smoke", "epochs": 1, "max_steps": 2}
+    S.sweep(write_spec(tmp_path, name="grow", fixed=fixed, grid={"alpha": [0.01, 0.1]}), tmp_path / "out", quiet=True)
+    capsys.readouterr()
+    grown = write_spec(tmp_path, name="grow", fixed=fixed, grid={"alpha": [0.01, 0.1, 0.2, 0.3]})
+    S.sweep(grown, tmp_path / "out", executor="slurm", dry_run=True, batch=1)
+    text = capsys.readouterr().out
+    assert "4 point(s), target run; 2 done, 2 to run (slurm, 2 group(s) of up to 1 run(s))" in text
+    assert text.count("     done  ") == 2 and "  group 1  " in text and "  group 2  " in text
+    assert "#SBATCH --array=0-1%2" in text
+    S.sweep(write_spec(tmp_path, name="grow", fixed=fixed, grid={"alpha": [0.01]}), tmp_path / "out",
+            executor="slurm", dry_run=True)
+    assert "nothing to submit: every point is done or busy" in capsys.readouterr().out
+
+
 def test_a_sweep_whose_earlier_array_still_runs_is_not_submitted_again(tmp_path, monkeypatch):
     """Its tasks would find their points claimed; a second array would only hold allocations."""
     from types import SimpleNamespace
@@ -860,7 +878,7 @@ def test_a_reader_that_stops_reading_is_no_error(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "hypernb", "sweep", str(spec), "--dry-run"],  # more than a pipe holds
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.stdout.readline().startswith(b"sweep long: 1200 point(s)")
+    assert proc.stdout.readline().startswith(b"sweep long in runs/long: 1200 point(s)")
     proc.stdout.close()
     assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""  # as a shell reports `… | head`
 
