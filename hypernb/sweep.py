@@ -140,14 +140,16 @@ def _executor(path, raw: dict) -> tuple[dict, dict]:
         raise ValueError(f"{path}: 'executor' must be a mapping with 'local' and/or 'slurm', got {executor!r}")
     bad = sorted(set(executor) - {"local", "slurm"})
     if bad:
-        raise ValueError(f"{path}: unknown executor(s) {bad}; use local and/or slurm")
+        raise ValueError(f"{path}: unknown executor(s) {bad}{did_you_mean(bad, ('local', 'slurm'))}; use local "
+                         "and/or slurm")
     local, slurm = executor.get("local") or {}, executor.get("slurm") or {}
     for keys, given, label in ((LOCAL_KEYS, local, "local"), (SLURM_KEYS, slurm, "slurm")):
         if not isinstance(given, dict):
             raise ValueError(f"{path}: executor '{label}' must be a mapping of options, got {given!r}")
         extra = sorted(set(given) - keys)
         if extra:
-            raise ValueError(f"{path}: unknown {label} executor option(s) {extra}; valid: {sorted(keys)}")
+            raise ValueError(f"{path}: unknown {label} executor option(s) {extra}{did_you_mean(extra, keys)}; "
+                             f"valid: {sorted(keys)}")
     workers = local.get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"{path}: executor local 'workers' must be a positive integer, got {workers!r}")
@@ -697,7 +699,7 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
               quiet: bool = False) -> dict:
     """Each group in its own Python process (a crash stays contained), ``workers`` at a time; the
     process's output goes to each of its points' log.txt. Returns {"ran": [...], "failed": [(dir,
-    log)], "busy": [...]} from what each worker reports (busy: held by another sweep, which runs it)."""
+    log, None)], "busy": [...]} from what each worker reports (busy: held by another sweep, which runs it)."""
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
@@ -738,7 +740,7 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
                     elif state == "busy":
                         out["busy"].append(d)
                     elif state != "done" or not is_done(d):
-                        out["failed"].append((d, str(d / "log.txt")))
+                        out["failed"].append((d, str(d / "log.txt"), None))
                 bar.update(len(group))
         except BaseException:  # Ctrl-C or SIGTERM: the workers stop too (a kill of this process alone orphaned
             for proc in live:  # them, still training and holding their points); each resumes from its checkpoint
@@ -860,14 +862,19 @@ def _check_earlier_array(out: Path) -> None:
     array = io.read_json(jobs, what="a sweep's Slurm jobs").get("array")
     if not array:
         return
+    if _array_listed(array):  # (None, cannot tell: the claims still keep any point from training twice)
+        raise RuntimeError(f"Slurm array {array}, submitted by an earlier run of this sweep, is still queued or "
+                           f"running (squeue -j {array}); wait for it, or stop it with scancel {array}, then rerun")
+
+
+def _array_listed(array) -> bool | None:
+    """Whether squeue still lists a job array (queued or running); None when it cannot tell."""
     try:
         listed = subprocess.run(["squeue", "-h", "-j", str(array), "-o", "%i"], capture_output=True, text=True,
                                 timeout=20)
     except (OSError, subprocess.TimeoutExpired):
-        return  # cannot tell: the claims still keep any point from training twice
-    if listed.returncode == 0 and listed.stdout.strip():
-        raise RuntimeError(f"Slurm array {array}, submitted by an earlier run of this sweep, is still queued or "
-                           f"running (squeue -j {array}); wait for it, or stop it with scancel {array}, then rerun")
+        return None
+    return bool(listed.stdout.strip()) if listed.returncode == 0 else None
 
 
 def slurm_executor(spec: Spec, out: Path, offline: bool = False):
@@ -917,7 +924,7 @@ def sbatch_script(spec: Spec, out: Path, n: int) -> str:
 def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None = None, wait: bool = True,
               poll: float = 2.0, timeout: float | None = None) -> dict:
     """Submit the pending groups as one job array (one task per group); wait and return {"ran",
-    "failed": [(dir, log)], "busy"} as :func:`run_local` (without waiting: nothing yet)."""
+    "failed": [(dir, log, why)], "busy"} as :func:`run_local` (without waiting: nothing yet)."""
     check_slurm(spec.slurm.get("partition"))
     _check_earlier_array(out)
     ex = slurm_executor(spec, out)
@@ -937,6 +944,10 @@ def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None
                 raise TimeoutError(f"Slurm array {array} still running after {timeout:.0f} s; rerun the sweep once "
                                    "it has finished to see its results")
             time.sleep(poll)
+            # submitit asks sacct less and less often (up to every 10 minutes on a long array): once squeue no
+            # longer lists the array (it ended, failed or was cancelled), ask now instead of minutes later
+            if _array_listed(array) is False and all(j.done(force_check=True) for j in jobs):
+                break
     except KeyboardInterrupt:  # only this process stops waiting: the array is Slurm's
         print(f"Slurm array {array} keeps running (squeue -j {array}; scancel {array} stops it); rerun the sweep "
               "once it has finished to see its results", file=sys.stderr, flush=True)
@@ -955,13 +966,25 @@ def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None
             elif state in ("ok", "diverged") or (state is None and is_done(d)):
                 out["ran"].append(d)
             elif not is_done(d):
-                out["failed"].append((d, str(j.paths.stdout)))
+                out["failed"].append((d, str(j.paths.stdout), _why_no_log(j)))
     return out
+
+
+def _why_no_log(job) -> str | None:
+    """For a task that left no log: what Slurm says became of it (a task cancelled while it waited in
+    the queue never started, and pointing at its log would send a user to a file that does not exist)."""
+    if Path(job.paths.stdout).exists():
+        return None
+    try:
+        state = job.state
+    except Exception:  # noqa: BLE001 - sacct unreachable: say what is known
+        state = "UNKNOWN"
+    return f"its Slurm task {job.job_id} ended {state} before it started (no log); rerun the sweep to run it"
 
 
 def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, workers: int | None = None,
           wait: bool = True, timeout: float | None = None, quiet: bool = False, batch: int | None = None) -> dict:
-    """Run a spec; returns {"done": [...], "ran": [...], "failed": [(dir, log)], "busy": [...]}.
+    """Run a spec; returns {"done": [...], "ran": [...], "failed": [(dir, log, why)], "busy": [...]}.
     ``batch``: runs per group (None: automatic, see :func:`default_batch`)."""
     spec = load_spec(spec_path)
     out = Path(out) if out else Path("runs") / spec.name
@@ -999,9 +1022,10 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
         else:
             res = run_slurm(spec, out, groups, batch, wait=wait, timeout=timeout)
     res["busy"] = claimed + res["busy"]
-    for d, log in res["failed"]:
-        io.write_json(d / FAILED, {"log": str(log), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # (for collect)
-        print(f"FAILED {d.name}: see {log}", flush=True)
+    for d, log, why in res["failed"]:  # (for collect)
+        io.write_json(d / FAILED, {"log": None if why else str(log), "why": why,
+                                   "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        print(f"FAILED {d.name}: {why or f'see {log}'}", flush=True)
     for d in res["busy"]:
         print(f"BUSY {d.name}: {describe_claim(d)}, another sweep on this folder, runs it; rerun later to see it "
               "done", flush=True)
@@ -1120,13 +1144,21 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
         raise ValueError(f"{directory} is not a sweep folder: it has no points/ (give the --out of a sweep, "
                          "or run the sweep first)")
     rows = []
-    listed = None if every else listed_points(directory)
-    for point in sorted((directory / "points").glob("*/point.json")):
+    listed = listed_points(directory)
+    points = []
+    for point in (directory / "points").glob("*/point.json"):
         d = point.parent
-        if listed is not None and d.name not in listed:
+        if not every and listed is not None and d.name not in listed:
             continue
         info = read_point(d)
         params = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in info["params"].items()}
+        if every and listed is not None:  # which rows the spec last swept here still holds
+            params = {**params, "in_spec": d.name in listed}
+        points.append((d, params))
+    names = list(dict.fromkeys(k for _, params in points for k in params))
+    # rows in the order of their parameters (numbers by value, then text), not of their points' hashes
+    points.sort(key=lambda item: [_sort_key(item[1].get(k)) for k in names] + [item[0].name])
+    for d, params in points:
         metrics = d / "run" / "metrics.json"
         if metrics.exists():
             from .train import METRICS, read_metrics, read_seeds
@@ -1145,9 +1177,35 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
                              "epochs_done": len(s.epochs), "time_s": s.time_s, "trained_with": s.trained_with,
                              "git_commit": commit})
         else:
-            rows.append({"point": d.name, **params, "status": "done" if is_done(d) else "running" if _being_worked_on(d)
-                         else "failed" if (d / FAILED).exists() else "missing"})
-    return pd.DataFrame(rows)
+            status = ("done" if is_done(d) else "running" if _being_worked_on(d)
+                      else "failed" if (d / FAILED).exists() else "missing")
+            rows.append({"point": d.name, **params, "status": status,
+                         **({"reason": _failure(d)} if status == "failed" else {})})
+    df = pd.DataFrame(rows)
+    for column in ("seed", "diverged_at_step", "epochs_done", "trained_with"):  # integers, also beside a gap
+        if column in df:
+            df[column] = df[column].astype("Int64")
+    return df
+
+
+def _sort_key(value) -> tuple:
+    """A parameter's place in collect's order: missing first, then numbers by value, then text."""
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
+
+
+def _failure(d: Path) -> str:
+    """Why a point's last attempt failed, from its FAILED.json: the sweep's words, or its log's path."""
+    try:
+        info = io.read_json(d / FAILED, what="a failed point's note")
+    except (OSError, ValueError):
+        return "see the point's log.txt"
+    if not isinstance(info, dict):
+        return "see the point's log.txt"
+    return info.get("why") or f"see {info.get('log') or d / 'log.txt'}"
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -1187,6 +1245,9 @@ def cmd_collect(args) -> int:
     if left:
         print(f"({left} point(s) in {Path(args.dir) / 'points'} are not in the spec last swept here: --all "
               "includes them)")
+    if args.out is None and not os.access(Path(args.dir), os.W_OK | os.X_OK):  # (a read-only copy of a sweep)
+        raise ValueError(f"collect writes results.csv into the sweep folder {args.dir}, which is not writable; "
+                         "give another file with --out, e.g. --out results.csv")
     io.check_out_dir(out.parent, "the folder of --out")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name such as results.csv or results.parquet")

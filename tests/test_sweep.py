@@ -48,6 +48,8 @@ def test_example_spec_has_four_points_with_stable_ids():
     ({"target": {"notebook": str(REPO / "notebooks" / "04_towers.ipynb")}, "fixed": {"OUT_DIR": "x"}},
      r"OUT_DIR is the sweep's to set: each point writes to its own points/<id>/out"),
     ({"executor": {"slurm": {"partiton": "x"}}}, r"unknown slurm executor option\(s\) \['partiton'\]"),
+    ({"executor": {"slurm": {"array_paralelism": 2}}}, r"\('array_paralelism': did you mean 'array_parallelism'\?\)"),
+    ({"executor": {"slrum": {}}}, r"unknown executor\(s\) \['slrum'\] \('slrum': did you mean 'slurm'\?\)"),
     ({"executor": {"slurm": {"extra_sbatch": ["-C a100"]}}}, r"'-C a100' is not a long sbatch option.*--constraint"),
     ({"executor": {"slurm": {"time_min": 1}}}, r"'time_min' must be at least 2.*warned 90 s before"),
 ])
@@ -90,6 +92,37 @@ def test_a_dry_run_says_which_points_are_done_and_sizes_the_array_from_the_rest(
     S.sweep(write_spec(tmp_path, name="grow", fixed=fixed, grid={"alpha": [0.01]}), tmp_path / "out",
             executor="slurm", dry_run=True)
     assert "nothing to submit: every point is done or busy" in capsys.readouterr().out
+
+
+def test_waiting_on_slurm_notices_a_cancelled_array_at_once_and_says_a_task_never_started(tmp_path, monkeypatch):
+    """submitit asks sacct less and less often (up to every 10 minutes): once squeue no longer lists the
+    array, the sweep asks at once. A task cancelled in the queue left no log: it is said so, not pointed at."""
+    from types import SimpleNamespace
+
+    asked = []
+
+    class Job:
+        job_id = "7_0"
+        state = "CANCELLED"
+        paths = SimpleNamespace(stdout=tmp_path / "7_0_log.out")  # never written
+
+        def done(self, force_check=False):
+            asked.append(force_check)
+            return force_check  # sacct's answer, only when asked now
+
+        def result(self):
+            raise RuntimeError("cancelled")
+
+    d = _one_point(tmp_path)
+    monkeypatch.setattr(S, "check_slurm", lambda partition: None)
+    monkeypatch.setattr(S, "_check_earlier_array", lambda out: None)
+    monkeypatch.setattr(S, "_array_listed", lambda array: False)
+    monkeypatch.setattr(S, "slurm_executor", lambda spec, out: SimpleNamespace(map_array=lambda *a: [Job()]))
+    spec = S.load_spec(write_spec(tmp_path, name="x", fixed={"task": "mnist-mlp"}))
+    res = S.run_slurm(spec, tmp_path, [[d]], poll=0.01, timeout=5)
+    assert asked[-1] is True  # (it would have waited for the 5 s timeout)
+    (failed, log, why), = res["failed"]
+    assert failed == d and why == "its Slurm task 7_0 ended CANCELLED before it started (no log); rerun the sweep to run it"
 
 
 def test_a_sweep_whose_earlier_array_still_runs_is_not_submitted_again(tmp_path, monkeypatch):
@@ -174,8 +207,8 @@ def test_failed_point_is_listed_with_its_log_and_not_as_run(tmp_path, capsys):
     spec = write_spec(tmp_path, name="bad", fixed={"task": "mnist-mlp", "profile": "smoke"},
                       grid={"device": ["cuda"]})
     res = S.sweep(spec, tmp_path / "out")
-    (d, log), = res["failed"]
-    assert res["ran"] == []  # a failed point is not listed as run
+    (d, log, why), = res["failed"]
+    assert res["ran"] == [] and why is None  # a failed point is not listed as run; it has a log
     assert Path(log).exists() and "no CUDA GPU is available" in Path(log).read_text()
     assert "Traceback" not in Path(log).read_text()
     assert f"FAILED {d.name}: see {log}" in capsys.readouterr().out
@@ -859,6 +892,8 @@ def test_a_folder_holds_one_sweep_and_collect_reads_the_spec_last_swept(tmp_path
                                      "grid": {"alpha": [0.01]}}))
     S.prepare(S.load_spec(small), out)
     assert len(S.collect(out)) == 1 and len(S.collect(out, every=True)) == 2
+    every = S.collect(out, every=True)  # the rows the current spec no longer holds say so
+    assert list(zip(every.alpha, every.in_spec)) == [(0.01, True), (0.1, False)] and "in_spec" not in S.collect(out)
     assert main(["collect", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "1 point(s) in" in printed and "--all includes them" in printed and "1 row(s) from 1 point(s)" in printed
@@ -907,6 +942,24 @@ def test_collect_tells_failed_stopped_and_running_points_from_missing_ones(tmp_p
     statuses = {n: list(S.collect(tmp_path / n).status) for n in ("never", "failed", "working", "killed")}
     assert statuses == {"never": ["missing"], "failed": ["failed"], "working": ["running"], "killed": ["stopped"]}
     S.release(working)
+    assert list(S.collect(tmp_path / "failed").reason) == [f"see {failed / 'log.txt'}"]
+    S.io.write_json(failed / S.FAILED, {"log": None, "why": "its Slurm task 7_3 ended CANCELLED before it started"})
+    assert list(S.collect(tmp_path / "failed").reason) == ["its Slurm task 7_3 ended CANCELLED before it started"]
+
+
+def test_collect_orders_rows_by_their_parameters_and_keeps_integers_whole(tmp_path):
+    """Rows follow the grid (numbers by value), not the points' hashes; a seed stays 0, not 0.0, beside a
+    point without results."""
+    for i, alpha in enumerate([0.3, 0.01, 0.1]):
+        d = tmp_path / "points" / f"p{i}"
+        d.mkdir(parents=True)
+        S.io.write_json(d / "point.json", {"target": "run", "params": {"alpha": alpha, "seeds": [0]}})
+        if alpha != 0.1:
+            S.io.write_json(d / "run" / "metrics.json", {"config": {}, "seeds": [
+                {"seed": 0, "status": "ok", "final": {"test_acc": 0.9}, "epochs": [{}], "trained_with": 1}]})
+    df = S.collect(tmp_path)
+    assert list(df.alpha) == [0.01, 0.1, 0.3] and str(df.seed.dtype) == "Int64" and df.seed.iloc[0] == 0
+    assert df.to_csv(index=False).splitlines()[1].split(",")[3] == "0"  # written as 0
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL", "SIGINT"])
@@ -987,3 +1040,15 @@ def test_collect_says_why_a_run_diverged_and_warns_of_an_early_explosion(tmp_pat
     assert table.loc[0.05, "status"] == "ok" and table.loc[0.05, ["reason", "warning"]].isna().all()
     assert table.loc[0.06, "status"] == "diverged" and "non-finite" in table.loc[0.06, "reason"]
     assert table.loc[100.0, "status"] == "ok" and "first logged mean" in table.loc[100.0, "warning"]
+
+
+def test_collect_from_a_read_only_sweep_folder_says_to_give_out(tmp_path, capsys, monkeypatch):
+    """Without --out, collect writes into the sweep folder: a read-only copy is told to give --out (it spoke of
+    'the folder of --out', an option that was not given)."""
+    d = _one_point(tmp_path)
+    real = S.os.access
+    monkeypatch.setattr(S.os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
+    assert main(["collect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "collect writes results.csv into the sweep folder" in err and "--out results.csv" in err
+    assert main(["collect", str(tmp_path), "--out", str(d / "elsewhere.csv")]) == 0
