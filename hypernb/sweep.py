@@ -1000,6 +1000,9 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
         return {"done": [], "ran": [], "failed": [], "busy": []}
     if executor == "slurm":  # an unreachable cluster fails before the folder is written
         check_slurm(spec.slurm.get("partition"))
+    todo = [p for p in points if not is_done(out / "points" / point_id(p))]
+    if todo and not spec.is_notebook:  # and so do missing or damaged data
+        check_data(todo, missing_ok=executor != "local")
     io.check_out_dir(out, "the sweep folder (--out)")
     io.remove_temporaries(out, recursive=False)
     dirs = prepare(spec, out)
@@ -1014,8 +1017,6 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
           + (f", {len(groups)} group(s) of up to {batch or 'all'} run(s)" if pending and len(groups) != len(pending)
              else "") + ")", flush=True)
     res = {"ran": [], "failed": [], "busy": []}
-    if pending and not spec.is_notebook:
-        check_data([read_point(d)["params"] for d in pending], missing_ok=executor != "local")
     if pending:
         if executor == "local":
             res = run_local(spec, groups, workers or int(spec.local.get("workers", 1)), batch, quiet)

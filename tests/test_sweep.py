@@ -161,11 +161,16 @@ def test_damaged_data_fails_the_sweep_once_before_any_point_is_run(tmp_path, mon
     assert main(["sweep", str(EXAMPLE), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: corrupt data file {images}") and err.count("\n") == 1
-    assert not list((tmp_path / "out").glob("points/*/log.txt"))  # no point was started
+    assert not (tmp_path / "out").exists()  # checked before the sweep's folder is made
     shutil.rmtree(copy / "MNIST")  # missing here: left to Slurm's tasks (a cluster's nodes may have it) …
     S.check_data(S.load_spec(EXAMPLE).points())
     with pytest.raises(data.DataError, match="MNIST was not found under the data root"):
         S.check_data(S.load_spec(EXAMPLE).points(), missing_ok=False)
+    monkeypatch.setenv("HYPERNB_DATA", str(tmp_path / "typo" / "data"))  # a mistyped data root, offline
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    assert main(["sweep", str(EXAMPLE), "--out", str(tmp_path / "out")]) == 2
+    assert "MNIST was not found under the data root" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "out").exists()  # nothing made for it
     assert main(["sweep", str(EXAMPLE), "--out", str(tmp_path / "out")]) == 2  # … not the local executor's
     err = capsys.readouterr().err
     assert err.startswith("error: MNIST was not found") and not list((tmp_path / "out").glob("points/*/log.txt"))
