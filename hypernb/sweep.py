@@ -1189,6 +1189,20 @@ def collect(directory, every: bool = False) -> "pandas.DataFrame":  # noqa: F821
     return df
 
 
+def _mixed_batching(df) -> str | None:
+    """A note when float32 rows of the table trained alone and others batched (a sweep resumed with another
+    --batch, or an earlier point that trained alone): those differ beyond rounding, so compare like with like."""
+    if "trained_with" not in df or "dtype" in df and (df["dtype"].dropna() == "float64").all():
+        return None
+    ran = df["trained_with"].dropna()
+    alone, batched = int((ran == 1).sum()), int((ran > 1).sum())
+    if not alone or not batched:
+        return None
+    return (f"note: {alone} row(s) trained alone and {batched} batched (trained_with): in float32 the two can differ "
+            "beyond rounding (README, 'Many configurations at once'); compare rows of the same kind, or train in "
+            "float64")
+
+
 def _sort_key(value) -> tuple:
     """A parameter's place in collect's order: missing first, then numbers by value, then text."""
     if value is None:
@@ -1246,6 +1260,9 @@ def cmd_collect(args) -> int:
     if left:
         print(f"({left} point(s) in {Path(args.dir) / 'points'} are not in the spec last swept here: --all "
               "includes them)")
+    mixed = _mixed_batching(df)
+    if mixed:
+        print(mixed)
     if args.out is None and not os.access(Path(args.dir), os.W_OK | os.X_OK):  # (a read-only copy of a sweep)
         raise ValueError(f"collect writes results.csv into the sweep folder {args.dir}, which is not writable; "
                          "give another file with --out, e.g. --out results.csv")

@@ -952,7 +952,7 @@ def test_collect_tells_failed_stopped_and_running_points_from_missing_ones(tmp_p
     assert list(S.collect(tmp_path / "failed").reason) == ["its Slurm task 7_3 ended CANCELLED before it started"]
 
 
-def test_collect_orders_rows_by_their_parameters_and_keeps_integers_whole(tmp_path):
+def test_collect_orders_rows_by_their_parameters_and_keeps_integers_whole(tmp_path, capsys):
     """Rows follow the grid (numbers by value), not the points' hashes; a seed stays 0, not 0.0, beside a
     point without results."""
     for i, alpha in enumerate([0.3, 0.01, 0.1]):
@@ -961,10 +961,13 @@ def test_collect_orders_rows_by_their_parameters_and_keeps_integers_whole(tmp_pa
         S.io.write_json(d / "point.json", {"target": "run", "params": {"alpha": alpha, "seeds": [0]}})
         if alpha != 0.1:
             S.io.write_json(d / "run" / "metrics.json", {"config": {}, "seeds": [
-                {"seed": 0, "status": "ok", "final": {"test_acc": 0.9}, "epochs": [{}], "trained_with": 1}]})
+                {"seed": 0, "status": "ok", "final": {"test_acc": 0.9}, "epochs": [{}], "trained_with": 1 + i}]})
     df = S.collect(tmp_path)
     assert list(df.alpha) == [0.01, 0.1, 0.3] and str(df.seed.dtype) == "Int64" and df.seed.iloc[0] == 0
     assert df.to_csv(index=False).splitlines()[1].split(",")[3] == "0"  # written as 0
+    # one row trained alone, one batched (a sweep resumed with another --batch): said, since float32 differs
+    assert main(["collect", str(tmp_path)]) == 0
+    assert "note: 1 row(s) trained alone and 1 batched (trained_with)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL", "SIGINT"])
