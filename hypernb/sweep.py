@@ -874,7 +874,9 @@ def _array_listed(array) -> bool | None:
                                 timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return bool(listed.stdout.strip()) if listed.returncode == 0 else None
+    if listed.returncode != 0:  # a job Slurm has forgotten (ended minutes ago) is an "invalid job id"
+        return False if "invalid job id" in listed.stderr.lower() else None
+    return bool(listed.stdout.strip())
 
 
 def slurm_executor(spec: Spec, out: Path, offline: bool = False):
