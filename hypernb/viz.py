@@ -33,7 +33,7 @@ def _mean_curve(result, key: str):
     arr = np.full((len(values), len(steps)), np.nan)
     for i, (s, v) in enumerate(zip(seeds, values)):
         arr[i, :min(len(v), len(steps))] = np.asarray(v[:len(steps)], dtype=float)
-        if s.status == "diverged" and s.diverged_at_step is not None:
+        if getattr(s, "status", None) == "diverged" and getattr(s, "diverged_at_step", None) is not None:
             arr[i, np.asarray(steps) > s.diverged_at_step] = np.nan
     arr[~np.isfinite(arr)] = np.nan  # a diverged value ends the line instead of breaking the axis
     if np.isnan(arr).all():

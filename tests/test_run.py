@@ -406,13 +406,13 @@ def test_a_record_older_than_a_config_field_is_read_back_not_refused(tmp_path):
     require("mnist")
     first = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
     stored = json.loads((tmp_path / "config.json").read_text())
-    del stored["d0"]  # as written before the field existed
+    del stored["output_tanh"]  # as written before the field existed
     (tmp_path / "config.json").write_text(json.dumps(stored))
     again = run(dict(SMOKE, epochs=1, seeds=[0], out_dir=str(tmp_path)))
     assert again.seeds[0].time_s == first.seeds[0].time_s  # loaded, not retrained
     assert json.loads((tmp_path / "config.json").read_text()) == stored  # and left as it was
-    with pytest.raises(ValueError, match=r"differs in \['d0'\]"):
-        run(dict(SMOKE, epochs=1, seeds=[0], d0=1e-3, out_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match=r"differs in \['output_tanh'\]"):
+        run(dict(SMOKE, epochs=1, seeds=[0], output_tanh=True, out_dir=str(tmp_path)))
 
 
 def test_forced_divergence_is_recorded_not_raised(tmp_path):
