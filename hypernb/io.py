@@ -129,7 +129,8 @@ def write_json(path: Path, obj) -> None:
     """Write ``obj`` as strict JSON (RFC 8259), atomically. A number that is not finite (a diverged run's NaN
     loss, an infinite one) is written as ``null``: Python's own ``NaN``/``Infinity`` are not JSON, and a
     browser's ``JSON.parse``, ``jq`` or R would refuse the whole file. A run's record turns them back into
-    NaN when it is read (:func:`hypernb.train.read_seeds`)."""
+    NaN when it is read (:func:`hypernb.train.read_seeds`; an infinity too, so its sign is not kept); any
+    other reader gets None where the writer had a non-finite number."""
     text = json.dumps(_strict(obj), indent=1, allow_nan=False, default=_json_default)
     atomic_write_bytes(path, (text + "\n").encode())
 

@@ -695,6 +695,7 @@ def groups_of(spec: Spec, dirs: list[Path], batch: int | None) -> list[list[Path
 
 
 # -- executors -------------------------------------------------------------------------------------
+STOP_GRACE_S = 60.0  # how long an interrupted local sweep waits for a worker to release its points
 def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | None = None,
               quiet: bool = False) -> dict:
     """Each group in its own Python process (a crash stays contained), ``workers`` at a time; the
@@ -716,7 +717,7 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
             logs = [open(d / "log.txt", "ab") for d in group]
             try:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", SWEEP_PID: str(os.getpid())})
                 live.append(proc)
                 for line in proc.stdout:
                     for log in logs:
@@ -746,6 +747,11 @@ def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | N
             for proc in live:  # them, still training and holding their points); each resumes from its checkpoint
                 if proc.poll() is None:
                     proc.terminate()
+            for proc in live:  # a worker stops once (later signals are ignored while it releases its points):
+                try:  # one that hangs there is killed, so that the sweep never waits on it for ever
+                    proc.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             pool.shutdown(cancel_futures=True)
             raise
     return out
@@ -782,6 +788,9 @@ def stopped_by_sigterm(once: bool = False):
             signal.signal(n, handler)
 
 
+SWEEP_PID = "HYPERNB_SWEEP_PID"  # set by a local sweep for its workers: the process they end with
+
+
 @contextlib.contextmanager
 def _ends_with_parent(every_s: float = 1.0):
     """A local sweep's worker stops (as on SIGTERM: its claims released, each point resumable from its
@@ -792,7 +801,8 @@ def _ends_with_parent(every_s: float = 1.0):
     import signal
     import threading
 
-    parent, done = os.getppid(), threading.Event()
+    parent, done = int(os.environ.get(SWEEP_PID) or os.getppid()), threading.Event()  # (the sweep's own word: it
+    # may have died while this worker was still importing torch, and the parent is then already the reaper)
 
     def watch():
         while not done.wait(every_s):
@@ -867,6 +877,9 @@ def _check_earlier_array(out: Path) -> None:
                            f"running (squeue -j {array}); wait for it, or stop it with scancel {array}, then rerun")
 
 
+SQUEUE_EVERY_S = 30.0
+
+
 def _array_listed(array) -> bool | None:
     """Whether squeue still lists a job array (queued or running); None when it cannot tell."""
     try:
@@ -939,7 +952,7 @@ def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None
     print(f"submitted {n} point(s) in {len(jobs)} task(s) as Slurm array {array}", flush=True)
     if not wait:
         return {"ran": [], "failed": [], "busy": []}
-    start = time.time()
+    start, asked = time.time(), 0.0
     try:
         while not all(j.done() for j in jobs):
             if timeout is not None and time.time() - start > timeout:
@@ -947,9 +960,12 @@ def run_slurm(spec: Spec, out: Path, groups: list[list[Path]], batch: int | None
                                    "it has finished to see its results")
             time.sleep(poll)
             # submitit asks sacct less and less often (up to every 10 minutes on a long array): once squeue no
-            # longer lists the array (it ended, failed or was cancelled), ask now instead of minutes later
-            if _array_listed(array) is False and all(j.done(force_check=True) for j in jobs):
-                break
+            # longer lists the array (it ended, failed or was cancelled), ask now instead of minutes later;
+            # squeue itself is asked at most every SQUEUE_EVERY_S (a scheduler's admins count the calls)
+            if time.time() - asked >= SQUEUE_EVERY_S:
+                asked = time.time()
+                if _array_listed(array) is False and all(j.done(force_check=True) for j in jobs):
+                    break
     except KeyboardInterrupt:  # only this process stops waiting: the array is Slurm's
         print(f"Slurm array {array} keeps running (squeue -j {array}; scancel {array} stops it); rerun the sweep "
               "once it has finished to see its results", file=sys.stderr, flush=True)
@@ -978,10 +994,13 @@ def _why_no_log(job) -> str | None:
     if Path(job.paths.stdout).exists():
         return None
     try:
-        state = job.state
+        state = str(job.state)
     except Exception:  # noqa: BLE001 - sacct unreachable: say what is known
         state = "UNKNOWN"
-    return f"its Slurm task {job.job_id} ended {state} before it started (no log); rerun the sweep to run it"
+    if state.startswith("CANCELLED") or state == "PENDING":
+        return f"its Slurm task {job.job_id} was {state} before it started (no log); rerun the sweep to run it"
+    return (f"its Slurm task {job.job_id} ended {state}, and its log {job.paths.stdout} is not on this machine (a "
+            "node's folder that is not shared here, or not visible yet); rerun the sweep to run it again")
 
 
 def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, workers: int | None = None,
@@ -1002,7 +1021,9 @@ def sweep(spec_path, out=None, executor: str = "local", dry_run: bool = False, w
         return {"done": [], "ran": [], "failed": [], "busy": []}
     if executor == "slurm":  # an unreachable cluster fails before the folder is written
         check_slurm(spec.slurm.get("partition"))
-    todo = [p for p in points if not is_done(out / "points" / point_id(p))]
+    io.check_out_dir(out, "the sweep folder (--out)", create=False)
+    todo = [p for p in points if not is_done(out / "points" / point_id(p))
+            and not _being_worked_on(out / "points" / point_id(p))]  # (another sweep's points are its own)
     if todo and not spec.is_notebook:  # and so do missing or damaged data
         check_data(todo, missing_ok=executor != "local")
     io.check_out_dir(out, "the sweep folder (--out)")
@@ -1053,11 +1074,12 @@ def check_data(points: list[dict], missing_ok: bool = True) -> None:
         if (c.dataset, root) in seen:
             continue
         seen.add((c.dataset, root))
-        if c.is_text:  # (missing here: downloaded as run() would, once, when the config allows it)
-            if not missing_ok or (root / D.CORPORA[c.dataset]).exists():
-                D.load_corpus(c.dataset, root, download_ok=c.download and not missing_ok)
-        elif not missing_ok or D.available(c.dataset, root):
-            D.load_images(c.dataset, root, download_ok=c.download and not missing_ok)
+        with D.no_empty_folders_left(root):  # a failed download leaves no empty data folder (a mistyped root)
+            if c.is_text:  # (missing here: downloaded as run() would, once, when the config allows it)
+                if not missing_ok or (root / D.CORPORA[c.dataset]).exists():
+                    D.load_corpus(c.dataset, root, download_ok=c.download and not missing_ok)
+            elif not missing_ok or D.available(c.dataset, root):
+                D.load_images(c.dataset, root, download_ok=c.download and not missing_ok)
 
 
 def _dry_run(spec: Spec, out: Path, points: list[dict], executor: str, batch) -> None:

@@ -131,15 +131,21 @@ class Result:
         return cls(d["config"], [SeedResult(**s) for s in d["seeds"]], d["summary"], d["env"], d.get("out_dir"))
 
     @classmethod
-    def load(cls, out_dir) -> "Result":
-        """Read a finished (or partial) run back from its folder."""
+    def load(cls, out_dir, seeds: list[int] | None = None) -> "Result":
+        """Read a finished (or partial) run back from its folder: every seed it holds, or ``seeds`` (in
+        that order, with their own summary; a folder keeps every seed ever asked of it)."""
         path = Path(out_dir) / "metrics.json"
         saved = read_metrics(path)
         if not isinstance(saved.get("config"), dict) or not isinstance(saved.get("summary", {}), dict):
             raise io.wrong_json(path, METRICS, "its 'config' or 'summary' is not a mapping")
         config = {**saved["config"], "out_dir": str(out_dir)} if saved["config"].get("out_dir") else saved["config"]
-        return cls(config, read_seeds(saved, path), saved.get("summary") or {},
-                   saved.get("env") if isinstance(saved.get("env"), dict) else {}, str(out_dir))
+        env = saved.get("env") if isinstance(saved.get("env"), dict) else {}
+        found = read_seeds(saved, path)
+        if seeds is None or [s.seed for s in found] == list(seeds):  # (its summary as it was written)
+            return cls(config, found, saved.get("summary") or {}, env, str(out_dir))
+        by_seed = {s.seed: s for s in found}
+        chosen = [by_seed[s] for s in seeds if s in by_seed]
+        return cls({**config, "seeds": list(seeds)}, chosen, summarize(chosen), env, str(out_dir))
 
     def __repr__(self) -> str:
         c = self.config
@@ -523,8 +529,9 @@ class _Record:
     finish: a configuration's seeds may train in different groups).
 
     Seeds are independent runs of one configuration, so a folder's record is the union of the seeds
-    ever asked of it: asking for fewer reads those back (nothing is trained or rewritten), asking for
-    more trains only the new ones and adds them, and the files keep every seed."""
+    ever asked of it: asking for fewer reads the finished ones back (nothing is rewritten), asking for
+    more trains only the new ones and adds them, and the files keep every seed. Leaving out a seed that
+    an interrupted group still holds is refused (see :func:`_held_by_interrupted_group`)."""
 
     def __init__(self, c: RunConfig):
         self.config, self.cfg = c, c.to_dict()
@@ -546,16 +553,24 @@ class _Record:
                         "one still in it): delete its config.json to use the folder for this configuration, or")
                 raise ValueError(f"{self.out} already holds a run with a different configuration (differs in {diff})"
                                  f"{hint or ';'} choose another out_dir, or delete that folder to start over")
-            recorded = [s for s in old.get("seeds") or [] if isinstance(s, int)]
-            self.kept = recorded + [s for s in c.seeds if s not in recorded]
-            if self.kept != recorded:  # seeds added: the record will hold them too
-                io.write_json(self.out / "config.json", {**old, "seeds": self.kept})
+        listed = []  # the seeds the folder was asked for (its config.json), then those its metrics hold
+        if (self.out / "config.json").exists():
+            listed = [s for s in old.get("seeds") or [] if isinstance(s, int)]
+        recorded = list(listed)
         if (self.out / "metrics.json").exists():
             saved = read_metrics(self.out / "metrics.json")
             self.seeds = {s.seed: s for s in read_seeds(saved, self.out / "metrics.json")}
             self.env = saved.get("env") if isinstance(saved.get("env"), dict) else None
+            recorded += [s for s in self.seeds if s not in recorded]
+        left_out = [s for s in recorded if s not in c.seeds]
+        if left_out and _held_by_interrupted_group(c, left_out):
+            raise ValueError(f"{self.out} holds an interrupted run of seeds {recorded} (a group checkpoint): run it "
+                             f"with seeds={recorded} to finish it first; then any of its seeds can be read back alone")
+        self.kept = recorded + [s for s in c.seeds if s not in recorded]
         if not (self.out / "config.json").exists():  # written once: reading a record back leaves it as it is
-            io.write_json(self.out / "config.json", _portable(self.cfg))
+            io.write_json(self.out / "config.json", _portable({**self.cfg, "seeds": self.kept}))
+        elif self.kept != listed:  # seeds added: the record will hold them too
+            io.write_json(self.out / "config.json", {**old, "seeds": self.kept})
 
     def finished(self, seed: int) -> bool:
         s = self.seeds.get(seed)
@@ -579,6 +594,22 @@ class _Record:
         found = [self.seeds[s] for s in seeds if s in self.seeds]
         return Result({**self.cfg, "seeds": seeds}, found, summarize(found), self.env or {},
                       str(self.out) if self.out else None)
+
+
+def _held_by_interrupted_group(c: RunConfig, seeds: list[int]) -> bool:
+    """Whether a group checkpoint (in the run's folder, or a ``.groups/`` above it) lists one of these
+    seeds of ``c``: a call that leaves them out would not resume that group, train the others anew,
+    and leave the checkpoint to overwrite their records later."""
+    keys = {Member(c, s, 0).key() for s in seeds}
+    out = Path(c.out_dir).resolve()
+    files = [*out.glob("checkpoint-*.members.json")] + [
+        f for d in [out, *out.parents] if (d / ".groups").is_dir() for f in (d / ".groups").glob("*/members.json")]
+    for f in files:
+        with contextlib.suppress(OSError, ValueError):
+            saved = io.read_json(f)
+            if isinstance(saved, dict) and keys & set(saved.get("members") or []):
+                return True
+    return False
 
 
 def _checkpoint_path(group: list[Member]) -> Path | None:

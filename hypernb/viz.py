@@ -59,8 +59,9 @@ def step_size_in_use(result):
     if not ends:
         return c
     epochs = int(result.config.get("epochs") or len(ends))
-    # α logged after step s is used at step s + 1, which runs in the first epoch whose last step is ≥ s + 1
-    epoch = np.minimum(np.searchsorted(ends, c[0] + 1, side="left"), epochs - 1)
+    # α logged after step s was used in step s (a step updates α first, then the weights with it), which ran in
+    # the first epoch whose last step is ≥ s
+    epoch = np.minimum(np.searchsorted(ends, c[0], side="left"), epochs - 1)
     factor = np.array([schedule_multiplier(schedule, int(e), epochs) for e in epoch])
     return c[0], c[1] * factor, c[2] * factor, c[3] * factor
 

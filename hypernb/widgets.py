@@ -304,6 +304,7 @@ class Explorer:
         }
         for name, w in c.items():
             w.add_class(f"hypernb-{name.replace('_', '-')}")
+        self._given = {name: v[name] for name in ("alpha", "kappa", "epochs")}  # what the notebook asked for
         self.kappa_info = W.HTML()
         self.limits = W.HTML()  # says when a slider sits at an end (a value typed beyond it was set there)
         self.run_button = W.Button(description="Run", button_style="primary", icon="play", tooltip="train this setting")
@@ -393,9 +394,10 @@ class Explorer:
         """The sliders in use that sit at an end of their range. A value typed into a slider's box beyond
         it is set to that end by the browser, without a word: the panel says so instead."""
         c, out = self.controls, []
-        for name, label in (("alpha", "α"), ("kappa", "κ₁"), ("height", "height"), ("epochs", "epochs")):
+        # (height's range is the most a tower may have; a value given to explorer() widened its slider to itself)
+        for name, label in (("alpha", "α"), ("kappa", "κ₁"), ("epochs", "epochs")):
             w = c[name]
-            if w.disabled or (name == "epochs" and w.value == w.min) or (name == "height" and w.value == w.min):
+            if w.disabled or (name == "epochs" and w.value == w.min) or w.value == self._given[name]:
                 continue
             low, high = (10.0 ** w.min, 10.0 ** w.max) if name in ("alpha", "kappa") else (w.min, w.max)
             for end, which in ((low, "lowest"), (high, "highest")):

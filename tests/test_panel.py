@@ -516,14 +516,15 @@ def test_a_run_that_diverged_before_its_first_logged_loss_is_said_so_and_nothing
 
 def test_the_step_size_axis_shows_alpha_times_its_schedule():
     """A fixed α with a cosine schedule is not flat: the step used falls with the multiplier, epoch by
-    epoch (α logged after step s is used at step s + 1)."""
+    epoch (α logged after step s was used in step s: a step updates α, then the weights with it; the
+    last step of epoch 1, step 20, ran at epoch 1's multiplier)."""
     seed = SeedResult(0, status="ok", steps=[10, 20, 30, 40], loss=[2.0, 1.5, 1.2, 1.0],
                       trajectory={"step": [0, 10, 20, 30, 40], "alpha": [0.1] * 5},
                       epochs=[{"epoch": e + 1, "step": 20 * (e + 1), "test_acc": 0.9} for e in range(2)])
     r = Result({"task": "mnist-mlp", "optimizer": "adam", "schedule": "cosine", "epochs": 2}, [seed], {}, {})
     x, y, _, _ = viz.step_size_in_use(r)
     assert list(x) == [0, 10, 20, 30, 40]
-    assert y == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05])  # epoch 2 of 2: (1 + cos(π/2))/2 = 0.5
+    assert y == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05])  # epoch 2 of 2: (1 + cos(π/2))/2 = 0.5
     peer = SeedResult(0, status="ok", trajectory={"step": [0, 10], "step_size": [1e-6, 3e-4]})
     assert list(viz.step_size_in_use(Result({"optimizer": "prodigy", "schedule": "cosine"}, [peer], {}, {}))[1]) \
         == [1e-6, 3e-4]  # a peer's own step size is already the scheduled lr's
@@ -562,3 +563,5 @@ def test_a_slider_at_an_end_of_its_range_is_said_so():
     assert "epochs = 50 is its slider's highest value" in panel.limits.value
     panel.controls["epochs"].value = 1  # the lowest epochs and height are ordinary choices: nothing said
     assert panel.limits.value == ""
+    given = widgets.explorer(task="mnist-mlp", profile="smoke", alpha=1e-7, epochs=60)  # widened to these values
+    assert given.limits.value == ""  # (not told to do what it just did)

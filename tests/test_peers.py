@@ -86,8 +86,11 @@ def test_bad_peer_settings_are_clear_errors():
             RunConfig(**small(optimizer="prodigy", **{field: value})).validate()
     with pytest.raises(ValueError, match=r"d0=0.001 is a learning-rate-free peer's setting.*adam/sgd does not take it"):
         RunConfig(**small(optimizer="adam/sgd", d0=1e-3)).validate()
-    with pytest.raises(ValueError, match=r"in lower case without spaces: optimizer='prodigy', not 'Prodigy'"):
+    with pytest.raises(ValueError, match=r"written exactly, in lower case: optimizer='prodigy', not 'Prodigy'"):
         RunConfig(**small(optimizer="Prodigy")).validate()
+    from hypernb.optim.tower import parse_tower
+    with pytest.raises(ValueError, match=r"'prodigy' \(in 'prodigy'\) is a learning-rate-free peer .* never in a tower"):
+        parse_tower("prodigy")  # the right name, where a tower is built: not told to write it as it is
     with pytest.raises(ValueError, match=r"unknown learning-rate-free peer 'adam'; choose from prodigy"):
         peers.build("adam", [torch.nn.Parameter(torch.zeros(2))])
 

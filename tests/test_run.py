@@ -334,6 +334,33 @@ def test_a_folder_is_read_with_fewer_seeds_and_grows_by_new_ones_trained_alone(t
     assert json.loads((tmp_path / "grown" / "config.json").read_text())["seeds"] == [0, 1, 2]
     with pytest.raises(ValueError, match=r"differs in \['alpha'\]"):  # seeds aside, the same configuration only
         run(dict(config, seeds=[3], alpha=0.5))
+    stored = (tmp_path / "grown" / "config.json").read_text()
+    run(dict(config, seeds=[1]))  # reading fewer seeds leaves the files alone
+    assert (tmp_path / "grown" / "config.json").read_text() == stored
+    assert [s.seed for s in hypernb.Result.load(tmp_path / "grown", seeds=[2, 1]).seeds] == [2, 1]
+
+
+def test_a_seed_held_by_an_interrupted_group_cannot_be_left_out(tmp_path):
+    """Seeds 0 and 1 interrupted together: asking for seed 0 alone would train it anew beside their group
+    checkpoint, which a later call would resume over seed 0's record. Refused, saying how to finish; more
+    seeds resume the group and train the new one."""
+    require("mnist")
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(seed_results, epoch):
+        raise Stop
+
+    config = dict(SMOKE, epochs=2, out_dir=str(tmp_path / "f"))  # seeds 0, 1: one group on a CPU
+    with pytest.raises(Stop):
+        run(config, on_epoch_end=interrupt)
+    assert list((tmp_path / "f").glob("checkpoint-*.pt"))
+    with pytest.raises(ValueError, match=r"holds an interrupted run of seeds \[0, 1\] .* run it with seeds=\[0, 1\]"):
+        run(dict(config, seeds=[0]))
+    grown = run(dict(config, seeds=[0, 1, 2]))
+    assert [s.status for s in grown.seeds] == ["ok"] * 3 and not list((tmp_path / "f").glob("checkpoint-*.pt"))
+    assert [s.seed for s in run(dict(config, seeds=[0])).seeds] == [0]  # finished: any seed alone
 
 
 def test_a_run_stopped_before_its_first_epoch_says_how_to_rerun_corrected(tmp_path):

@@ -122,7 +122,20 @@ def test_waiting_on_slurm_notices_a_cancelled_array_at_once_and_says_a_task_neve
     res = S.run_slurm(spec, tmp_path, [[d]], poll=0.01, timeout=5)
     assert asked[-1] is True  # (it would have waited for the 5 s timeout)
     (failed, log, why), = res["failed"]
-    assert failed == d and why == "its Slurm task 7_0 ended CANCELLED before it started (no log); rerun the sweep to run it"
+    assert failed == d and why == "its Slurm task 7_0 was CANCELLED before it started (no log); rerun the sweep to run it"
+    Job.state = "COMPLETED"  # a task that ran, whose log this machine does not see: not said to have never started
+    assert S._why_no_log(Job()).startswith("its Slurm task 7_0 ended COMPLETED, and its log")
+
+
+@pytest.mark.parametrize("rc, stdout, stderr, listed", [
+    (0, "7_0\n", "", True), (0, "", "", False),
+    (1, "", "slurm_load_jobs error: Invalid job id specified", False),  # ended long enough ago to be forgotten
+    (1, "", "slurm_load_jobs error: Unable to contact slurm controller", None)])
+def test_squeue_s_answer_about_an_array(monkeypatch, rc, stdout, stderr, listed):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(S.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=rc, stdout=stdout, stderr=stderr))
+    assert S._array_listed("7") is listed
 
 
 def test_a_sweep_whose_earlier_array_still_runs_is_not_submitted_again(tmp_path, monkeypatch):

@@ -102,10 +102,7 @@ def missing_message(what: str, root: Path, files: list[str], how: str) -> str:
 
 
 def download(url: str, dest: Path, expected_sha256: str | None = None, timeout: float = 30.0) -> None:
-    """Fetch ``url`` into ``dest`` atomically (a temporary file, checked, then renamed). A failed
-    download leaves nothing behind, not even the folders made for it (a mistyped $HYPERNB_DATA would
-    otherwise appear as an empty data folder)."""
-    made = [d for d in [dest.parent, *dest.parent.parents] if not d.exists()]
+    """Fetch ``url`` into ``dest`` atomically (a temporary file, checked, then renamed)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download-")
     try:
@@ -116,9 +113,6 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, timeout: 
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        for d in made:  # deepest first; a folder something else wrote to meanwhile stays
-            with contextlib.suppress(OSError):
-                d.rmdir()
         raise
 
 

@@ -58,13 +58,10 @@ def load_mnist(root: Path, download_ok: bool = True) -> dict[str, torch.Tensor]:
     names = [name for name, _ in MNIST.resources]
     if not all((raw / n).exists() for n in names):
         if download_ok:
-            made = [d for d in [root, *root.parents] if not d.exists()]
             try:
                 MNIST(str(root), train=True, download=True)
             except Exception as e:  # no network, read-only root, …
                 _remove_empty(root / "MNIST")  # torchvision makes the folders before it fails
-                for d in made:  # and the data root itself, when it made it (a mistyped $HYPERNB_DATA)
-                    _remove_empty(d)
                 raise DataError(missing_message("MNIST", root, [f"MNIST/raw/{n}" for n in names],
                                                 f"torchvision could not download it ({e}).")) from e
         else:
@@ -98,12 +95,9 @@ def load_cifar10(root: Path, download_ok: bool = True) -> dict[str, torch.Tensor
                     "CIFAR-10", root, ["cifar-10-batches-py/data_batch_1 … data_batch_5, test_batch"],
                     "With network access hypernb downloads it through torchvision; offline, the task "
                     "'cifar10subset-resnet20' uses the 4,000/1,000 subset.")) from e
-            made = [d for d in [root, *root.parents] if not d.exists()]
             try:
                 ds = CIFAR10(str(root), train=train, download=True)
             except Exception as e2:
-                for d in made:  # the folders it made before it failed (a mistyped data root)
-                    _remove_empty(d)
                 raise DataError(missing_message(
                     "CIFAR-10", root, ["cifar-10-batches-py/"],
                     f"torchvision could not download it ({e2}); offline, use the task 'cifar10subset-resnet20'.")) from e2

@@ -52,8 +52,8 @@ def parse_tower(spec: str) -> list[str]:
         name, star, count = part.strip().lower().partition("*")
         name = ALIASES.get(name.strip(), name.strip())
         if name not in FAMILIES:
-            if name in PEERS and "/" not in spec and not star:  # a peer alone, written otherwise ('Prodigy')
-                raise ValueError(f"a learning-rate-free peer is named in lower case without spaces: "
+            if name in PEERS and "/" not in spec and not star and spec != name:  # a peer alone, written otherwise
+                raise ValueError(f"a learning-rate-free peer's name is written exactly, in lower case: "
                                  f"optimizer={name!r}, not {spec!r}")
             if name in PEERS:
                 raise ValueError(f"{name!r} (in {spec!r}) is a learning-rate-free peer (hypernb.peers), not a hypernb "

@@ -185,7 +185,7 @@ def run_grid(s: Setup, configs: list, desc: str = "runs") -> list:
                                  f"{shown(s.records / 'runs')} and training is off (TRAIN = False or "
                                  f"HYPERNB_TRAIN=0); e.g. "
                                  f"{missing[0].optimizer} α={missing[0].alpha} seeds {list(missing[0].seeds)}")
-        return [Result.load(c.out_dir) for c in cfgs]
+        return [Result.load(c.out_dir, seeds=list(c.seeds)) for c in cfgs]  # (a folder may hold more seeds)
     unique = {}  # a configuration listed twice (two grids can share a point) trains once
     for c in cfgs:
         unique.setdefault(c.out_dir, c)
