@@ -268,8 +268,22 @@ def _check_distinct(spec: Spec) -> None:
                              "are one value): two points would be one run; give each value once")
 
 
+def _not_finite(value) -> bool:
+    """A number JSON cannot hold (inf, NaN), anywhere inside a parameter's value."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_not_finite(v) for v in value.values())
+    return isinstance(value, (list, tuple)) and any(_not_finite(v) for v in value)
+
+
 def _check_parameters(spec: Spec) -> None:
     names = set(spec.fixed) | set(spec.grid) | set(spec.zipped)
+    for p in spec.points():  # a point is kept as strict JSON (point.json): an inf would come back as null
+        bad = sorted(k for k, v in p.items() if _not_finite(v))
+        if bad:
+            raise ValueError(f"{spec.source}: {bad} hold(s) a number that is not finite (.inf or .nan), which a point "
+                             "cannot keep (its point.json is JSON); give a finite number")
     if spec.is_notebook:
         from .batch import check_values, notebook_parameters
 

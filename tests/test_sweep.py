@@ -52,6 +52,8 @@ def test_example_spec_has_four_points_with_stable_ids():
     ({"executor": {"slrum": {}}}, r"unknown executor\(s\) \['slrum'\] \('slrum': did you mean 'slurm'\?\)"),
     ({"executor": {"slurm": {"extra_sbatch": ["-C a100"]}}}, r"'-C a100' is not a long sbatch option.*--constraint"),
     ({"executor": {"slurm": {"time_min": 1}}}, r"'time_min' must be at least 2.*warned 90 s before"),
+    ({"target": {"notebook": str(REPO / "notebooks" / "04_towers.ipynb")}, "fixed": {"KAPPA": float("inf")}},
+     r"\['KAPPA'\] hold\(s\) a number that is not finite"),
 ])
 def test_bad_specs_fail_before_anything_runs(tmp_path, spec, match):
     with pytest.raises(ValueError, match=match):
