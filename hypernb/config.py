@@ -249,8 +249,8 @@ class RunConfig:
         if self.output_tanh and self.model_name != "mlp":
             raise ValueError(f"output_tanh squashes the MLP's logits; {self.task} has no MLP: drop output_tanh")
         if self.height is not None and (not isinstance(self.height, numbers.Integral) or isinstance(self.height, bool)
-                                        or self.height < 0):
-            raise ValueError(f"height must be an integer >= 0, got {self.height!r}")  # (before the tower is built from it)
+                                        or self.height < 0):  # (checked before a tower is built from it)
+            raise ValueError(f"height must be an integer >= 0, got {self.height!r}")
         if isinstance(self.height, numbers.Integral) and self.height > MAX_HEIGHT:
             raise ValueError(f"height must be at most {MAX_HEIGHT} (every level is built and stepped), got {self.height}")
         if len(self.tower_names()) > MAX_HEIGHT + 1:  # (also raises on unknown optimizer names)

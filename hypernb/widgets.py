@@ -414,8 +414,8 @@ class Explorer:
         c["kappa"].disabled = not tower or s["kappa_rule"] in ("paper", "report")
         ends = self._at_ends()
         self.limits.value = "" if not ends else (
-            f"<span style='font-size:12px;color:#8a5a00'>{html.escape('; '.join(ends), quote=False)}: a value typed beyond a "
-            "slider's range is set to its end. For a wider range, build the panel with it, e.g. "
+            f"<span style='font-size:12px;color:#8a5a00'>{html.escape('; '.join(ends), quote=False)}: a value typed "
+            "beyond a slider's range is set to its end. For a wider range, build the panel with it, e.g. "
             "<code>explorer(alpha=…, epochs=…)</code>.</span>")
         if not tower:
             self.kappa_info.value = "<i>height 0: the plain optimizer, no κ</i>"

@@ -124,7 +124,8 @@ def test_waiting_on_slurm_notices_a_cancelled_array_at_once_and_says_a_task_neve
     res = S.run_slurm(spec, tmp_path, [[d]], poll=0.01, timeout=5)
     assert asked[-1] is True  # (it would have waited for the 5 s timeout)
     (failed, log, why), = res["failed"]
-    assert failed == d and why == "its Slurm task 7_0 was CANCELLED before it started (no log); rerun the sweep to run it"
+    assert failed == d and why == ("its Slurm task 7_0 was CANCELLED before it started (no log); rerun the sweep to "
+                                   "run it")
     Job.state = "COMPLETED"  # a task that ran, whose log this machine does not see: not said to have never started
     assert S._why_no_log(Job()).startswith("its Slurm task 7_0 ended COMPLETED, and its log")
 
@@ -136,7 +137,8 @@ def test_waiting_on_slurm_notices_a_cancelled_array_at_once_and_says_a_task_neve
 def test_squeue_s_answer_about_an_array(monkeypatch, rc, stdout, stderr, listed):
     from types import SimpleNamespace
 
-    monkeypatch.setattr(S.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=rc, stdout=stdout, stderr=stderr))
+    answer = SimpleNamespace(returncode=rc, stdout=stdout, stderr=stderr)
+    monkeypatch.setattr(S.subprocess, "run", lambda *a, **k: answer)
     assert S._array_listed("7") is listed
 
 
