@@ -710,6 +710,8 @@ def groups_of(spec: Spec, dirs: list[Path], batch: int | None) -> list[list[Path
 
 # -- executors -------------------------------------------------------------------------------------
 STOP_GRACE_S = 60.0  # how long an interrupted local sweep waits for a worker to release its points
+
+
 def run_local(spec: Spec, groups: list[list[Path]], workers: int, batch: int | None = None,
               quiet: bool = False) -> dict:
     """Each group in its own Python process (a crash stays contained), ``workers`` at a time; the
