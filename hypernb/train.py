@@ -602,14 +602,22 @@ def _held_by_interrupted_group(c: RunConfig, seeds: list[int]) -> bool:
     and leave the checkpoint to overwrite their records later."""
     keys = {Member(c, s, 0).key() for s in seeds}
     out = Path(c.out_dir).resolve()
-    files = [*out.glob("checkpoint-*.members.json")] + [
-        f for d in [out, *out.parents] if (d / ".groups").is_dir() for f in (d / ".groups").glob("*/members.json")]
+    listed = _members_files({out} | {d / ".groups" for d in [out, *out.parents]})
+    return any(keys & {k for k in saved["members"] if isinstance(k, str)} for saved in listed.values())
+
+
+def _members_files(places) -> dict[Path, dict]:
+    """Every readable members file of a group checkpoint in these folders (a run's folder, or a
+    ``.groups/``), with what it says (an unreadable one counts as none: its members start over)."""
+    files = sorted({f for d in places if d.is_dir()
+                    for f in [*d.glob("checkpoint-*.members.json"), *d.glob("*/members.json")]})
+    listed = {}
     for f in files:
         with contextlib.suppress(OSError, ValueError):
             saved = io.read_json(f)
-            if isinstance(saved, dict) and keys & set(saved.get("members") or []):
-                return True
-    return False
+            if isinstance(saved, dict) and isinstance(saved.get("members"), list):
+                listed[f] = saved
+    return listed
 
 
 def _checkpoint_path(group: list[Member]) -> Path | None:
@@ -645,14 +653,7 @@ def _interrupted_groups(pending: list[Member], everyone: dict[str, Member], reco
     if not outs:
         return []
     places = set(outs) | {o.parent / ".groups" for o in outs} | {Path(os.path.commonpath(outs)) / ".groups"}
-    files = sorted({f for d in places if d.is_dir()
-                    for f in [*d.glob("checkpoint-*.members.json"), *d.glob("*/members.json")]})
-    listed = {}  # members file → what it says (an unreadable one's members are planned afresh, and start over)
-    for f in files:
-        with contextlib.suppress(OSError, ValueError):
-            saved = io.read_json(f)
-            if isinstance(saved, dict) and isinstance(saved.get("members"), list):
-                listed[f] = saved
+    listed = _members_files(places)  # (an unreadable one's members are planned afresh, and start over)
 
     def stopped_inside(m: Member) -> bool:
         s = records[m.index].seeds.get(m.seed)

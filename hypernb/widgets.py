@@ -221,10 +221,12 @@ def _config_text(c: dict) -> str:
         parts.append(f"{c['epochs']} epoch{'s' if c['epochs'] != 1 else ''}")
     if c.get("profile"):
         parts.append(f"profile {c['profile']}")
-    seeds = c.get("seeds") or []
-    if len(seeds) > 1:
-        parts.append(f"seeds {', '.join(map(str, seeds))} (numbers: their mean)")
-    return ", ".join(parts)
+    return ", ".join(parts + _seeds_text(c.get("seeds") or []))
+
+
+def _seeds_text(seeds) -> list[str]:
+    """The seeds a row's numbers average, when there are several (for the table's settings)."""
+    return [f"seeds {', '.join(map(str, seeds))} (numbers: their mean)"] if len(seeds) > 1 else []
 
 
 def _sub(n: int) -> str:
@@ -635,10 +637,7 @@ class Explorer:
             rule = f"κ rule {kappa_rule_text(s['kappa_rule'], self.kappa_decay)}: " if s["height"] > 1 else ""
             parts.append(rule + ", ".join(f"κ{_sub(i + 1)} = {_num(k)}" for i, k in enumerate(ks)))
         parts.append(f"{s['epochs']} epoch{'s' if s['epochs'] > 1 else ''}")
-        seeds = list(self.fixed.get("seeds") or [0])
-        if len(seeds) > 1:
-            parts.append(f"seeds {', '.join(map(str, seeds))} (numbers: their mean)")
-        return ", ".join(parts)
+        return ", ".join(parts + _seeds_text(list(self.fixed.get("seeds") or [0])))
 
     def _status_text(self, entry: PanelRun) -> str:
         if entry.status == "running":
